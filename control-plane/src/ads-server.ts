@@ -1,0 +1,86 @@
+/**
+ * The ADS gRPC service (`envoy.service.discovery.v3.AggregatedDiscoveryService`): state of the
+ * world and delta, one stream object per call. Plaintext on 15010 (local mode and tests).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { adsPackageDefinition, ADS_SERVICE, type Logger } from '@weft/api';
+import type { AdsHooks, StreamInfo } from './ads-hooks';
+import { SotwStream, type SotwRequest, type SotwResponse } from './ads-stream-sotw';
+import { DeltaStream, type DeltaRequest, type DeltaResponse } from './ads-stream-delta';
+
+export class AdsServer {
+  private readonly server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000 });
+  private readonly streams = new Set<{ end(): void; call: grpc.ServerDuplexStream<unknown, unknown> }>();
+  private seq = 0;
+  private closed = false;
+  port = 0;
+
+  constructor(private readonly hooks: AdsHooks, private readonly log: Logger, private readonly identifier: string) {
+    const def = adsPackageDefinition()[ADS_SERVICE] as grpc.ServiceDefinition;
+    this.server.addService(def, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<SotwRequest, SotwResponse>) => this.serve(call, 'sotw'),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaRequest, DeltaResponse>) => this.serve(call, 'delta'),
+    });
+  }
+
+  /** Binds `host:port` (port 0 picks one). Rejects with the bind error. */
+  async listen(address: string): Promise<number> {
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    return this.port;
+  }
+
+  private serve(call: grpc.ServerDuplexStream<any, any>, protocol: 'sotw' | 'delta'): void {
+    const info: StreamInfo = { id: ++this.seq, protocol, peer: call.getPeer() };
+    const log = this.log.child({ stream: info.id, protocol, peer: info.peer });
+    const write = (r: SotwResponse | DeltaResponse): void => { if (!call.writableEnded) call.write(r); };
+    const fail = (message: string): void => {
+      log.warn('stream rejected', { reason: message });
+      // grpc-js ends a server stream with this status when 'error' is emitted on it.
+      call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: message });
+    };
+    const stream = protocol === 'sotw'
+      ? new SotwStream(info, this.hooks, write, fail, this.identifier)
+      : new DeltaStream(info, this.hooks, write, fail, this.identifier);
+    const entry = { end: () => stream.end(), call };
+    this.streams.add(entry);
+    log.debug('stream opened');
+    call.on('data', (req) => {
+      try {
+        stream.handle(req);
+      } catch (err) {
+        log.error('request failed', { error: err as Error });
+        fail(`internal error: ${(err as Error).message}`);
+      }
+    });
+    const done = (): void => {
+      if (!this.streams.delete(entry)) return;
+      stream.end();
+      log.debug('stream closed');
+      if (!call.writableEnded) call.end();
+    };
+    call.on('end', done);
+    call.on('error', done);
+    call.on('cancelled', done);
+    call.on('close', done);
+  }
+
+  /** Ends every stream (clients reconnect elsewhere) and stops. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.streams]) {
+      s.end();
+      if (!s.call.writableEnded) s.call.end();
+    }
+    this.streams.clear();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+
+  destroy(): void {
+    this.closed = true;
+    for (const s of this.streams) s.end();
+    this.streams.clear();
+    this.server.forceShutdown();
+  }
+}

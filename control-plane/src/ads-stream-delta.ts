@@ -1,0 +1,157 @@
+/**
+ * One incremental (delta) ADS stream. Each type tracks what the client has (name → version); a
+ * push sends only resources whose version differs and names that went away. On a snapshot change
+ * additions go first in the order CDS, EDS, LDS, RDS and removals last in the reverse order, so a
+ * route never points at a cluster the proxy has already dropped (make before break).
+ */
+import { parseNodeId, RESOURCE_TYPES, TypeUrl, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
+import type { AdsHooks, StreamInfo, WireNode, WireStatus } from './ads-hooks';
+import type { NodeSnapshot } from './snapshot-cache';
+
+export interface DeltaRequest {
+  node?: WireNode | null;
+  type_url?: string;
+  resource_names_subscribe?: string[];
+  resource_names_unsubscribe?: string[];
+  initial_resource_versions?: Record<string, string>;
+  response_nonce?: string;
+  error_detail?: WireStatus | null;
+}
+
+export interface DeltaResponse {
+  system_version_info: string;
+  resources: { name: string; version: string; resource: { type_url: string; value: Buffer } }[];
+  type_url: string;
+  removed_resources: string[];
+  nonce: string;
+  control_plane: { identifier: string };
+}
+
+interface TypeState {
+  wildcard: boolean;
+  names: Set<string>;
+  /** What the client holds, by name. */
+  known: Map<string, string>;
+  /** A first response is owed even when it would be empty (the client waits for it). */
+  owed: boolean;
+}
+
+const WILDCARD_TYPES: ReadonlySet<string> = new Set([TypeUrl.Listener, TypeUrl.Cluster]);
+const REMOVAL_ORDER: readonly ResourceTypeUrl[] = [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Secret];
+
+export class DeltaStream {
+  private node?: NodeIdentity;
+  private readonly types = new Map<string, TypeState>();
+  /** nonce → [type, system version] of responses not yet answered. */
+  private readonly pending = new Map<string, [string, string]>();
+  private unwatch?: () => void;
+  private nonceSeq = 0;
+
+  constructor(
+    private readonly info: StreamInfo,
+    private readonly hooks: AdsHooks,
+    private readonly write: (r: DeltaResponse) => void,
+    private readonly fail: (message: string) => void,
+    private readonly identifier: string,
+  ) {}
+
+  handle(req: DeltaRequest): void {
+    if (!this.node) {
+      if (!req.node?.id) return this.fail('the first DeltaDiscoveryRequest on a stream must carry node.id');
+      this.node = parseNodeId(req.node.id);
+      this.unwatch = this.hooks.cache.watch(this.node.id, (s) => this.pushAll(s));
+      this.hooks.connected(this.node, this.info);
+    }
+    const typeUrl = req.type_url ?? '';
+    if (!RESOURCE_TYPES.includes(typeUrl as ResourceTypeUrl)) return;
+
+    const nonce = req.response_nonce ?? '';
+    if (nonce) {
+      const sent = this.pending.get(nonce);
+      this.pending.delete(nonce);
+      if (sent && req.error_detail) this.hooks.nacked(this.node, typeUrl, sent[1], req.error_detail.message ?? '');
+      else if (sent) this.hooks.acked(this.node, typeUrl, sent[1]);
+    }
+
+    let st = this.types.get(typeUrl);
+    const subscribe = req.resource_names_subscribe ?? [];
+    const unsubscribe = req.resource_names_unsubscribe ?? [];
+    if (!st) {
+      st = {
+        wildcard: subscribe.length === 0 && WILDCARD_TYPES.has(typeUrl),
+        names: new Set(),
+        known: new Map(Object.entries(req.initial_resource_versions ?? {})),
+        owed: true,
+      };
+      this.types.set(typeUrl, st);
+    }
+    for (const n of subscribe) {
+      if (n === '*') st.wildcard = true;
+      else st.names.add(n);
+    }
+    for (const n of unsubscribe) {
+      if (n === '*') st.wildcard = false;
+      else {
+        st.names.delete(n);
+        st.known.delete(n);
+      }
+    }
+    const snapshot = this.hooks.cache.get(this.node.id);
+    if (!snapshot) return;
+    const diff = this.diff(typeUrl, st, snapshot);
+    if (diff.adds.length || diff.removes.length || st.owed) this.send(typeUrl, st, snapshot, diff.adds, diff.removes);
+  }
+
+  private pushAll(snapshot: NodeSnapshot): void {
+    const diffs = new Map<string, ReturnType<DeltaStream['diff']>>();
+    for (const [t, st] of this.types) diffs.set(t, this.diff(t, st, snapshot));
+    for (const t of RESOURCE_TYPES) {
+      const st = this.types.get(t);
+      const d = diffs.get(t);
+      if (st && d && (d.adds.length || st.owed)) this.send(t, st, snapshot, d.adds, []);
+    }
+    for (const t of REMOVAL_ORDER) {
+      const st = this.types.get(t);
+      const d = diffs.get(t);
+      if (st && d && d.removes.length) this.send(t, st, snapshot, [], d.removes);
+    }
+  }
+
+  private diff(typeUrl: string, st: TypeState, snapshot: NodeSnapshot): { adds: string[]; removes: string[] } {
+    const ts = snapshot.types.get(typeUrl as ResourceTypeUrl);
+    const adds: string[] = [];
+    const removes: string[] = [];
+    for (const r of ts?.resources.values() ?? []) {
+      if ((st.wildcard || st.names.has(r.name)) && st.known.get(r.name) !== r.version) adds.push(r.name);
+    }
+    for (const name of st.known.keys()) {
+      if (!ts?.resources.has(name)) removes.push(name);
+    }
+    return { adds, removes };
+  }
+
+  private send(typeUrl: string, st: TypeState, snapshot: NodeSnapshot, adds: string[], removes: string[]): void {
+    if (!this.node) return;
+    const ts = snapshot.types.get(typeUrl as ResourceTypeUrl);
+    const resources = adds.map((name) => {
+      const r = ts!.resources.get(name)!;
+      st.known.set(name, r.version);
+      return { name, version: r.version, resource: r.any };
+    });
+    for (const n of removes) st.known.delete(n);
+    st.owed = false;
+    const nonce = String(++this.nonceSeq);
+    const version = ts?.version ?? '';
+    this.pending.set(nonce, [typeUrl, version]);
+    this.write({ system_version_info: version, resources, type_url: typeUrl, removed_resources: removes, nonce, control_plane: { identifier: this.identifier } });
+    this.hooks.sent(this.node, typeUrl, version, nonce, resources.length + removes.length);
+  }
+
+  /** Idempotent. */
+  end(): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+    if (this.node) this.hooks.disconnected(this.node, this.info);
+    this.node = undefined;
+  }
+}

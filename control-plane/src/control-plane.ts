@@ -1,0 +1,226 @@
+/**
+ * Wiring of the control plane: registry → world snapshot → translation → snapshot cache → ADS
+ * server (STYLE.md, "The control plane is a pipeline of pure steps"). Registry changes and
+ * sidecars coming and going are coalesced for `debounceMs` before one rebuild and push.
+ */
+import * as http from 'node:http';
+import { hostname } from 'node:os';
+import * as prom from 'prom-client';
+import { createLogger, type KubeObject, type Logger, type NodeIdentity } from '@weft/api';
+import { AdsServer } from './ads-server';
+import type { AdsHooks } from './ads-hooks';
+import { FilesRegistry, type Diagnostic } from './registry-files';
+import { encodeSnapshot, SnapshotCache } from './snapshot-cache';
+import { SyncStatus } from './sync-status';
+import { translate } from './translate';
+import { buildWorld, nsName, type World } from './world';
+
+export interface ControlPlaneOptions {
+  /** Local mode: a directory of Kubernetes YAML. */
+  readonly manifestsDir: string;
+  /** host:port for plaintext xDS (default 127.0.0.1:15010; port 0 picks a free one). */
+  readonly xdsAddress?: string;
+  /** host:port for /metrics and /debug/* (default 127.0.0.1:15014; port 0 picks one). */
+  readonly debugAddress?: string;
+  /** How long to gather registry changes before a push (default 100 ms). */
+  readonly debounceMs?: number;
+  readonly log?: Logger;
+}
+
+export interface ControlPlane {
+  readonly xdsPort: number;
+  readonly debugPort: number;
+  /** Graceful: stops watching, ends streams, closes listeners. Idempotent. */
+  close(): Promise<void>;
+  /** Immediate. Idempotent. */
+  destroy(): void;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = opts.log ?? createLogger({ component: 'control-plane' });
+  const registry = new FilesRegistry(opts.manifestsDir, log.child({ module: 'registry-files' }));
+  const metrics = new prom.Registry();
+  prom.collectDefaultMetrics({ register: metrics });
+  const state = new MeshState(log, opts.debounceMs ?? 100, metrics);
+  await registry.start();
+  registry.onChange((s) => state.setObjects(s.objects, s.diagnostics));
+
+  const ads = new AdsServer(state.hooks, log.child({ module: 'ads' }), `weft-control-plane@${hostname()}`);
+  const debug = http.createServer((req, res) => void state.serveDebug(req, res));
+  try {
+    const xdsPort = await ads.listen(opts.xdsAddress ?? '127.0.0.1:15010');
+    const [dHost, dPort] = splitHostPort(opts.debugAddress ?? '127.0.0.1:15014');
+    await new Promise<void>((resolve, reject) => {
+      debug.once('error', reject);
+      debug.listen(dPort, dHost, () => resolve());
+    });
+    const debugPort = (debug.address() as { port: number }).port;
+    log.info('control plane ready', { manifests: opts.manifestsDir, xdsPort, debugPort });
+    let closing: Promise<void> | undefined;
+    return {
+      xdsPort,
+      debugPort,
+      close: () => (closing ??= (async () => {
+        state.stop();
+        await registry.close();
+        await ads.close();
+        await new Promise<void>((r) => debug.close(() => r()));
+        debug.closeAllConnections();
+      })()),
+      destroy: () => {
+        state.stop();
+        void registry.close();
+        ads.destroy();
+        debug.closeAllConnections();
+        debug.close();
+      },
+    };
+  } catch (err) {
+    state.stop();
+    await registry.close();
+    ads.destroy();
+    debug.close();
+    throw new Error(`cannot listen: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address "${address}", want host:port`);
+  return [address.slice(0, i), port];
+}
+
+/** The mutable edge of an otherwise pure pipeline: current objects, connected nodes, the cache. */
+class MeshState {
+  readonly cache = new SnapshotCache();
+  readonly sync: SyncStatus;
+  private objects: readonly KubeObject[] = [];
+  private diagnostics: readonly Diagnostic[] = [];
+  private readonly meshed = new Set<string>();
+  private world: World;
+  private generation = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private lastStatus = new Map<string, string>();
+  private readonly rebuilds: prom.Counter;
+  readonly hooks: AdsHooks;
+
+  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry) {
+    this.sync = new SyncStatus(metrics);
+    this.rebuilds = new prom.Counter({ name: 'weft_world_rebuilds_total', help: 'Translations of the whole mesh.', registers: [metrics] });
+    this.world = buildWorld([], this.meshed, 0);
+    this.hooks = {
+      cache: this.cache,
+      connected: (node, stream) => {
+        const first = this.sync.connected(node, stream.protocol);
+        log.info('proxy connected', { node: node.id, protocol: stream.protocol, stream: stream.id });
+        if (first) this.cache.set(node.id, encodeSnapshot(translate(this.world, node), this.world.generation));
+        if (node.kind === 'sidecar' && !this.meshed.has(podKey(node))) {
+          this.meshed.add(podKey(node));
+          this.schedule();
+        }
+      },
+      disconnected: (node, stream) => {
+        log.info('proxy disconnected', { node: node.id, stream: stream.id });
+        if (!this.sync.disconnected(node)) return;
+        this.cache.delete(node.id);
+        if (node.kind === 'sidecar' && this.meshed.delete(podKey(node))) this.schedule();
+      },
+      sent: (node, type, version, nonce) => this.sync.sent(node, type, version, nonce),
+      acked: (node, type, version) => this.sync.acked(node, type, version),
+      nacked: (node, type, version, detail) => {
+        log.warn('proxy rejected config', { node: node.id, type, version, detail });
+        this.sync.nacked(node, type, version, detail);
+      },
+    };
+  }
+
+  setObjects(objects: readonly KubeObject[], diagnostics: readonly Diagnostic[]): void {
+    this.objects = objects;
+    this.diagnostics = diagnostics;
+    this.schedule();
+  }
+
+  /** Coalesces changes: the first one starts the clock, the rebuild takes everything since. */
+  private schedule(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.rebuild();
+    }, this.debounceMs);
+  }
+
+  private rebuild(): void {
+    const world = buildWorld(this.objects, new Set(this.meshed), ++this.generation);
+    this.world = world;
+    this.rebuilds.inc();
+    this.reportPolicies(world);
+    let pushed = 0;
+    for (const { node } of this.sync.nodes.values()) {
+      try {
+        if (this.cache.set(node.id, encodeSnapshot(translate(world, node), world.generation))) pushed++;
+      } catch (err) {
+        // A resource that does not encode is a translation bug: keep the node's last snapshot.
+        this.log.error('translation failed; the proxy keeps its last config', { node: node.id, error: err as Error });
+      }
+    }
+    this.log.debug('world rebuilt', { generation: world.generation, proxies: this.sync.nodes.size, changed: pushed });
+  }
+
+  private reportPolicies(world: World): void {
+    const now = new Map<string, string>();
+    for (const s of world.policyStatus) {
+      const accepted = s.conditions.find((c) => c.type === 'Accepted');
+      const line = accepted ? `${accepted.status} ${accepted.reason}: ${accepted.message}` : '';
+      now.set(s.key, line);
+      if (this.lastStatus.get(s.key) !== line && accepted) {
+        const fields = { policy: s.key, accepted: accepted.status, reason: accepted.reason, message: accepted.message };
+        if (accepted.status === 'True') this.log.info('policy accepted', fields);
+        else this.log.warn('policy not accepted', fields);
+      }
+    }
+    this.lastStatus = now;
+  }
+
+  async serveDebug(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const json = (body: unknown): void => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body, null, 2));
+    };
+    switch (url.pathname) {
+      case '/metrics':
+        res.writeHead(200, { 'content-type': this.metrics.contentType });
+        res.end(await this.metrics.metrics());
+        return;
+      case '/debug/syncz': return json(this.sync.toJSON());
+      case '/debug/policies': return json(this.world.policyStatus);
+      case '/debug/diagnostics': return json(this.diagnostics);
+      case '/debug/config_dump': {
+        const id = url.searchParams.get('node') ?? '';
+        const n = this.sync.nodes.get(id);
+        if (!n) {
+          res.writeHead(404, { 'content-type': 'text/plain' });
+          res.end(`no connected proxy with node id "${id}"\n`);
+          return;
+        }
+        const resources = translate(this.world, n.node);
+        return json(Object.fromEntries([...resources].map(([t, m]) => [t, [...m.values()]])));
+      }
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('endpoints: /metrics /debug/syncz /debug/policies /debug/diagnostics /debug/config_dump?node=ID\n');
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+function podKey(node: NodeIdentity & { kind: 'sidecar' }): string {
+  return nsName(node.namespace, node.podName);
+}

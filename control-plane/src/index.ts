@@ -1,0 +1,2 @@
+export { startControlPlane } from './control-plane';
+export type { ControlPlaneOptions, ControlPlane } from './control-plane';

@@ -1,0 +1,74 @@
+/**
+ * Service ports → endpoints. Resolves each EndpointSlice endpoint to its pod (for subset labels
+ * and to know whether a sidecar fronts it) and to the app port behind the Service port.
+ */
+import { matchesSelector, type Service, type ServicePort } from '@weft/api';
+import { nsName, type World } from './world';
+import { INBOUND_PORT, METADATA_NS } from './names';
+
+export interface ResolvedEndpoint {
+  readonly ip: string;
+  /** The app's port (the Service's targetPort as resolved in the slice). */
+  readonly targetPort: number;
+  readonly podLabels?: Readonly<Record<string, string>>;
+  /** The pod's sidecar is connected: reach it through its inbound listener (local mode). */
+  readonly meshed: boolean;
+}
+
+/** Ready endpoints of one Service port, sorted by address for stable output. */
+export function endpointsFor(world: World, svc: Service, port: ServicePort): ResolvedEndpoint[] {
+  const out: ResolvedEndpoint[] = [];
+  const seen = new Set<string>();
+  for (const slice of world.slices.get(nsName(svc.meta.namespace, svc.meta.name)) ?? []) {
+    const sp = slice.ports.find((p) => (p.name ?? '') === (port.name ?? '')) ??
+      (slice.ports.length === 1 && svc.ports.length === 1 ? slice.ports[0] : undefined);
+    if (!sp || slice.addressType === 'FQDN') continue;
+    for (const e of slice.endpoints) {
+      if (!e.ready) continue;
+      const pod = e.targetRef?.kind === 'Pod' ? world.pods.get(nsName(e.targetRef.namespace, e.targetRef.name)) : undefined;
+      const podKey = pod ? nsName(pod.meta.namespace, pod.meta.name) : undefined;
+      for (const ip of e.addresses) {
+        const key = `${ip}:${sp.port}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({
+          ip,
+          targetPort: sp.port,
+          ...(pod ? { podLabels: pod.meta.labels } : {}),
+          meshed: podKey !== undefined && world.meshedPods.has(podKey),
+        });
+      }
+    }
+  }
+  return out.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.targetPort - b.targetPort));
+}
+
+export function inSubset(e: ResolvedEndpoint, labels: Readonly<Record<string, string>> | undefined): boolean {
+  if (!labels) return true;
+  return e.podLabels !== undefined && matchesSelector(e.podLabels, labels);
+}
+
+/**
+ * A ClusterLoadAssignment. `viaSidecar`: a meshed endpoint is addressed at its sidecar's inbound
+ * listener, with the app port in endpoint metadata (local mode has no iptables to carry it).
+ */
+export function loadAssignment(clusterName: string, endpoints: readonly ResolvedEndpoint[], viaSidecar: boolean): Record<string, unknown> {
+  return {
+    cluster_name: clusterName,
+    endpoints: endpoints.length === 0 ? [] : [{
+      locality: {},
+      load_balancing_weight: { value: 1 },
+      lb_endpoints: endpoints.map((e) => {
+        const sidecar = viaSidecar && e.meshed;
+        return {
+          endpoint: { address: { socket_address: { address: e.ip, port_value: sidecar ? INBOUND_PORT : e.targetPort } } },
+          health_status: 'HEALTHY',
+          load_balancing_weight: { value: 1 },
+          ...(sidecar ? {
+            metadata: { filter_metadata: { [METADATA_NS]: { fields: { target_port: { number_value: e.targetPort } } } } },
+          } : {}),
+        };
+      }),
+    }],
+  };
+}

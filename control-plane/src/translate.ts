@@ -1,0 +1,82 @@
+/**
+ * Translation: a pure function from the world and one node to that node's Envoy v3 resources.
+ * The same code serves local mode and Kubernetes mode. Tables of input → expected resources
+ * live in control-plane/test/translate.test.ts.
+ */
+import { TypeUrl, serviceHost, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
+import { nsName, type World } from './world';
+import { outboundClusters, staticCluster } from './translate-clusters';
+import { apiListener, inboundListener, outboundListener, podTargetPorts, servicePortsOf } from './translate-listeners';
+import { domainsFor, routesFor, virtualHostName } from './translate-routes';
+import { inboundClusterName, OUTBOUND_ROUTES } from './names';
+
+type Obj = Record<string, unknown>;
+
+/** Resources by type URL, then by name. Plain objects in proto field names, not yet encoded. */
+export type Resources = ReadonlyMap<ResourceTypeUrl, ReadonlyMap<string, Obj>>;
+
+export function translate(world: World, node: NodeIdentity): Resources {
+  const clusters = new Map<string, Obj>();
+  const assignments = new Map<string, Obj>();
+  const listeners = new Map<string, Obj>();
+  const routeConfigs = new Map<string, Obj>();
+  const proxyless = node.kind === 'proxyless';
+  const clientNamespace = node.kind === 'sidecar' ? node.namespace : undefined;
+  const outboundVhosts: Obj[] = [];
+
+  const services = [...world.services.values()].sort((a, b) =>
+    nsName(a.meta.namespace, a.meta.name).localeCompare(nsName(b.meta.namespace, b.meta.name)));
+  for (const svc of services) {
+    const policy = world.policies.get(nsName(svc.meta.namespace, svc.meta.name));
+    for (const port of servicePortsOf(svc)) {
+      for (const { cluster, assignment } of outboundClusters(world, svc, port, policy, proxyless)) {
+        clusters.set(cluster.name as string, cluster);
+        assignments.set(assignment.cluster_name as string, assignment);
+      }
+      const vhost = {
+        name: virtualHostName(svc, port),
+        domains: domainsFor(svc, port, clientNamespace),
+        routes: routesFor(world, svc, port, policy),
+      };
+      if (proxyless) {
+        const name = `${serviceHost(svc.meta.namespace, svc.meta.name)}:${port.port}`;
+        listeners.set(name, apiListener(name));
+        routeConfigs.set(name, { name, virtual_hosts: [vhost] });
+      } else {
+        outboundVhosts.push(vhost);
+      }
+    }
+  }
+
+  if (node.kind === 'sidecar') {
+    routeConfigs.set(OUTBOUND_ROUTES, { name: OUTBOUND_ROUTES, virtual_hosts: dedupeDomains(outboundVhosts) });
+    listeners.set('virtualOutbound', outboundListener(node.podIp));
+    const pod = world.pods.get(nsName(node.namespace, node.podName));
+    const targetPorts = pod ? podTargetPorts(world, pod) : [];
+    for (const p of targetPorts) {
+      const c = staticCluster(inboundClusterName(p), node.podIp, p);
+      clusters.set(c.name as string, c);
+    }
+    listeners.set('virtualInbound', inboundListener(node.podIp, targetPorts));
+  }
+
+  return new Map<ResourceTypeUrl, ReadonlyMap<string, Obj>>([
+    [TypeUrl.Cluster, clusters],
+    [TypeUrl.ClusterLoadAssignment, assignments],
+    [TypeUrl.Listener, listeners],
+    [TypeUrl.RouteConfiguration, routeConfigs],
+  ]);
+}
+
+/**
+ * Envoy rejects a route configuration where two virtual hosts share a domain. Two Services can
+ * only collide on a cluster IP or the port-less form; the first (sorted) keeps it.
+ */
+function dedupeDomains(vhosts: Obj[]): Obj[] {
+  const seen = new Set<string>();
+  return vhosts.map((v) => {
+    const domains = (v.domains as string[]).filter((d) => !seen.has(d));
+    domains.forEach((d) => seen.add(d));
+    return { ...v, domains };
+  }).filter((v) => (v.domains as string[]).length > 0);
+}

@@ -1,0 +1,131 @@
+/**
+ * The world snapshot: one consistent, immutable view of everything translation needs, built from
+ * a registry's objects (files or Kubernetes) plus which pods have a connected sidecar. Policy
+ * acceptance (conflicts, missing targets) is decided here, once, so translation only sees policies
+ * that were accepted.
+ */
+import {
+  objectKey,
+  type EndpointSlice,
+  type KubeObject,
+  type Pod,
+  type Service,
+  type TrafficPolicy,
+} from '@weft/api';
+import { deriveEndpointSlices } from './endpoints-derive';
+
+export interface Condition {
+  readonly type: 'Accepted' | 'ResolvedRefs';
+  readonly status: 'True' | 'False';
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface PolicyStatus {
+  /** `TrafficPolicy/<ns>/<name>` */
+  readonly key: string;
+  readonly conditions: readonly Condition[];
+}
+
+export interface World {
+  /** Increases with every rebuild; used in logs and debug output. */
+  readonly generation: number;
+  /** Keyed `<ns>/<name>`. */
+  readonly services: ReadonlyMap<string, Service>;
+  /** Keyed `<ns>/<name>`. */
+  readonly pods: ReadonlyMap<string, Pod>;
+  /** Given and derived slices, grouped by `<ns>/<service>`. */
+  readonly slices: ReadonlyMap<string, readonly EndpointSlice[]>;
+  /** Accepted policies by target Service, keyed `<ns>/<service>`. */
+  readonly policies: ReadonlyMap<string, TrafficPolicy>;
+  readonly policyStatus: readonly PolicyStatus[];
+  /** `<ns>/<pod>` of every pod whose sidecar is connected to this control plane. */
+  readonly meshedPods: ReadonlySet<string>;
+}
+
+export const nsName = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+/**
+ * Builds a World. `objects` are in registry order, which stands in for age where objects carry no
+ * creationTimestamp (local mode): for two policies targeting one Service, the older wins.
+ */
+export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlySet<string>, generation: number): World {
+  const services = new Map<string, Service>();
+  const pods = new Map<string, Pod>();
+  const givenSlices: EndpointSlice[] = [];
+  const policies: { policy: TrafficPolicy; order: number }[] = [];
+  objects.forEach((o, order) => {
+    switch (o.kind) {
+      case 'Service': services.set(nsName(o.meta.namespace, o.meta.name), o); break;
+      case 'Pod': pods.set(nsName(o.meta.namespace, o.meta.name), o); break;
+      case 'EndpointSlice': givenSlices.push(o); break;
+      case 'TrafficPolicy': policies.push({ policy: o, order }); break;
+    }
+  });
+
+  const slices = new Map<string, EndpointSlice[]>();
+  for (const s of deriveEndpointSlices([...services.values()], [...pods.values()], givenSlices)) {
+    const key = nsName(s.meta.namespace, s.serviceName);
+    const list = slices.get(key) ?? [];
+    list.push(s);
+    slices.set(key, list);
+  }
+
+  const { accepted, status } = acceptPolicies(policies, services);
+  return { generation, services, pods, slices, policies: accepted, policyStatus: status, meshedPods };
+}
+
+function acceptPolicies(
+  policies: readonly { policy: TrafficPolicy; order: number }[],
+  services: ReadonlyMap<string, Service>,
+): { accepted: Map<string, TrafficPolicy>; status: PolicyStatus[] } {
+  const sorted = [...policies].sort((a, b) => age(a) - age(b) || a.order - b.order);
+  const accepted = new Map<string, TrafficPolicy>();
+  const status: PolicyStatus[] = [];
+  for (const { policy } of sorted) {
+    const key = objectKey(policy);
+    const target = nsName(policy.meta.namespace, policy.targetRef.name);
+    const conditions: Condition[] = [];
+    const winner = accepted.get(target);
+    if (!services.has(target)) {
+      conditions.push(cond('Accepted', false, 'TargetNotFound', `Service ${target} does not exist`));
+    } else if (winner) {
+      conditions.push(cond('Accepted', false, 'Conflicted',
+        `Service ${target} is already governed by the older TrafficPolicy ${winner.meta.name}`));
+    } else {
+      const missing = missingBackendServices(policy, services);
+      if (missing.length) {
+        conditions.push(cond('ResolvedRefs', false, 'BackendNotFound', `unknown backend Service: ${missing.join(', ')}`));
+        conditions.push(cond('Accepted', false, 'BackendNotFound', `unknown backend Service: ${missing.join(', ')}`));
+      } else {
+        accepted.set(target, policy);
+        conditions.push(cond('ResolvedRefs', true, 'ResolvedRefs', 'every backend exists'));
+        const later = policy.notYetSupported.length
+          ? `; not yet enforced by this version: ${policy.notYetSupported.join(', ')}`
+          : '';
+        conditions.push(cond('Accepted', true, 'Accepted', `policy applies to Service ${target}${later}`));
+      }
+    }
+    status.push({ key, conditions });
+  }
+  return { accepted, status };
+}
+
+function missingBackendServices(policy: TrafficPolicy, services: ReadonlyMap<string, Service>): string[] {
+  const missing = new Set<string>();
+  for (const r of policy.routes) {
+    for (const b of r.backends) {
+      if (b.kind === 'service' && !services.has(nsName(policy.meta.namespace, b.service))) missing.add(b.service);
+    }
+  }
+  return [...missing];
+}
+
+function age(p: { policy: TrafficPolicy; order: number }): number {
+  const t = p.policy.meta.creationTimestamp ? Date.parse(p.policy.meta.creationTimestamp) : NaN;
+  return Number.isNaN(t) ? Number.MAX_SAFE_INTEGER : t;
+}
+
+function cond(type: Condition['type'], ok: boolean, reason: string, message: string): Condition {
+  return { type, status: ok ? 'True' : 'False', reason, message };
+}

@@ -1,0 +1,2 @@
+export { startSidecar, sidecarOptionsFromEnv } from './sidecar';
+export type { SidecarOptions, Sidecar } from './sidecar';

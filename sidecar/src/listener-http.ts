@@ -1,0 +1,213 @@
+/**
+ * One HTTP/1.1 proxy listener. Each request runs the stages in order, each a small function:
+ *
+ *   snapshot (config read once) → route (vhost + route) → backend (cluster, weighted)
+ *     → endpoint (cluster balancer) → connect (forward through the pool)
+ *
+ * Every stage returns a value or an `HttpProxyError`; `fail()` is the one place an error becomes
+ * a response. Only immutable snapshots are read on this path; compiling happens once per config.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@weft/api';
+import type { Endpoint, HttpListener, ProxyConfig, Route } from './config';
+import { forwardHttp } from './forward-http';
+import { upstreamRequestHeaders } from './headers-http';
+import { ClusterNotFoundError, HttpProxyError, NoHealthyUpstreamError, NoRouteError } from './proxy-errors';
+import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot } from './proxy-snapshot';
+import type { CompiledRouteTable } from './route-table';
+import { pickWeightedCluster } from './route-weighted';
+import { ManagedHttpServer } from './server-lifecycle';
+import { endpointKey, type UpstreamPool } from './upstream-pool';
+
+export interface ProxyListenerDeps {
+  readonly log: Logger;
+  /** Shared by all listeners; the listener never closes it. */
+  readonly pool: UpstreamPool;
+}
+
+/** Where a request is going, as the client addressed it. */
+interface RequestTarget {
+  /** Host header (or the absolute-form URL's authority), as received. */
+  readonly host: string;
+  /** Origin-form target: path and query. */
+  readonly path: string;
+}
+
+/**
+ * Serves one `HttpListener`. Reads `current()` once per request, so a config swap applies to the
+ * next request and never disturbs one in flight. Not reusable after `close()`/`destroy()`.
+ */
+export class HttpProxyListener {
+  private served: HttpListener;
+  private readonly server: ManagedHttpServer;
+  private readonly log: Logger;
+  private readonly pool: UpstreamPool;
+
+  constructor(
+    spec: HttpListener,
+    private readonly current: () => ProxyConfig,
+    deps: ProxyListenerDeps,
+  ) {
+    this.served = spec;
+    this.log = deps.log.child({ module: 'listener-http', listener: spec.name });
+    this.pool = deps.pool;
+    this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log);
+  }
+
+  /** The spec being served (the last one given to the constructor or `update`). */
+  get spec(): HttpListener {
+    return this.served;
+  }
+
+  /**
+   * Binds `spec.address:spec.port`. Resolves once listening; rejects with a `ListenError` (code
+   * `LISTEN_FAILED`, message naming the listener, address and reason) if the port is taken.
+   */
+  async listen(): Promise<void> {
+    const spec = this.served;
+    const bound = await this.server.listen(spec.address, spec.port);
+    this.log.info('listener STARTING -> LISTENING', { address: bound.address, port: bound.port, direction: spec.direction });
+  }
+
+  /** The bound address (useful with port 0), or `undefined` when not listening. */
+  address(): AddressInfo | undefined {
+    return this.server.address();
+  }
+
+  /**
+   * Swaps in a new spec (route source, direction) for the next request. Synchronous. The address
+   * and port cannot change in place: throws if they differ (`ListenerManager` rebinds instead).
+   */
+  update(spec: HttpListener): void {
+    const old = this.served;
+    if (spec.address !== old.address || spec.port !== old.port) {
+      throw new Error(`listener ${spec.name}: ${old.address}:${old.port} -> ${spec.address}:${spec.port} needs a rebind, not update()`);
+    }
+    // Compile an inline table now rather than on the first request.
+    if (spec.routes.kind === 'inline') compiledRouteTable(spec.routes.table);
+    this.served = spec;
+  }
+
+  /** Stops accepting now; resolves when in-flight requests have finished. Idempotent. */
+  close(): Promise<void> {
+    if (!this.server.isClosing) this.log.info('listener LISTENING -> DRAINING');
+    return this.server.close();
+  }
+
+  /** Aborts every connection now. Idempotent. */
+  destroy(): void {
+    this.server.destroy();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    const spec = this.served;
+    const snap = snapshotOf(this.current());
+    const target = requestTarget(req);
+    const logged: Record<string, unknown> = { method: req.method, host: target.host, path: target.path };
+    const finish = (status: number, error?: HttpProxyError): void => {
+      this.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) });
+    };
+
+    const route = routeStage(spec, snap, target, req);
+    if (route instanceof HttpProxyError) return this.fail(res, route, finish);
+    logged.route = route.name;
+    if (route.action.kind === 'direct-response') {
+      res.writeHead(route.action.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(route.action.body) });
+      res.end(route.action.body);
+      return finish(route.action.status);
+    }
+
+    const backend = backendStage(snap, route);
+    if (backend instanceof HttpProxyError) return this.fail(res, backend, finish);
+    logged.cluster = backend.cluster.name;
+
+    const endpoint = endpointStage(backend);
+    if (endpoint instanceof HttpProxyError) return this.fail(res, endpoint, finish);
+    // Upstream addresses go to debug logs only, never into responses.
+    logged.upstream = endpointKey(endpoint);
+
+    this.connectStage(req, res, spec, route, backend, endpoint, target, finish);
+  }
+
+  private connectStage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    spec: HttpListener,
+    route: Route,
+    backend: ClusterSnapshot,
+    endpoint: Endpoint,
+    target: RequestTarget,
+    finish: (status: number, error?: HttpProxyError) => void,
+  ): void {
+    const headers = upstreamRequestHeaders(req.headers, {
+      direction: spec.direction,
+      clientAddress: req.socket.remoteAddress,
+      targetPort: endpoint.targetPort,
+    });
+    const forward = {
+      address: endpoint.address,
+      port: endpoint.port,
+      agent: this.pool.agentFor(endpoint),
+      path: target.path,
+      headers,
+      connectTimeoutMs: backend.cluster.connectTimeoutMs,
+      timeoutMs: route.timeoutMs ?? 0,
+    };
+    forwardHttp(req, res, forward, (outcome) => {
+      if (outcome.kind === 'response') finish(outcome.status);
+      else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
+      else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)
+    });
+  }
+
+  /** The one place an `HttpProxyError` becomes a response (or, once headers went out, a reset). */
+  private fail(res: ServerResponse, error: HttpProxyError, finish: (status: number, error?: HttpProxyError) => void): void {
+    if (res.headersSent) {
+      res.destroy();
+      finish(res.statusCode, error);
+      return;
+    }
+    if (!res.destroyed) {
+      res.writeHead(error.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(error.message) });
+      res.end(error.message);
+    }
+    finish(error.status, error);
+  }
+}
+
+/** Host and origin-form path; an absolute-form target (a client using us as an HTTP proxy) wins over Host. */
+function requestTarget(req: IncomingMessage): RequestTarget {
+  const url = req.url ?? '/';
+  if (url.startsWith('http://') || url.startsWith('https://')) {
+    try {
+      const u = new URL(url);
+      return { host: u.host, path: `${u.pathname}${u.search}` };
+    } catch {
+      // Unparseable: fall through and let route matching see it as is.
+    }
+  }
+  return { host: req.headers.host ?? '', path: url };
+}
+
+/** Route stage: the listener's table (RDS by name, or inline), then vhost and route. */
+function routeStage(spec: HttpListener, snap: ProxySnapshot, target: RequestTarget, req: IncomingMessage): Route | HttpProxyError {
+  const table: CompiledRouteTable | undefined =
+    spec.routes.kind === 'rds' ? snap.routeTables.get(spec.routes.name) : compiledRouteTable(spec.routes.table);
+  const selected = table?.select({ host: target.host, method: req.method ?? 'GET', path: target.path, headers: req.headers });
+  return selected ? selected.route : new NoRouteError(target.host);
+}
+
+/** Backend stage: the route's cluster (a weighted route picks one by weight). */
+function backendStage(snap: ProxySnapshot, route: Route): ClusterSnapshot | HttpProxyError {
+  const action = route.action;
+  const name = action.kind === 'cluster' ? action.cluster : action.kind === 'weighted' ? pickWeightedCluster(action) : undefined;
+  const cluster = name === undefined ? undefined : snap.clusters.get(name);
+  return cluster ?? new ClusterNotFoundError(name ?? '');
+}
+
+/** Endpoint stage: the cluster's balancer picks a healthy endpoint. */
+function endpointStage(backend: ClusterSnapshot): Endpoint | HttpProxyError {
+  return backend.balancer.pick(backend.endpoints) ?? new NoHealthyUpstreamError(backend.cluster.name);
+}

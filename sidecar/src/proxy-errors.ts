@@ -1,0 +1,84 @@
+/**
+ * The data path's failures (STYLE.md, "Errors"): one base class, one subclass per failure, each
+ * with a stable `code`. `HttpProxyError`s carry the status and body a client sees; they are turned
+ * into a response in exactly one place, `HttpProxyListener`. Messages never name internal
+ * addresses or clusters (those go to debug logs), so a body is safe to show to any caller.
+ */
+
+/** Base of every sidecar error. `code` is stable and safe to match on; `message` is for people. */
+export abstract class SidecarError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A failure answered with an HTTP status; `message` is the response body. */
+export abstract class HttpProxyError extends SidecarError {
+  abstract readonly status: number;
+}
+
+/** No virtual host or no route matched the request (Envoy's NR flag). */
+export class NoRouteError extends HttpProxyError {
+  readonly code = 'NO_ROUTE';
+  readonly status = 404;
+  constructor(host: string) {
+    super(`no route for host ${host}`);
+  }
+}
+
+/** The route names a cluster this config does not have (Envoy's NC flag). */
+export class ClusterNotFoundError extends HttpProxyError {
+  readonly code = 'CLUSTER_NOT_FOUND';
+  readonly status = 503;
+  constructor(readonly cluster: string) {
+    super('cluster not found');
+  }
+}
+
+/** The cluster has no healthy endpoint (Envoy's UH flag). */
+export class NoHealthyUpstreamError extends HttpProxyError {
+  readonly code = 'NO_HEALTHY_UPSTREAM';
+  readonly status = 503;
+  constructor(readonly cluster: string) {
+    super('no healthy upstream');
+  }
+}
+
+/** The upstream connection could not be established, or not within the cluster's connect timeout (UF). */
+export class UpstreamConnectError extends HttpProxyError {
+  readonly code = 'UPSTREAM_CONNECT';
+  readonly status = 503;
+  constructor(options?: { cause?: unknown }) {
+    super('upstream connect error', options);
+  }
+}
+
+/** The upstream connection was reset after it was established but before response headers (UR). */
+export class UpstreamResetError extends HttpProxyError {
+  readonly code = 'UPSTREAM_RESET';
+  readonly status = 503;
+  constructor(options?: { cause?: unknown }) {
+    super('upstream reset before response headers', options);
+  }
+}
+
+/** The route's whole-request timeout elapsed (UT). */
+export class UpstreamTimeoutError extends HttpProxyError {
+  readonly code = 'UPSTREAM_TIMEOUT';
+  readonly status = 504;
+  constructor() {
+    super('upstream request timeout');
+  }
+}
+
+/** A listening socket could not be bound (port taken, address not local, ...). */
+export class ListenError extends SidecarError {
+  readonly code = 'LISTEN_FAILED';
+  constructor(what: string, address: string, port: number, cause: unknown) {
+    const reason = (cause as NodeJS.ErrnoException | undefined)?.code ?? (cause as Error | undefined)?.message ?? String(cause);
+    const human = reason === 'EADDRINUSE' ? 'address already in use' : reason === 'EADDRNOTAVAIL' ? 'address not available' : reason;
+    super(`${what}: cannot bind ${address}:${port}: ${human}${human === reason ? '' : ` (${reason})`}`, { cause });
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * Wiring of the sidecar: xDS client → validated `ProxyConfig` → listeners, plus the admin and
+ * health servers. Lifecycle: INITIALIZING until the first complete config is applied, then LIVE;
+ * DRAINING on `/drain` or `close()`, when readiness turns false and in-flight requests finish.
+ */
+import { createLogger, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
+import { AdminServer, HealthServer, type ServerState } from './admin';
+import { EMPTY_CONFIG, type ProxyConfig } from './config';
+import { buildProxyConfig, type XdsResources } from './config-from-xds';
+import { ListenerManager } from './listener-manager';
+import { UpstreamPool } from './upstream-pool';
+import { XdsClient, type HeldState } from './xds-client';
+
+export interface SidecarOptions {
+  /** host:port of the control plane's xDS (WEFT_XDS_ADDRESS). */
+  readonly xdsAddress: string;
+  readonly podName: string;
+  readonly namespace: string;
+  /** Every port binds on this address (SPEC.md, "Local mode"). */
+  readonly podIp: string;
+  readonly serviceAccount: string;
+  readonly trustDomain: string;
+  /** Overrides for tests; defaults are SPEC.md's 15000 and 15021. */
+  readonly adminPort?: number;
+  readonly healthPort?: number;
+  /** Graceful drain bound on SIGTERM (default 5000 ms). */
+  readonly drainTimeoutMs?: number;
+  readonly log?: Logger;
+}
+
+export interface Sidecar {
+  /** Resolves once the first complete config is applied (what /healthz/ready reports). */
+  readonly ready: Promise<void>;
+  /** Resolves when the sidecar has stopped (after `close()`, or `POST /quitquitquit`). */
+  readonly closed: Promise<void>;
+  /** Graceful drain then stop. Idempotent. */
+  close(): Promise<void>;
+  destroy(): void;
+}
+
+/**
+ * Reads SPEC.md's sidecar environment. Returns a list of problems (one line each) when a
+ * required variable is missing or malformed.
+ */
+export function sidecarOptionsFromEnv(env: NodeJS.ProcessEnv): { options?: SidecarOptions; errors: string[] } {
+  const errors: string[] = [];
+  const need = (k: string): string => {
+    const v = env[k];
+    if (!v) errors.push(`${k} is required`);
+    return v ?? '';
+  };
+  const options: SidecarOptions = {
+    xdsAddress: need('WEFT_XDS_ADDRESS'),
+    podName: need('POD_NAME'),
+    namespace: need('POD_NAMESPACE'),
+    podIp: need('POD_IP'),
+    serviceAccount: env.SERVICE_ACCOUNT || 'default',
+    trustDomain: env.WEFT_TRUST_DOMAIN || 'cluster.local',
+  };
+  if (options.xdsAddress && !/^[^\s:]+:\d+$/.test(options.xdsAddress)) {
+    errors.push(`WEFT_XDS_ADDRESS must be host:port, got "${options.xdsAddress}"`);
+  }
+  return errors.length ? { errors } : { options, errors };
+}
+
+const SUBSCRIBED = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];
+
+export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
+  const log = opts.log ?? createLogger({ component: 'sidecar', pod: `${opts.namespace}/${opts.podName}` });
+  const nodeId = sidecarNodeId(opts.podIp, opts.podName, opts.namespace);
+  let config: ProxyConfig = EMPTY_CONFIG;
+  let state: ServerState = 'INITIALIZING';
+  const transition = (to: ServerState): void => {
+    if (state === to) return;
+    log.info(`sidecar ${state} -> ${to}`);
+    state = to;
+  };
+  const pool = new UpstreamPool();
+  const listeners = new ListenerManager(() => config, { log, pool });
+
+  const xds: XdsClient = new XdsClient({
+    address: opts.xdsAddress,
+    nodeId,
+    types: SUBSCRIBED,
+    log: log.child({ module: 'xds-client' }),
+    apply: async (candidate) => {
+      const built = buildProxyConfig(resourcesOf(candidate));
+      if (!built.ok) return built.errors.join('; ');
+      config = built.config;
+      // As Envoy: a listener that cannot bind is reported in the NACK; the rest of the config stays.
+      const errors = await listeners.apply(config);
+      return errors.length ? errors.join('; ') : undefined;
+    },
+  });
+
+  let closing: Promise<void> | undefined;
+  let markClosed!: () => void;
+  const closed = new Promise<void>((r) => (markClosed = r));
+  const admin = new AdminServer({
+    address: opts.podIp,
+    port: opts.adminPort ?? 15000,
+    log,
+    config: () => config,
+    state: () => state,
+    dump: () => ({
+      node: nodeId,
+      state,
+      xds: { versions: Object.fromEntries(xds.versions), rejected: Object.fromEntries(xds.nacks) },
+      config,
+      resources: Object.fromEntries([...xds.current].map(([t, m]) => [t, Object.fromEntries([...m].map(([n, r]) => [n, r.resource]))])),
+    }),
+    drain: () => transition('DRAINING'),
+    quit: () => void close(),
+  });
+  const health = new HealthServer({ address: opts.podIp, port: opts.healthPort ?? 15021, log, ready: () => state === 'LIVE' });
+
+  const close = (): Promise<void> => (closing ??= (async () => {
+    transition('DRAINING');
+    xds.close();
+    const drainMs = opts.drainTimeoutMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      listeners.close().then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), drainMs))),
+    ]);
+    clearTimeout(timer);
+    if (!drained) {
+      log.warn('drain timed out; closing the remaining connections', { drainTimeoutMs: drainMs });
+      listeners.destroy();
+    }
+    pool.close();
+    await Promise.all([admin.close(), health.close()]);
+    log.info('sidecar stopped');
+    markClosed();
+  })());
+
+  try {
+    await admin.listen();
+    await health.listen();
+  } catch (err) {
+    await Promise.all([admin.close(), health.close()]);
+    throw err;
+  }
+  xds.start();
+  const ready = xds.synced.then(() => {
+    if (state === 'INITIALIZING') transition('LIVE');
+  });
+
+  return {
+    ready,
+    closed,
+    close,
+    destroy: () => {
+      transition('DRAINING');
+      xds.close();
+      listeners.destroy();
+      pool.destroy();
+      admin.destroy();
+      health.destroy();
+      markClosed();
+    },
+  };
+}
+
+function resourcesOf(held: HeldState): XdsResources {
+  const of = (t: string): Record<string, unknown>[] => [...(held.get(t)?.values() ?? [])].map((r) => r.resource);
+  return {
+    listeners: of(TypeUrl.Listener),
+    routes: of(TypeUrl.RouteConfiguration),
+    clusters: of(TypeUrl.Cluster),
+    assignments: of(TypeUrl.ClusterLoadAssignment),
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * The sidecar's ADS client: incremental (delta) xDS over one gRPC stream, wildcard subscriptions
+ * to every type it serves. Each response is validated together with everything already held (the
+ * `apply` callback) and then ACKed, or NACKed with the reasons while the last good state stays.
+ * While the control plane is away it reconnects with jittered exponential backoff, and on
+ * reconnect it tells the new server what it holds (`initial_resource_versions`), so only
+ * differences are sent again.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { adsPackageDefinition, shortTypeName, unpackAny, type AnyMessage, type Logger } from '@weft/api';
+
+type Obj = Record<string, any>;
+
+export interface HeldResource {
+  readonly version: string;
+  readonly resource: Obj;
+}
+
+/** Resources held, by type URL, then by name. Replaced, never mutated. */
+export type HeldState = ReadonlyMap<string, ReadonlyMap<string, HeldResource>>;
+
+export interface XdsClientOptions {
+  readonly address: string;
+  readonly nodeId: string;
+  readonly types: readonly string[];
+  readonly log: Logger;
+  /**
+   * Validates and applies a candidate state. Returns undefined when applied (→ ACK) or the
+   * reason it cannot be (→ NACK; the caller must have left its config unchanged).
+   */
+  readonly apply: (candidate: HeldState, typeUrl: string) => Promise<string | undefined>;
+  readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+}
+
+type State = 'IDLE' | 'CONNECTING' | 'READY' | 'BACKOFF' | 'CLOSED';
+
+export class XdsClient {
+  private held: HeldState = new Map();
+  private readonly initial = new Set<string>();
+  private readonly client: grpc.Client & Obj;
+  private call?: grpc.ClientDuplexStream<Obj, Obj>;
+  private state: State = 'IDLE';
+  private attempt = 0;
+  private timer?: NodeJS.Timeout;
+  private queue: Promise<void> = Promise.resolve();
+  private syncedResolve!: () => void;
+  /** Resolves once every subscribed type has had a first response applied. */
+  readonly synced = new Promise<void>((r) => (this.syncedResolve = r));
+  /** Per type: the version last applied (for metrics and /config_dump). */
+  readonly versions = new Map<string, string>();
+  readonly nacks = new Map<string, string>();
+
+  constructor(private readonly opts: XdsClientOptions) {
+    const pkg = grpc.loadPackageDefinition(adsPackageDefinition()) as Obj;
+    const Ctor = pkg.envoy.service.discovery.v3.AggregatedDiscoveryService as typeof grpc.Client;
+    this.client = new Ctor(opts.address, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    }) as grpc.Client & Obj;
+  }
+
+  get current(): HeldState {
+    return this.held;
+  }
+
+  start(): void {
+    if (this.state === 'IDLE') this.connect();
+  }
+
+  private transition(to: State, fields: Record<string, unknown> = {}): void {
+    if (this.state === to) return;
+    this.opts.log.info(`xds ${this.state} -> ${to}`, { address: this.opts.address, ...fields });
+    this.state = to;
+  }
+
+  private connect(): void {
+    if (this.state === 'CLOSED') return;
+    this.transition('CONNECTING');
+    const call = this.client.DeltaAggregatedResources() as grpc.ClientDuplexStream<Obj, Obj>;
+    this.call = call;
+    call.on('data', (res: Obj) => {
+      this.queue = this.queue.then(() => this.onResponse(call, res));
+    });
+    call.on('error', (err: grpc.ServiceError) => this.lost(call, err.details || err.message));
+    call.on('end', () => this.lost(call, 'stream ended by the control plane'));
+    for (const typeUrl of this.opts.types) {
+      const have = this.held.get(typeUrl);
+      call.write({
+        node: { id: this.opts.nodeId, user_agent_name: 'weft-sidecar' },
+        type_url: typeUrl,
+        resource_names_subscribe: ['*'],
+        initial_resource_versions: Object.fromEntries([...(have ?? new Map())].map(([n, r]) => [n, r.version])),
+      });
+    }
+  }
+
+  private lost(call: grpc.ClientDuplexStream<Obj, Obj>, reason: string): void {
+    if (call !== this.call || this.state === 'CLOSED') return;
+    this.call = undefined;
+    call.removeAllListeners('data');
+    call.cancel();
+    const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 250, maxMs: 5_000 };
+    // Full jitter on an exponential ceiling, so a fleet of sidecars does not reconnect in step.
+    const ceiling = Math.min(maxMs, baseMs * 2 ** this.attempt++);
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.transition('BACKOFF', { reason, retryInMs: delay });
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  private async onResponse(call: grpc.ClientDuplexStream<Obj, Obj>, res: Obj): Promise<void> {
+    if (call !== this.call) return;
+    this.attempt = 0;
+    this.transition('READY');
+    const typeUrl: string = res.type_url;
+    const ack = (error?: string): void => {
+      if (call !== this.call || call.writableEnded) return;
+      call.write({
+        type_url: typeUrl,
+        response_nonce: res.nonce,
+        ...(error ? { error_detail: { code: grpc.status.INVALID_ARGUMENT, message: error } } : {}),
+      });
+    };
+    let next: Map<string, HeldResource>;
+    try {
+      next = new Map(this.held.get(typeUrl) ?? []);
+      for (const name of res.removed_resources ?? []) next.delete(name);
+      for (const r of res.resources ?? []) {
+        const any = r.resource as AnyMessage;
+        if (any.type_url !== typeUrl) throw new Error(`resource ${r.name} has type ${any.type_url}, expected ${typeUrl}`);
+        next.set(r.name, { version: r.version, resource: unpackAny(any) });
+      }
+    } catch (err) {
+      return this.reject(typeUrl, res, `cannot decode: ${(err as Error).message}`, ack);
+    }
+    const candidate = new Map(this.held);
+    candidate.set(typeUrl, next);
+    const error = await this.opts.apply(candidate, typeUrl);
+    if (error) return this.reject(typeUrl, res, error, ack);
+    this.held = candidate;
+    this.versions.set(typeUrl, res.system_version_info ?? '');
+    this.nacks.delete(typeUrl);
+    ack();
+    this.opts.log.debug('applied', { type: shortTypeName(typeUrl), version: res.system_version_info, changed: res.resources?.length ?? 0, removed: res.removed_resources?.length ?? 0 });
+    this.initial.add(typeUrl);
+    if (this.opts.types.every((t) => this.initial.has(t))) this.syncedResolve();
+  }
+
+  private reject(typeUrl: string, res: Obj, error: string, ack: (error: string) => void): void {
+    this.opts.log.warn('rejected config', { type: shortTypeName(typeUrl), version: res.system_version_info, error });
+    this.nacks.set(typeUrl, error);
+    ack(error);
+  }
+
+  /** Idempotent. */
+  close(): void {
+    if (this.state === 'CLOSED') return;
+    this.transition('CLOSED');
+    if (this.timer) clearTimeout(this.timer);
+    this.call?.cancel();
+    this.call = undefined;
+    this.client.close();
+  }
+}
