@@ -4,8 +4,9 @@
  * additions go first in the order CDS, EDS, LDS, RDS and removals last in the reverse order, so a
  * route never points at a cluster the proxy has already dropped (make before break).
  */
-import { parseNodeId, RESOURCE_TYPES, TypeUrl, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
-import type { AdsHooks, StreamInfo, WireNode, WireStatus } from './ads-hooks';
+import { RESOURCE_TYPES, TypeUrl, type ResourceTypeUrl } from '@weft/api';
+import type { WireNode, WireStatus } from './ads-hooks';
+import { AdsStreamBase } from './ads-stream-base';
 import type { NodeSnapshot } from './snapshot-cache';
 
 export interface DeltaRequest {
@@ -39,31 +40,14 @@ interface TypeState {
 const WILDCARD_TYPES: ReadonlySet<string> = new Set([TypeUrl.Listener, TypeUrl.Cluster]);
 const REMOVAL_ORDER: readonly ResourceTypeUrl[] = [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Secret];
 
-export class DeltaStream {
-  private node?: NodeIdentity;
+export class DeltaStream extends AdsStreamBase<DeltaResponse> {
   private readonly types = new Map<string, TypeState>();
   /** nonce → [type, system version] of responses not yet answered. */
   private readonly pending = new Map<string, [string, string]>();
-  private unwatch?: () => void;
-  private nonceSeq = 0;
-
-  constructor(
-    private readonly info: StreamInfo,
-    private readonly hooks: AdsHooks,
-    private readonly write: (r: DeltaResponse) => void,
-    private readonly fail: (message: string) => void,
-    private readonly identifier: string,
-  ) {}
 
   handle(req: DeltaRequest): void {
-    if (!this.node) {
-      if (!req.node?.id) return this.fail('the first DeltaDiscoveryRequest on a stream must carry node.id');
-      this.node = parseNodeId(req.node.id);
-      this.unwatch = this.hooks.cache.watch(this.node.id, (s) => this.pushAll(s));
-      this.hooks.connected(this.node, this.info);
-    }
-    const typeUrl = req.type_url ?? '';
-    if (!RESOURCE_TYPES.includes(typeUrl as ResourceTypeUrl)) return;
+    const typeUrl = this.begin(req);
+    if (!typeUrl || !this.node) return;
 
     const nonce = req.response_nonce ?? '';
     if (nonce) {
@@ -102,7 +86,7 @@ export class DeltaStream {
     if (diff.adds.length || diff.removes.length || st.owed) this.send(typeUrl, st, snapshot, diff.adds, diff.removes);
   }
 
-  private pushAll(snapshot: NodeSnapshot): void {
+  protected pushAll(snapshot: NodeSnapshot): void {
     const diffs = new Map<string, ReturnType<DeltaStream['diff']>>();
     for (const [t, st] of this.types) diffs.set(t, this.diff(t, st, snapshot));
     for (const t of RESOURCE_TYPES) {
@@ -147,11 +131,4 @@ export class DeltaStream {
     this.hooks.sent(this.node, typeUrl, version, nonce, resources.length + removes.length);
   }
 
-  /** Idempotent. */
-  end(): void {
-    this.unwatch?.();
-    this.unwatch = undefined;
-    if (this.node) this.hooks.disconnected(this.node, this.info);
-    this.node = undefined;
-  }
 }

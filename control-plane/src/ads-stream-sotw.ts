@@ -3,10 +3,10 @@
  * when the node's snapshot changes. A request with a stale nonce is ignored (xDS protocol: the
  * client has not yet seen our latest response).
  */
-import { parseNodeId, RESOURCE_TYPES, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
-import type { AdsHooks, StreamInfo, WireNode, WireStatus } from './ads-hooks';
+import { RESOURCE_TYPES, TypeUrl, type ResourceTypeUrl } from '@weft/api';
+import type { WireNode, WireStatus } from './ads-hooks';
+import { AdsStreamBase } from './ads-stream-base';
 import type { NodeSnapshot } from './snapshot-cache';
-import { TypeUrl } from '@weft/api';
 
 export interface SotwRequest {
   version_info?: string;
@@ -36,29 +36,12 @@ interface TypeState {
 /** LDS and CDS treat an empty first request as a wildcard subscription; RDS and EDS do not. */
 const WILDCARD_TYPES: ReadonlySet<string> = new Set([TypeUrl.Listener, TypeUrl.Cluster]);
 
-export class SotwStream {
-  private node?: NodeIdentity;
+export class SotwStream extends AdsStreamBase<SotwResponse> {
   private readonly types = new Map<string, TypeState>();
-  private unwatch?: () => void;
-  private nonceSeq = 0;
-
-  constructor(
-    private readonly info: StreamInfo,
-    private readonly hooks: AdsHooks,
-    private readonly write: (r: SotwResponse) => void,
-    private readonly fail: (message: string) => void,
-    private readonly identifier: string,
-  ) {}
 
   handle(req: SotwRequest): void {
-    if (!this.node) {
-      if (!req.node?.id) return this.fail('the first DiscoveryRequest on a stream must carry node.id');
-      this.node = parseNodeId(req.node.id);
-      this.unwatch = this.hooks.cache.watch(this.node.id, (s) => this.pushAll(s));
-      this.hooks.connected(this.node, this.info);
-    }
-    const typeUrl = req.type_url ?? '';
-    if (!RESOURCE_TYPES.includes(typeUrl as ResourceTypeUrl)) return;
+    const typeUrl = this.begin(req);
+    if (!typeUrl || !this.node) return;
     let st = this.types.get(typeUrl);
     const first = !st;
     if (!st) this.types.set(typeUrl, (st = { wildcard: false, names: new Set() }));
@@ -76,7 +59,7 @@ export class SotwStream {
     if (snapshot) this.push(typeUrl, st, snapshot);
   }
 
-  private pushAll(snapshot: NodeSnapshot): void {
+  protected pushAll(snapshot: NodeSnapshot): void {
     for (const t of RESOURCE_TYPES) {
       const st = this.types.get(t);
       if (st) this.push(t, st, snapshot);
@@ -99,11 +82,4 @@ export class SotwStream {
     this.hooks.sent(this.node, typeUrl, ts.version, st.nonce, resources.length);
   }
 
-  /** Idempotent. */
-  end(): void {
-    this.unwatch?.();
-    this.unwatch = undefined;
-    if (this.node) this.hooks.disconnected(this.node, this.info);
-    this.node = undefined;
-  }
 }

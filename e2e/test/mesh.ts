@@ -252,3 +252,74 @@ export function share(counts: Map<string, number>, key: string): number {
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
   return total ? (100 * (counts.get(key) ?? 0)) / total : 0;
 }
+
+/**
+ * The usual test topology in namespace `shop` on `127.10.<subnet>.0/24`: a control plane at .1, a
+ * `frontend` pod at .11 with a sidecar (unless `controlPlane: false` leaves starting one to the
+ * test), and `backend-v1` (.21) and `backend-v2` (.22) with HTTP apps on 8080 and gRPC on 9090,
+ * reached directly. `policy` gives the initial v1/v2 split of Service `backend`.
+ */
+export class ShopMesh {
+  static readonly NS = 'shop';
+  static readonly HOST = 'backend.shop.svc.cluster.local';
+  readonly cpIp: string;
+  readonly frontend: PodSpec;
+  readonly v1: PodSpec;
+  readonly v2: PodSpec;
+  readonly nodeId: string;
+  readonly dir: string;
+  cp?: ControlPlane;
+  sidecar?: Sidecar;
+  client!: MeshClient;
+  private readonly closers: (() => Promise<void> | void)[] = [];
+
+  constructor(subnet: number, readonly name: string) {
+    const ip = (h: number): string => `127.10.${subnet}.${h}`;
+    this.cpIp = ip(1);
+    this.frontend = { name: 'frontend', ip: ip(11), labels: { app: 'frontend' } };
+    this.v1 = { name: 'backend-v1', ip: ip(21), labels: { app: 'backend', version: 'v1' } };
+    this.v2 = { name: 'backend-v2', ip: ip(22), labels: { app: 'backend', version: 'v2' } };
+    this.nodeId = `sidecar~${this.frontend.ip}~frontend.shop~shop.svc.cluster.local`;
+    this.dir = tempDir(name);
+  }
+
+  /** Writes the manifests, starts the apps, and (unless told not to) the control plane and sidecar. */
+  async start(split: [number, number], opts: { controlPlane?: boolean; grpc?: boolean } = {}): Promise<this> {
+    writeManifest(this.dir, 'pods.yaml', [this.frontend, this.v1, this.v2].map((p) => podYaml(ShopMesh.NS, p)).join('---\n'));
+    writeManifest(this.dir, 'services.yaml', [
+      serviceYaml(ShopMesh.NS, 'backend', { app: 'backend' }, [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, targetPort: 9090 }]),
+      serviceYaml(ShopMesh.NS, 'frontend', { app: 'frontend' }, [{ name: 'http', port: 80, targetPort: 8080 }]),
+    ].join('---\n'));
+    this.setPolicy(split[0], split[1]);
+    for (const p of [this.v1, this.v2]) {
+      const h = await httpApp(p.ip, 8080, p.name);
+      this.closers.push(() => closeServer(h));
+      if (opts.grpc) {
+        const g = await grpcApp(p.ip, 9090, p.name);
+        this.closers.push(() => g.forceShutdown());
+      }
+    }
+    if (opts.controlPlane !== false) this.cp = await controlPlane(this.dir, this.cpIp);
+    this.sidecar = await sidecar(this.cpIp, ShopMesh.NS, this.frontend);
+    this.client = new MeshClient(this.frontend.ip);
+    return this;
+  }
+
+  setPolicy(v1: number, v2: number, extraRoutes = ''): void {
+    writeManifest(this.dir, 'policy.yaml', splitPolicyYaml(ShopMesh.NS, 'backend', v1, v2, extraRoutes));
+  }
+
+  /** The control plane's view of this sidecar (`/debug/syncz`). */
+  async sync(): Promise<any> {
+    const all = await getJson(`http://${this.cpIp}:15014/debug/syncz`);
+    return all.find((n: any) => n.node === this.nodeId);
+  }
+
+  async close(): Promise<void> {
+    this.client?.close();
+    await this.sidecar?.close();
+    await this.cp?.close();
+    for (const c of this.closers) await c();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -5,48 +5,22 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { ControlPlane } from '@weft/control-plane';
-import type { Sidecar } from '@weft/sidecar';
-import {
-  closeServer, controlPlane, eventually, grpcApp, httpApp, MeshClient, podYaml, serviceYaml, share, sidecar, splitPolicyYaml, tempDir, writeManifest,
-} from './mesh';
+import { eventually, share, ShopMesh } from './mesh';
 
-const NS = 'shop';
-const CP = '127.10.1.1';
-const FRONTEND = { name: 'frontend', ip: '127.10.1.11', labels: { app: 'frontend' } };
-const V1 = { name: 'backend-v1', ip: '127.10.1.21', labels: { app: 'backend', version: 'v1' } };
-const V2 = { name: 'backend-v2', ip: '127.10.1.22', labels: { app: 'backend', version: 'v2' } };
-const HOST = 'backend.shop.svc.cluster.local';
-
-let dir: string;
-let cp: ControlPlane;
-let sc: Sidecar;
-const closers: (() => Promise<void> | void)[] = [];
-let client: MeshClient;
+const mesh = new ShopMesh(1, 'follow');
+const HOST = ShopMesh.HOST;
+const V1 = mesh.v1;
+const V2 = mesh.v2;
+let client: ShopMesh['client'];
 let grpcClient: grpc.Client;
 
 before(async () => {
-  dir = tempDir('follow');
-  writeManifest(dir, 'pods.yaml', [FRONTEND, V1, V2].map((p) => podYaml(NS, p)).join('---\n'));
-  writeManifest(dir, 'services.yaml', [
-    serviceYaml(NS, 'backend', { app: 'backend' }, [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, targetPort: 9090 }]),
-    serviceYaml(NS, 'frontend', { app: 'frontend' }, [{ name: 'http', port: 80, targetPort: 8080 }]),
-  ].join('---\n'));
-  writeManifest(dir, 'policy.yaml', splitPolicyYaml(NS, 'backend', 90, 10));
-  for (const p of [V1, V2]) {
-    const h = await httpApp(p.ip, 8080, p.name);
-    const g = await grpcApp(p.ip, 9090, p.name);
-    closers.push(() => closeServer(h), () => { g.forceShutdown(); });
-  }
-  cp = await controlPlane(dir, CP);
-  sc = await sidecar(CP, NS, FRONTEND);
-  client = new MeshClient(FRONTEND.ip);
-
+  await mesh.start([90, 10], { grpc: true });
+  client = mesh.client;
   // grpc-js-xds reads its bootstrap when the first xds: channel is made.
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-    xds_servers: [{ server_uri: `${CP}:15010`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+    xds_servers: [{ server_uri: `${mesh.cpIp}:15010`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
     node: { id: 'proxyless~policy-follow-test', locality: {} },
   });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -55,12 +29,8 @@ before(async () => {
 });
 
 after(async () => {
-  client?.close();
   grpcClient?.close();
-  await sc?.close();
-  await cp?.close();
-  for (const c of closers) await c();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await mesh.close();
 });
 
 function who(): Promise<string> {
@@ -105,7 +75,7 @@ test('a grpc-js-xds client splits 90/10 within ±3 points over 2,000 calls', asy
 
 test('the sidecar and the grpc-js-xds client follow a policy change within 1 s of the file being written', async () => {
   const t0 = Date.now();
-  writeManifest(dir, 'policy.yaml', splitPolicyYaml(NS, 'backend', 0, 100));
+  mesh.setPolicy(0, 100);
   const [httpMs, grpcMs] = await Promise.all([
     timeToFollow(async () => (await client.get(HOST)).body),
     timeToFollow(who),
@@ -122,7 +92,7 @@ test('an added route with a header match reaches sidecar and grpc client alike',
     - headers: [{name: x-canary, exact: "true"}]
     backends: [{subset: v1}]
 `;
-  writeManifest(dir, 'policy.yaml', splitPolicyYaml(NS, 'backend', 0, 100, canary));
+  mesh.setPolicy(0, 100, canary);
   await eventually('canary route applied', async () => (await client.get(HOST, '/', { 'x-canary': 'true' })).body === V1.name, 2000);
   const plain = await client.spread(HOST, 50);
   assert.equal(plain.counts.get(V2.name), 50);
