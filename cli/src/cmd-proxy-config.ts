@@ -1,22 +1,111 @@
 /**
  * `weft proxy-config POD [listeners|routes|clusters|endpoints|secrets]`: the configuration one
- * proxy runs. A later version brings it; for now only its help exists.
+ * sidecar runs, read from its own admin `/config_dump` (found through the control plane, which
+ * knows every connected sidecar's pod IP).
  */
-import { notYetCommand, type Command } from './command';
+import { parseHostPort, stringFlag, type ParsedArgs } from './args';
+import type { Command } from './command';
+import { CliError, UsageError } from './errors';
+import { formatTable, getJson } from './http-json';
+import { proxyName } from './cmd-proxy-status';
 
-export const proxyConfigCommand: Command = notYetCommand({
+type Obj = Record<string, any>;
+const SECTIONS = ['listeners', 'routes', 'clusters', 'endpoints', 'secrets'] as const;
+type Section = (typeof SECTIONS)[number];
+
+function routeAction(a: Obj): string {
+  switch (a.kind) {
+    case 'cluster': return a.cluster;
+    case 'weighted': return a.clusters.map((c: Obj) => `${c.cluster} ${Math.round((100 * c.weight) / a.totalWeight)}%`).join(', ');
+    case 'direct-response': return `respond ${a.status}`;
+    default: return JSON.stringify(a);
+  }
+}
+
+function routeMatch(m: Obj): string {
+  const path = m.path.kind === 'prefix' ? `prefix ${m.path.value}` : m.path.kind === 'exact' ? `path ${m.path.value}` : `regex ${m.path.value}`;
+  const headers = (m.headers ?? []).map((h: Obj) => `${h.invert ? '!' : ''}${h.name}${h.kind === 'present' ? '' : `=${h.kind === 'exact' ? '' : `${h.kind}:`}${h.value}`}`);
+  return [path, ...headers].join(' ');
+}
+
+/** The table for one section of a sidecar's `/config_dump`. */
+export function renderSection(dump: Obj, section: Section): string {
+  const cfg = dump.config ?? {};
+  const values = (o: Obj | undefined): Obj[] => Object.values(o ?? {});
+  switch (section) {
+    case 'listeners':
+      return formatTable(['NAME', 'ADDRESS', 'DIRECTION', 'ROUTES'], values(cfg.listeners).map((l) =>
+        [l.name, `${l.address}:${l.port}`, l.direction, l.routes.kind === 'rds' ? `RDS ${l.routes.name}` : `inline ${l.routes.table.name}`]));
+    case 'routes': {
+      const tables = [...values(cfg.routeTables), ...values(cfg.listeners).filter((l) => l.routes.kind === 'inline').map((l) => l.routes.table)];
+      const rows: string[][] = [];
+      for (const t of tables) for (const v of t.virtualHosts) for (const r of v.routes) {
+        rows.push([t.name, v.name, v.domains.length > 2 ? `${v.domains[0]} +${v.domains.length - 1}` : v.domains.join(','), `${r.name}: ${routeMatch(r.match)}`, routeAction(r.action)]);
+      }
+      return formatTable(['TABLE', 'VIRTUAL HOST', 'DOMAINS', 'ROUTE', 'TO'], rows);
+    }
+    case 'clusters':
+      return formatTable(['NAME', 'TYPE', 'LB', 'ENDPOINTS'], values(cfg.clusters).map((c) => {
+        const eps = c.discovery === 'EDS' ? cfg.endpoints?.[c.edsServiceName] ?? [] : c.staticEndpoints;
+        return [c.name, c.discovery, c.lbPolicy, String(eps.length)];
+      }));
+    case 'endpoints': {
+      const rows: string[][] = [];
+      for (const [cluster, eps] of Object.entries(cfg.endpoints ?? {}) as [string, Obj[]][]) {
+        for (const e of eps) rows.push([cluster, `${e.address}:${e.port}`, e.healthy ? 'HEALTHY' : 'UNHEALTHY', e.targetPort ? `via sidecar to :${e.targetPort}` : 'direct']);
+      }
+      return formatTable(['CLUSTER', 'ENDPOINT', 'STATUS', 'PATH'], rows);
+    }
+    case 'secrets':
+      return 'no secrets: this version has no mTLS yet\n';
+  }
+}
+
+async function run(args: ParsedArgs): Promise<number> {
+  const [pod, sectionArg] = args.positionals;
+  if (!pod) throw new UsageError('a POD name is required');
+  if (sectionArg && !SECTIONS.includes(sectionArg as Section)) throw new UsageError(`unknown section "${sectionArg}": one of ${SECTIONS.join(', ')}`);
+  const output = stringFlag(args, 'output') ?? 'table';
+  if (output !== 'table' && output !== 'json') throw new UsageError(`--output must be table or json, got "${output}"`);
+  const namespace = stringFlag(args, 'namespace') ?? 'default';
+  const cp = parseHostPort(stringFlag(args, 'control-plane') ?? '127.0.0.1:15014', '--control-plane');
+  const nodes = (await getJson(`http://${cp}/debug/syncz`, `the control plane at ${cp}`)) as { node: string }[];
+  const node = nodes.find((n) => proxyName(n.node) === `${pod}.${namespace}`);
+  if (!node) throw new CliError(`no sidecar of pod ${namespace}/${pod} is connected to the control plane at ${cp}`);
+  const ip = node.node.split('~')[1]!;
+  const admin = stringFlag(args, 'admin-port') ?? '15000';
+  const dump = (await getJson(`http://${ip}:${admin}/config_dump`, `the sidecar of ${namespace}/${pod}`)) as Obj;
+  if (output === 'json') {
+    const part = sectionArg ? sectionJson(dump, sectionArg as Section) : dump;
+    process.stdout.write(JSON.stringify(part, null, 2) + '\n');
+  } else {
+    const sections = sectionArg ? [sectionArg as Section] : SECTIONS.filter((s) => s !== 'secrets');
+    process.stdout.write(sections.map((s) => (sections.length > 1 ? `${s.toUpperCase()}\n` : '') + renderSection(dump, s)).join('\n'));
+  }
+  return 0;
+}
+
+function sectionJson(dump: Obj, section: Section): unknown {
+  const cfg = dump.config ?? {};
+  return { listeners: cfg.listeners, routes: cfg.routeTables, clusters: cfg.clusters, endpoints: cfg.endpoints, secrets: {} }[section];
+}
+
+export const proxyConfigCommand: Command = {
   name: 'proxy-config',
   summary: 'the config one proxy runs (listeners, routes, clusters, ...)',
-  usage: 'weft proxy-config POD [listeners|routes|clusters|endpoints|secrets] [-n NAMESPACE]',
+  usage: 'weft proxy-config POD [listeners|routes|clusters|endpoints|secrets] [-n NAMESPACE] [-o table|json]',
   description: [
     'Shows the configuration the sidecar of POD runs, read from its admin /config_dump: all of\n' +
-      'it, or one of listeners, routes, clusters, endpoints, secrets.',
-    'Not available in this version yet. Meanwhile, in local mode, the same data is at\n' +
-      'http://<pod IP>:15000/config_dump.',
+      'it, or one of listeners, routes, clusters, endpoints, secrets. The control plane tells\n' +
+      'where the sidecar is (its pod IP).',
   ],
   flags: [
     { name: 'namespace', short: 'n', type: 'string', placeholder: 'NAMESPACE', help: 'the pod\'s namespace (default "default")' },
     { name: 'output', short: 'o', type: 'string', placeholder: 'FORMAT', help: 'table | json (default table)' },
+    { name: 'control-plane', type: 'string', placeholder: 'HOST:PORT', help: 'the control plane\'s debug address (default 127.0.0.1:15014)' },
+    { name: 'admin-port', type: 'string', placeholder: 'N', help: 'the sidecar\'s admin port (default 15000)' },
   ],
   maxPositionals: 2,
-});
+  available: true,
+  run,
+};

@@ -4,7 +4,7 @@
  * documented exit status, never a stack trace. Also the flag parser's table of cases.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -14,7 +14,6 @@ import { formatLiveLine, formatSummary, LoadStats } from '../src/demo-load';
 import { UsageError } from '../src/errors';
 
 const MAIN = join(__dirname, '..', 'src', 'main.js');
-const ROOT = join(__dirname, '..', '..', '..');
 
 /** Runs `weft <args>` to completion with `env` replacing the environment's Weft variables. */
 function weft(args: string[], env: Record<string, string | undefined> = {}): { code: number | null; stdout: string; stderr: string } {
@@ -27,14 +26,6 @@ function weft(args: string[], env: Record<string, string | undefined> = {}): { c
 const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
 const noStack = (s: string): void => assert.doesNotMatch(s, /^\s+at .+\(.*\)$|^\s+at /m, `stack trace in:\n${s}`);
 
-/** Whether the control plane is still the stub that throws (its tests skip until it is not). */
-function controlPlaneImplemented(): boolean {
-  try {
-    return !readFileSync(join(ROOT, 'control-plane', 'src', 'control-plane.ts'), 'utf8').includes('not implemented yet');
-  } catch {
-    return false;
-  }
-}
 
 describe('weft --help', () => {
   it('lists every command and exits 0', () => {
@@ -107,7 +98,7 @@ describe('bad input', () => {
 });
 
 describe('commands not built yet', () => {
-  for (const cmd of ['inject', 'proxy-status', 'proxy-config', 'check', 'trace', 'stat']) {
+  for (const cmd of ['inject', 'check', 'trace', 'stat']) {
     it(`weft ${cmd} prints one line saying so and exits 2`, () => {
       const r = weft([cmd]);
       assert.equal(r.code, 2);
@@ -117,7 +108,6 @@ describe('commands not built yet', () => {
 });
 
 describe('weft control-plane lifecycle', () => {
-  const skip = controlPlaneImplemented() ? false : 'the control plane is not implemented yet';
 
   /** Starts a local-mode control plane on free ports; resolves once it logs that it serves. */
   function startCp(extra: string[]): { child: ReturnType<typeof spawn>; up: Promise<void>; dir: string } {
@@ -138,7 +128,7 @@ describe('weft control-plane lifecycle', () => {
   const exitOf = (child: ReturnType<typeof spawn>): Promise<number | null> =>
     new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 
-  it('closes gracefully on SIGTERM and exits 0', { skip, timeout: 20_000 }, async () => {
+  it('closes gracefully on SIGTERM and exits 0', { timeout: 20_000 }, async () => {
     const { child, up, dir } = startCp([]);
     try {
       await up;
@@ -151,7 +141,7 @@ describe('weft control-plane lifecycle', () => {
     }
   });
 
-  it('with --exit-with-parent, exits when its stdin closes', { skip, timeout: 20_000 }, async () => {
+  it('with --exit-with-parent, exits when its stdin closes', { timeout: 20_000 }, async () => {
     const { child, up, dir } = startCp(['--exit-with-parent']);
     try {
       await up;

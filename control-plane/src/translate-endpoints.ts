@@ -64,8 +64,10 @@ export function loadAssignment(clusterName: string, endpoints: readonly Resolved
           endpoint: { address: { socket_address: { address: e.ip, port_value: sidecar ? INBOUND_PORT : e.targetPort } } },
           health_status: 'HEALTHY',
           load_balancing_weight: { value: 1 },
+          // google.protobuf.Value comes from protobufjs's bundled well-known types, whose field
+          // names are camelCase (numberValue); the wire format is the same either way.
           ...(sidecar ? {
-            metadata: { filter_metadata: { [METADATA_NS]: { fields: { target_port: { number_value: e.targetPort } } } } },
+            metadata: { filter_metadata: { [METADATA_NS]: { fields: { target_port: { numberValue: e.targetPort } } } } },
           } : {}),
         };
       }),

@@ -175,7 +175,8 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
       const eat = `${at}.endpoints[${i}].lb_endpoints[${j}]`;
       const sa = e.endpoint?.address?.socket_address;
       if (!sa?.address || !sa.port_value) invalid(eat, 'endpoint.address.socket_address with address and port_value is required');
-      const target = e.metadata?.filter_metadata?.['weft.dev']?.fields?.target_port?.number_value;
+      // google.protobuf.Value decodes with protobufjs's camelCase well-known names (numberValue).
+      const target = e.metadata?.filter_metadata?.['weft.dev']?.fields?.target_port?.numberValue;
       const status = e.health_status ?? 'UNKNOWN';
       out.push({
         address: sa.address,
