@@ -57,7 +57,9 @@ export function parseTrafficPolicy(meta: ObjectMeta, raw: Record<string, unknown
   const lb = c.object(spec.loadBalancer, 'spec.loadBalancer', { fields: ['algorithm'] });
   if (lb !== undefined) {
     loadBalancer = { algorithm: c.oneOf(lb.algorithm, 'spec.loadBalancer.algorithm', LB_ALGORITHMS) ?? 'EWMA' };
-    notYetSupported.push('spec.loadBalancer');
+    // RoundRobin and Random are enforced; EWMA and LeastRequest fall back to round robin until
+    // the sidecar has latency-aware balancers (issue 3).
+    if (loadBalancer.algorithm === 'EWMA' || loadBalancer.algorithm === 'LeastRequest') notYetSupported.push('spec.loadBalancer.algorithm');
   }
   const extra: Record<string, unknown> = {};
   for (const f of EXTRA_FIELDS) {
@@ -108,7 +110,8 @@ function parseRoute(v: unknown, p: string, subsets: ReadonlySet<string>, c: Fiel
   const retries = parseRetries(r.retries, `${p}.retries`, c);
   if (!absent(r.fault)) checkFault(r.fault, `${p}.fault`, c);
   if (!absent(r.mirror)) checkMirror(r.mirror, `${p}.mirror`, c);
-  for (const f of ['timeout', 'retries', 'fault', 'mirror']) if (!absent(r[f])) nys.push(`${p}.${f}`);
+  // `timeout` is enforced (the sidecar's route timeout, 504); the rest come with issue 3.
+  for (const f of ['retries', 'fault', 'mirror']) if (!absent(r[f])) nys.push(`${p}.${f}`);
   return {
     name,
     match: match.filter((m): m is RouteMatchSpec => m !== undefined),
