@@ -23,7 +23,8 @@ export { parseDuration } from './kube-parse-fields';
 /** What one document is: an object Weft uses, a kind it knowingly skips, or an error list. */
 export type ParseOutcome =
   | { readonly kind: 'object'; readonly value: KubeObject }
-  | { readonly kind: 'ignored'; readonly reason: string }
+  /** `warn`: the user surely meant it to have an effect (a security policy this version cannot enforce). */
+  | { readonly kind: 'ignored'; readonly reason: string; readonly warn: boolean }
   | { readonly kind: 'invalid'; readonly errors: string[] };
 
 /** The label that ties an EndpointSlice to its Service. */
@@ -75,8 +76,10 @@ export function parseKubeObject(raw: unknown): ParseOutcome {
     return { kind: 'invalid', errors };
   }
   if (IGNORED[apiVersion]?.includes(kind)) {
-    const why = apiVersion.startsWith('weft.dev/') ? 'not supported by this version yet' : 'not used by Weft in local mode';
-    return { kind: 'ignored', reason: `${kind} (${apiVersion}) is ${why}` };
+    if (apiVersion.startsWith('weft.dev/')) {
+      return { kind: 'ignored', warn: true, reason: `${kind} (${apiVersion}) is not enforced by this version yet (mTLS and authorization come with issue 4): it has no effect on traffic` };
+    }
+    return { kind: 'ignored', warn: false, reason: `${kind} (${apiVersion}) is not used by Weft in local mode` };
   }
   const entry = PARSERS[`${apiVersion}/${kind}`];
   if (entry === undefined) {

@@ -60,6 +60,8 @@ export function messageType(typeUrl: string): protobuf.Type {
  */
 export function encodeResource(typeUrl: string, object: Record<string, unknown>): Buffer {
   const t = messageType(typeUrl);
+  const unknown = unknownFields(t, object, '');
+  if (unknown.length) throw new Error(`${shortTypeName(typeUrl)}: unknown field ${unknown.join(', ')}`);
   const message = t.fromObject(object);
   const invalid = t.verify(message);
   if (invalid) throw new Error(`${shortTypeName(typeUrl)}: ${invalid}`);
@@ -79,4 +81,36 @@ export function unpackAny(any: AnyMessage): Record<string, unknown> {
   const t = messageType(any.type_url);
   const message = t.decode(any.value);
   return t.toObject(message, { enums: String, longs: String, defaults: false, arrays: true, oneofs: true, json: true });
+}
+
+/**
+ * Field paths in `object` that `type` does not have. protobufjs drops them silently, which hides
+ * translation mistakes (a misspelt or wrongly cased field simply vanishes from the wire).
+ */
+function unknownFields(type: protobuf.Type, object: unknown, path: string): string[] {
+  if (object === null || typeof object !== 'object' || Array.isArray(object) || Buffer.isBuffer(object)) return [];
+  const out: string[] = [];
+  let fields = type;
+  let entries = Object.entries(object as Record<string, unknown>);
+  if (type.fullName === '.google.protobuf.Any') {
+    const url = (object as Record<string, unknown>)['@type'];
+    if (typeof url !== 'string') return [];
+    fields = messageType(url);
+    entries = entries.filter(([k]) => k !== '@type');
+  }
+  for (const [key, value] of entries) {
+    const field = fields.fields[key];
+    const at = path ? `${path}.${key}` : key;
+    if (!field) {
+      out.push(at);
+      continue;
+    }
+    const resolved = field.resolve().resolvedType;
+    if (!(resolved instanceof Object) || !('fields' in resolved)) continue;
+    const child = resolved as protobuf.Type;
+    if (field.map) for (const [k, v] of Object.entries(value as Record<string, unknown>)) out.push(...unknownFields(child, v, `${at}[${k}]`));
+    else if (Array.isArray(value)) value.forEach((v, i) => out.push(...unknownFields(child, v, `${at}[${i}]`)));
+    else out.push(...unknownFields(child, value, at));
+  }
+  return out;
 }

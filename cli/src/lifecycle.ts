@@ -12,6 +12,8 @@ export interface Closable {
   close(): Promise<void>;
   /** Immediate; idempotent. */
   destroy(): void;
+  /** Resolves when the service stopped on its own (a sidecar's `POST /quitquitquit`). */
+  readonly closed?: Promise<void>;
 }
 
 /**
@@ -108,7 +110,13 @@ export async function serveUntilStopped(
     return 1;
   }
 
-  const reason = await stop;
+  // A service may also stop itself (a Job's app calling the sidecar's /quitquitquit).
+  const ended = first.s.closed?.then(() => 'self' as const) ?? new Promise<never>(() => undefined);
+  const reason = await Promise.race([stop, ended]);
+  if (reason === 'self') {
+    opts.log.info(`${opts.what}: stopped on request, exiting`);
+    return 0;
+  }
   opts.log.info(
     reason === 'parent-exited'
       ? `${opts.what}: parent process exited (stdin closed), shutting down`

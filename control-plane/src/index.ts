@@ -1,2 +1,10 @@
 export { startControlPlane } from './control-plane';
 export type { ControlPlaneOptions, ControlPlane } from './control-plane';
+// The pipeline's stages, for tools and tests that drive one stage with real inputs.
+export { AdsServer } from './ads-server';
+export type { AdsHooks, StreamInfo } from './ads-hooks';
+export { SnapshotCache, encodeSnapshot } from './snapshot-cache';
+export type { NodeSnapshot } from './snapshot-cache';
+export { translate } from './translate';
+export type { Resources } from './translate';
+export { buildWorld } from './world';

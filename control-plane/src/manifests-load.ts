@@ -17,7 +17,7 @@ export interface Diagnostic {
 
 export type LoadedDocument =
   | { readonly kind: 'object'; readonly object: KubeObject; readonly line: number; readonly warning?: Diagnostic }
-  | { readonly kind: 'ignored'; readonly line: number; readonly reason: string }
+  | { readonly kind: 'ignored'; readonly line: number; readonly reason: string; readonly warning?: Diagnostic }
   | { readonly kind: 'diagnostic'; readonly diagnostic: Diagnostic };
 
 type Key = string | number;
@@ -96,7 +96,10 @@ export function assembleObjects(
     const mine: KubeObject[] = [];
     let retained = false;
     for (const doc of docs) {
-      if (doc.kind === 'ignored') continue;
+      if (doc.kind === 'ignored') {
+        if (doc.warning) diagnostics.push(doc.warning);
+        continue;
+      }
       if (doc.kind === 'diagnostic') {
         let d = doc.diagnostic;
         const keep = retained ? [] : (previous.get(rel) ?? []).filter((o) => !produced.has(objectKey(o)) && !firstSeen.has(objectKey(o)));
@@ -135,7 +138,9 @@ function load(file: string, raw: unknown, base: readonly Key[], where: (keys: re
   switch (outcome.kind) {
     case 'ignored':
       log.debug('document ignored', { file, line, reason: outcome.reason });
-      return { kind: 'ignored', line, reason: outcome.reason };
+      return outcome.warn
+        ? { kind: 'ignored', line, reason: outcome.reason, warning: { file, line, severity: 'warning', reason: outcome.reason } }
+        : { kind: 'ignored', line, reason: outcome.reason };
     case 'invalid':
       return { kind: 'diagnostic', diagnostic: { file, line, severity: 'error', reason: outcome.errors.join('; ') } };
     case 'object': {

@@ -25,7 +25,8 @@ const LB_POLICY: Record<string, string> = {
 export function outboundClusters(world: World, svc: Service, port: ServicePort, policy: TrafficPolicy | undefined, proxyless: boolean): ClusterPair[] {
   const host = serviceHost(svc.meta.namespace, svc.meta.name);
   const endpoints = endpointsFor(world, svc, port);
-  const lb = proxyless ? 'ROUND_ROBIN' : LB_POLICY[policy?.loadBalancer?.algorithm ?? 'RoundRobin'] ?? 'ROUND_ROBIN';
+  // SPEC.md: EWMA (power of two choices) is the default algorithm.
+  const lb = proxyless ? 'ROUND_ROBIN' : LB_POLICY[policy?.loadBalancer?.algorithm ?? 'EWMA'] ?? 'ROUND_ROBIN';
   const groups: { subset: string; labels?: Readonly<Record<string, string>> }[] = [{ subset: '' }];
   for (const s of policy?.subsets ?? []) groups.push({ subset: s.name, labels: s.labels });
   return groups.map(({ subset, labels }) => {

@@ -68,8 +68,10 @@ function routeAction(world: World, svc: Service, port: ServicePort, r: RouteSpec
     .filter((b) => b.weight > 0)
     .map((b) => ({ name: backendCluster(world, svc, port, b), weight: { value: b.weight } }));
   const timeout = r.timeoutMs !== undefined ? durationOf(r.timeoutMs) : { seconds: 0 };
-  if (weighted.length === 1) return { cluster: weighted[0]!.name, timeout };
-  return { weighted_clusters: { clusters: weighted }, timeout };
+  // gRPC clients read a route's deadline from max_stream_duration, not timeout (gRFC A31).
+  const grpc = r.timeoutMs !== undefined ? { max_stream_duration: { max_stream_duration: timeout } } : {};
+  if (weighted.length === 1) return { cluster: weighted[0]!.name, timeout, ...grpc };
+  return { weighted_clusters: { clusters: weighted }, timeout, ...grpc };
 }
 
 /** The cluster a backend sends to: a subset of the target, or another Service's port. */

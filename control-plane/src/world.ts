@@ -111,11 +111,16 @@ function acceptPolicies(
   return { accepted, status };
 }
 
+/** Backend Services (and ports) a policy names that do not exist, as `name` or `name:port`. */
 function missingBackendServices(policy: TrafficPolicy, services: ReadonlyMap<string, Service>): string[] {
   const missing = new Set<string>();
   for (const r of policy.routes) {
     for (const b of r.backends) {
-      if (b.kind === 'service' && !services.has(nsName(policy.meta.namespace, b.service))) missing.add(b.service);
+      if (b.kind !== 'service') continue;
+      const svc = services.get(nsName(policy.meta.namespace, b.service));
+      if (!svc) missing.add(b.service);
+      else if (b.port !== undefined && !svc.ports.some((p) => p.port === b.port)) missing.add(`${b.service}:${b.port}`);
+      else if (b.port === undefined && svc.ports.length > 1) missing.add(`${b.service}:? (it has several ports: name one)`);
     }
   }
   return [...missing];

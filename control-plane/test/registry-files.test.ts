@@ -140,12 +140,22 @@ test('of two documents defining one object the first wins, and the second is an 
 
 test('a policy with fields not yet enforced applies, with a warning listing them', async (t) => {
   const dir = tempDir({
-    'p.yaml': 'apiVersion: weft.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: web}\nspec:\n  targetRef: {kind: Service, name: web}\n  loadBalancer: {algorithm: Random}\n',
+    'p.yaml': 'apiVersion: weft.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: web}\nspec:\n  targetRef: {kind: Service, name: web}\n  loadBalancer: {algorithm: EWMA}\n',
   });
   const reg = await started(dir, t);
   assert.deepEqual(names(reg.current()), ['TrafficPolicy/web']);
   assert.equal(reg.current().diagnostics[0].severity, 'warning');
-  assert.match(reg.current().diagnostics[0].reason, /spec\.loadBalancer/);
+  assert.match(reg.current().diagnostics[0].reason, /spec\.loadBalancer\.algorithm/);
+});
+
+test('an AuthorizationPolicy, which this version cannot enforce, is reported as a warning rather than ignored silently', async (t) => {
+  const dir = tempDir({
+    'authz.yaml': 'apiVersion: weft.dev/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: deny-all, namespace: shop}\nspec: {action: DENY}\n',
+  });
+  const reg = await started(dir, t);
+  assert.deepEqual(names(reg.current()), []);
+  assert.deepEqual(reg.current().diagnostics.map((d) => [d.file, d.line, d.severity]), [['authz.yaml', 1, 'warning']]);
+  assert.match(reg.current().diagnostics[0]!.reason, /AuthorizationPolicy .* is not enforced by this version yet .*no effect on traffic/);
 });
 
 test('the items of a v1 List are loaded one by one', async (t) => {

@@ -64,7 +64,12 @@ test('route matches: any entry may match (one Envoy route each); method becomes 
   assert.deepEqual(routes.map((x: Obj) => x.name), ['canary-0', 'canary-1', 'default']);
   assert.deepEqual(routes[0].match, { prefix: '/api', headers: [{ name: ':method', string_match: { exact: 'GET' } }, { name: 'x-canary', string_match: { exact: 'true' } }] });
   assert.deepEqual(routes[1].match, { safe_regex: { regex: '/v[0-9]+/.*' }, headers: [{ name: 'x-beta', present_match: true }] });
-  assert.deepEqual(routes[0].route, { cluster: `outbound|80|v2|${BACKEND}`, timeout: { seconds: 3, nanos: 0 } });
+  // The timeout twice: `timeout` for sidecars (as Envoy), `max_stream_duration` for gRPC clients (gRFC A31).
+  assert.deepEqual(routes[0].route, {
+    cluster: `outbound|80|v2|${BACKEND}`,
+    timeout: { seconds: 3, nanos: 0 },
+    max_stream_duration: { max_stream_duration: { seconds: 3, nanos: 0 } },
+  });
   assert.deepEqual(routes[2].route.cluster, `outbound|80|v1|${BACKEND}`, 'a zero-weight backend is left out');
 });
 
@@ -115,6 +120,27 @@ test('of two policies for one Service the older wins; the other is Conflicted an
   assert.deepEqual([status.status, status.reason], ['False', 'Conflicted']);
   const route = get(translate(w, FRONTEND), TypeUrl.RouteConfiguration, 'outbound').virtual_hosts.find((v: Obj) => v.name === `${BACKEND}:80`).routes[0];
   assert.equal(route.route.cluster, `outbound|80|v1|${BACKEND}`);
+});
+
+test('a policy whose backend names a missing Service port, or no port of a multi-port Service, is not accepted', () => {
+  const objects = [...shop(), service('two', [{ name: 'a', port: 80 }, { name: 'b', port: 81 }])];
+  const toService = (port?: number) => policy('backend', 'backend', [{
+    name: 'default', match: [], backends: [{ kind: 'service', service: 'two', weight: 100, ...(port ? { port } : {}) }],
+  }]);
+  for (const [port, missing] of [[82, 'two:82'], [undefined, 'two:?']] as const) {
+    const w = world([...objects, toService(port)]);
+    const c = w.policyStatus[0]!.conditions.find((x) => x.type === 'ResolvedRefs')!;
+    assert.deepEqual([c.status, c.reason], ['False', 'BackendNotFound']);
+    assert.ok(c.message.includes(missing), c.message);
+    assert.equal(w.policies.size, 0);
+  }
+  assert.equal(world([...objects, toService(81)]).policies.size, 1);
+});
+
+test('without a loadBalancer, sidecars get EWMA (LEAST_REQUEST in Envoy terms) and proxyless clients round robin', () => {
+  const w = world(shop());
+  assert.equal(get(translate(w, FRONTEND), TypeUrl.Cluster, `outbound|80||${BACKEND}`).lb_policy, 'LEAST_REQUEST');
+  assert.equal(get(translate(w, PROXYLESS), TypeUrl.Cluster, `outbound|80||${BACKEND}`).lb_policy, 'ROUND_ROBIN');
 });
 
 test('a policy for a missing Service is not accepted (TargetNotFound)', () => {

@@ -94,7 +94,8 @@ function routeTable(o: Obj, at: string): RouteTable {
 
 function route(o: Obj, at: string): Route {
   const m = o.match ?? invalid(at, 'match is required');
-  if (m.case_sensitive === false) invalid(`${at}.match`, 'case-insensitive matching is not supported by this sidecar');
+  // case_sensitive is a BoolValue: absent means true.
+  if (m.case_sensitive && !m.case_sensitive.value) invalid(`${at}.match`, 'case-insensitive matching is not supported by this sidecar');
   if (m.query_parameters?.length) invalid(`${at}.match.query_parameters`, 'not supported by this sidecar version');
   let path: PathMatcher;
   if (m.prefix !== undefined) path = { kind: 'prefix', value: m.prefix };
@@ -112,6 +113,7 @@ function action(o: Obj, at: string): RouteAction {
   }
   const r = o.route ?? invalid(at, 'a route or direct_response action is required');
   if (r.retry_policy || r.request_mirror_policies?.length) invalid(`${at}.route`, 'retries and mirroring are not supported by this sidecar version');
+  if (r.prefix_rewrite || r.regex_rewrite || r.host_rewrite_literal || r.hash_policy?.length) invalid(`${at}.route`, 'rewrites and hash policies are not supported by this sidecar version');
   if (r.cluster) return { kind: 'cluster', cluster: r.cluster };
   if (r.weighted_clusters) {
     const clusters = (r.weighted_clusters.clusters ?? []).map((c: Obj) => ({ cluster: c.name, weight: Number(c.weight?.value ?? 0) }));

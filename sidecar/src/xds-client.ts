@@ -102,7 +102,8 @@ export class XdsClient {
     call.removeAllListeners('data');
     call.cancel();
     const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 250, maxMs: 5_000 };
-    // Full jitter on an exponential ceiling, so a fleet of sidecars does not reconnect in step.
+    // Equal jitter (between half and all of an exponential ceiling), so a fleet of sidecars does
+    // not reconnect in step yet always waits a little.
     const ceiling = Math.min(maxMs, baseMs * 2 ** this.attempt++);
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     this.transition('BACKOFF', { reason, retryInMs: delay });

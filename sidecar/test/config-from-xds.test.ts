@@ -1,0 +1,406 @@
+/**
+ * `buildProxyConfig`: decoded xDS resources → a validated `ProxyConfig`, or errors that name the
+ * resource and the field (they become the NACK's error_detail). Every input is a real resource,
+ * encoded with the xDS protos and decoded with `unpackAny`, as the xDS client hands them over.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeResource, TypeUrl } from '@weft/api';
+import { buildProxyConfig, type XdsResources } from '../src/config-from-xds';
+import type { ProxyConfig } from '../src/config';
+import {
+  assignmentXds, clusterXds, decoded, decodedBytes, hcm, lbEndpoint, listenerObject, listenerXds, resources,
+  routeConfigObject, routeConfigXds, routeObject, ROUTER_FILTER, type Obj,
+} from './xds-fixtures';
+
+const BACKEND = 'backend.shop.svc.cluster.local';
+const ALL = `outbound|80||${BACKEND}`;
+const V1 = `outbound|80|v1|${BACKEND}`;
+const V2 = `outbound|80|v2|${BACKEND}`;
+const INBOUND = 'inbound|8080||';
+// The weft.dev target_port metadata is a google.protobuf.Struct; protobufjs ships Struct/Value
+// with camelCase field names (numberValue), which is how the control plane writes it.
+const TARGET_PORT = { filter_metadata: { 'weft.dev': { fields: { target_port: { numberValue: 8080 } } } } };
+
+/** An `Any` of a type the sidecar has no proto for, as another control plane might send. */
+const foreignAny = (type: string): Obj => ({ type_url: `type.googleapis.com/${type}`, value: Buffer.from([0x0a, 0x01, 0x78]) });
+
+function built(r: XdsResources): ProxyConfig {
+  const result = buildProxyConfig(r);
+  assert.ok(result.ok, `expected a config, got errors: ${result.ok ? '' : result.errors.join('; ')}`);
+  return result.config;
+}
+
+function errorsOf(r: XdsResources): string[] {
+  const result = buildProxyConfig(r);
+  assert.equal(result.ok, false, 'expected the resources to be rejected');
+  return result.ok ? [] : result.errors;
+}
+
+// ---- a valid sidecar config ----------------------------------------------------------------
+
+function sidecarResources(): XdsResources {
+  const inboundRoutes = routeConfigObject('inbound', [
+    routeObject('port-8080', {
+      match: { prefix: '/', headers: [{ name: 'x-weft-target-port', string_match: { exact: '8080' } }] },
+      route: { cluster: INBOUND, timeout: { seconds: 0 } },
+    }),
+    { name: 'default', match: { prefix: '/' }, direct_response: { status: 404, body: { inline_string: 'no app port' } } },
+  ]);
+  return resources({
+    listeners: [
+      listenerXds('virtualOutbound', { address: '127.0.0.11', port: 15001, direction: 'OUTBOUND', routes: 'outbound' }),
+      listenerXds('virtualInbound', { address: '127.0.0.11', port: 15006, direction: 'INBOUND', routes: inboundRoutes }),
+    ],
+    routes: [decoded(TypeUrl.RouteConfiguration, {
+      name: 'outbound',
+      virtual_hosts: [{
+        name: `${BACKEND}:80`,
+        domains: [BACKEND, 'Backend:80'],
+        routes: [
+          {
+            name: 'canary-0',
+            match: {
+              safe_regex: { regex: '/v[0-9]+/.*' },
+              headers: [{ name: ':method', string_match: { exact: 'GET' } }, { name: 'X-Beta', present_match: true }],
+            },
+            route: { cluster: V2, timeout: { seconds: 3, nanos: 500_000_000 } },
+          },
+          { name: 'health', match: { path: '/healthz' }, direct_response: { status: 200, body: { inline_string: 'ok' } } },
+          {
+            name: 'default',
+            match: { prefix: '/' },
+            route: { weighted_clusters: { clusters: [{ name: V1, weight: { value: 90 } }, { name: V2, weight: { value: 10 } }] } },
+          },
+        ],
+      }],
+    })],
+    clusters: [
+      clusterXds(ALL, { lb_policy: 'LEAST_REQUEST' }),
+      clusterXds(V1, { eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: undefined }),
+      decoded(TypeUrl.Cluster, {
+        name: INBOUND,
+        type: 'STATIC',
+        connect_timeout: { nanos: 250_000_000 },
+        lb_policy: 'ROUND_ROBIN',
+        load_assignment: { cluster_name: INBOUND, endpoints: [{ lb_endpoints: [lbEndpoint('127.0.0.11', 8080)] }] },
+      }),
+    ],
+    assignments: [assignmentXds(ALL, [
+      lbEndpoint('127.0.0.21', 15006, { health_status: 'HEALTHY', load_balancing_weight: { value: 3 }, metadata: TARGET_PORT }),
+      lbEndpoint('127.0.0.22', 8080, { health_status: 'UNHEALTHY' }),
+      lbEndpoint('127.0.0.23', 8080),
+    ])],
+  });
+}
+
+const prefixAll = { kind: 'prefix', value: '/' } as const;
+
+const EXPECTED: ProxyConfig = {
+  listeners: new Map([
+    ['virtualOutbound', { name: 'virtualOutbound', direction: 'outbound', address: '127.0.0.11', port: 15001, routes: { kind: 'rds', name: 'outbound' } }],
+    ['virtualInbound', {
+      name: 'virtualInbound',
+      direction: 'inbound',
+      address: '127.0.0.11',
+      port: 15006,
+      routes: {
+        kind: 'inline',
+        table: {
+          name: 'inbound',
+          virtualHosts: [{
+            name: 'vh',
+            domains: ['*'],
+            routes: [
+              {
+                name: 'port-8080',
+                match: { path: prefixAll, headers: [{ name: 'x-weft-target-port', kind: 'exact', value: '8080', invert: false }] },
+                action: { kind: 'cluster', cluster: INBOUND },
+              },
+              { name: 'default', match: { path: prefixAll, headers: [] }, action: { kind: 'direct-response', status: 404, body: 'no app port' } },
+            ],
+          }],
+        },
+      },
+    }],
+  ]),
+  routeTables: new Map([['outbound', {
+    name: 'outbound',
+    virtualHosts: [{
+      name: `${BACKEND}:80`,
+      domains: [BACKEND, 'backend:80'],
+      routes: [
+        {
+          name: 'canary-0',
+          match: {
+            path: { kind: 'regex', value: '/v[0-9]+/.*', re: new RegExp('^(?:/v[0-9]+/.*)$', 'u') },
+            headers: [
+              { name: ':method', kind: 'exact', value: 'GET', invert: false },
+              { name: 'x-beta', kind: 'present', present: true, invert: false },
+            ],
+          },
+          action: { kind: 'cluster', cluster: V2 },
+          timeoutMs: 3500,
+        },
+        { name: 'health', match: { path: { kind: 'exact', value: '/healthz' }, headers: [] }, action: { kind: 'direct-response', status: 200, body: 'ok' } },
+        {
+          name: 'default',
+          match: { path: prefixAll, headers: [] },
+          action: { kind: 'weighted', clusters: [{ cluster: V1, weight: 90 }, { cluster: V2, weight: 10 }], totalWeight: 100 },
+        },
+      ],
+    }],
+  }]]),
+  clusters: new Map([
+    [ALL, { name: ALL, discovery: 'EDS', edsServiceName: ALL, lbPolicy: 'LEAST_REQUEST', connectTimeoutMs: 1000, staticEndpoints: [] }],
+    [V1, { name: V1, discovery: 'EDS', edsServiceName: V1, lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: 1000, staticEndpoints: [] }],
+    [INBOUND, {
+      name: INBOUND,
+      discovery: 'STATIC',
+      edsServiceName: INBOUND,
+      lbPolicy: 'ROUND_ROBIN',
+      connectTimeoutMs: 250,
+      staticEndpoints: [{ address: '127.0.0.11', port: 8080, weight: 1, healthy: true }],
+    }],
+  ]),
+  endpoints: new Map([[ALL, [
+    { address: '127.0.0.21', port: 15006, weight: 3, healthy: true, targetPort: 8080 },
+    { address: '127.0.0.22', port: 8080, weight: 1, healthy: false },
+    { address: '127.0.0.23', port: 8080, weight: 1, healthy: true },
+  ]]]),
+};
+
+test('a sidecar config (RDS outbound, inline inbound, EDS and STATIC clusters, a peer endpoint with its app port) becomes the expected ProxyConfig', () => {
+  assert.deepEqual(built(sidecarResources()), EXPECTED);
+});
+
+test('an endpoint whose health is unknown receives traffic; an unhealthy one does not', () => {
+  const eps = built(sidecarResources()).endpoints.get(ALL)!;
+  assert.deepEqual(eps.map((e) => `${e.address} ${e.healthy}`), ['127.0.0.21 true', '127.0.0.22 false', '127.0.0.23 true']);
+});
+
+test('an endpoint that is a peer sidecar carries its app port from weft.dev target_port metadata', () => {
+  const config = built(resources({ assignments: [assignmentXds(ALL, [lbEndpoint('127.0.0.21', 15006, { metadata: TARGET_PORT })])] }));
+  assert.deepEqual(config.endpoints.get(ALL), [{ address: '127.0.0.21', port: 15006, weight: 1, healthy: true, targetPort: 8080 }]);
+});
+
+// ---- rejections -----------------------------------------------------------------------------
+
+interface Rejection {
+  readonly what: string;
+  readonly input: XdsResources;
+  /** The error starts with this: the resource, then the field path. */
+  readonly at: string;
+  readonly reason: RegExp;
+  readonly todo?: string;
+}
+
+const routeWith = (fields: Obj): XdsResources =>
+  resources({ routes: [routeConfigXds('outbound', [routeObject('r1', fields)])] });
+
+const REJECTIONS: Rejection[] = [
+  {
+    what: 'a listener without the router filter',
+    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', []) }] })] }),
+    at: 'Listener "out".http_filters',
+    reason: /router filter must be last/,
+  },
+  {
+    what: 'a listener whose last HTTP filter is not the router',
+    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', [ROUTER_FILTER, { name: 'envoy.filters.http.fault', typed_config: foreignAny('envoy.extensions.filters.http.fault.v3.HTTPFault') }]) }] })] }),
+    at: 'Listener "out".http_filters',
+    reason: /router filter must be last/,
+  },
+  {
+    what: 'a listener with a required HTTP filter the sidecar does not have',
+    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', [{ name: 'envoy.filters.http.fault', typed_config: foreignAny('envoy.extensions.filters.http.fault.v3.HTTPFault') }, ROUTER_FILTER]) }] })] }),
+    at: 'Listener "out".http_filters',
+    reason: /filter envoy\.filters\.http\.fault is not supported/,
+  },
+  {
+    what: 'a listener whose network filter is not an HTTP connection manager',
+    input: resources({ listeners: [listenerXds('tcp', { filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: foreignAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy') }] })] }),
+    at: 'Listener "tcp".filter_chains[0]',
+    reason: /only a single HTTP connection manager filter/,
+  },
+  {
+    what: 'a listener with an HTTP connection manager and a second network filter',
+    input: resources({ listeners: [listenerXds('two', { filters: [
+      { name: 'hcm', typed_config: hcm('outbound') },
+      { name: 'envoy.filters.network.tcp_proxy', typed_config: foreignAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy') },
+    ] })] }),
+    at: 'Listener "two".filter_chains[0]',
+    reason: /only a single HTTP connection manager filter/,
+  },
+  {
+    what: 'an API listener (meant for proxyless gRPC) sent to a sidecar',
+    input: resources({ listeners: [decoded(TypeUrl.Listener, { name: `${BACKEND}:80`, api_listener: { api_listener: hcm(`${BACKEND}:80`) } })] }),
+    at: `Listener "${BACKEND}:80"`,
+    reason: /address\.socket_address .*required.*API listeners/,
+  },
+  {
+    what: 'a route whose regex uses the RE2 inline flag (?i)',
+    input: routeWith({ match: { safe_regex: { regex: '(?i)/api/.*' } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").match.safe_regex',
+    reason: /regex "\(\?i\)\/api\/\.\*" is not supported/,
+  },
+  {
+    what: 'an inline route (in a listener) whose regex uses (?i)',
+    input: resources({ listeners: [listenerXds('in', { routes: routeConfigObject('inbound', [routeObject('r1', { match: { safe_regex: { regex: '(?i)x' } } })]) })] }),
+    at: 'Listener "in".route_config.virtual_hosts[0].routes[0] (route "r1").match.safe_regex',
+    reason: /regex "\(\?i\)x" is not supported/,
+  },
+  {
+    what: 'a header regex using (?i)',
+    input: routeWith({ match: { prefix: '/', headers: [{ name: 'x-a', string_match: { safe_regex: { regex: '(?i)yes' } } }] } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").match.headers[0]',
+    reason: /regex "\(\?i\)yes" is not supported/,
+  },
+  {
+    what: 'a case-insensitive path match (case_sensitive: false)',
+    input: routeWith({ match: { prefix: '/API', case_sensitive: { value: false } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").match',
+    reason: /case-insensitive matching is not supported/,
+  },
+  {
+    what: 'a header match with ignore_case',
+    input: routeWith({ match: { prefix: '/', headers: [{ name: 'x-a', string_match: { exact: 'Yes', ignore_case: true } }] } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").match.headers[0]',
+    reason: /ignore_case is not supported/,
+  },
+  {
+    what: 'weighted clusters whose weights add up to 0',
+    input: routeWith({ route: { weighted_clusters: { clusters: [{ name: V1, weight: { value: 0 } }, { name: V2, weight: { value: 0 } }] } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route.weighted_clusters',
+    reason: /weights must add up to more than 0/,
+  },
+  {
+    what: 'a route with a retry policy',
+    input: routeWith({ route: { cluster: ALL, retry_policy: { retry_on: '5xx', num_retries: { value: 2 } } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route',
+    reason: /retries and mirroring are not supported/,
+  },
+  {
+    what: 'a route with a mirror policy',
+    input: routeWith({ route: { cluster: ALL, request_mirror_policies: [{ cluster: V2 }] } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route',
+    reason: /retries and mirroring are not supported/,
+  },
+  {
+    what: 'a virtual host without domains',
+    input: resources({ routes: [routeConfigXds('outbound', [routeObject('r1')], [])] }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0]',
+    reason: /domains must not be empty/,
+  },
+  {
+    what: 'a LOGICAL_DNS cluster',
+    input: resources({ clusters: [clusterXds('dns', { type: 'LOGICAL_DNS', eds_cluster_config: undefined })] }),
+    at: 'Cluster "dns"',
+    reason: /discovery type LOGICAL_DNS is not supported/,
+  },
+  {
+    what: 'a cluster with a RING_HASH lb_policy',
+    input: resources({ clusters: [clusterXds('ring', { lb_policy: 'RING_HASH' })] }),
+    at: 'Cluster "ring"',
+    reason: /lb_policy RING_HASH is not supported/,
+  },
+  {
+    what: 'a cluster with a MAGLEV lb_policy',
+    input: resources({ clusters: [clusterXds('maglev', { lb_policy: 'MAGLEV' })] }),
+    at: 'Cluster "maglev"',
+    reason: /lb_policy MAGLEV is not supported/,
+  },
+  {
+    what: 'a cluster with a transport_socket (TLS)',
+    input: resources({ clusters: [clusterXds('tls', { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: foreignAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext') } })] }),
+    at: 'Cluster "tls"',
+    reason: /transport_socket \(TLS\) is not supported/,
+  },
+  {
+    what: 'an endpoint without a port',
+    input: resources({ assignments: [assignmentXds(ALL, [lbEndpoint('127.0.0.21', 0)])] }),
+    at: `ClusterLoadAssignment "${ALL}".endpoints[0].lb_endpoints[0]`,
+    reason: /port_value is required/,
+  },
+];
+
+for (const c of REJECTIONS) {
+  test(`rejects ${c.what}, naming the resource and field`, c.todo ? { todo: c.todo } : {}, () => {
+    const errors = errorsOf(c.input);
+    assert.equal(errors.length, 1, errors.join('\n'));
+    const [error] = errors as [string];
+    assert.ok(error.startsWith(`${c.at}: `), `expected the error to start with ${JSON.stringify(c.at + ': ')}, got ${JSON.stringify(error)}`);
+    assert.match(error, c.reason);
+  });
+}
+
+test('an optional HTTP filter the sidecar does not have is skipped, not rejected', () => {
+  const filters = [{ name: 'envoy.filters.http.fault', is_optional: true, typed_config: foreignAny('envoy.extensions.filters.http.fault.v3.HTTPFault') }, ROUTER_FILTER];
+  const config = built(resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', filters) }] })] }));
+  assert.deepEqual(config.listeners.get('out')?.routes, { kind: 'rds', name: 'outbound' });
+});
+
+test('every invalid resource is reported, not only the first, and nothing is half-applied', () => {
+  const result = buildProxyConfig(resources({
+    listeners: [listenerXds('good'), listenerXds('bad', { filters: [{ name: 'hcm', typed_config: hcm('outbound', []) }] })],
+    routes: [routeConfigXds('outbound', [routeObject('r1', { match: { safe_regex: { regex: '(?i)x' } } })])],
+    clusters: [clusterXds('ok'), clusterXds('dns', { type: 'LOGICAL_DNS' })],
+  }));
+  assert.equal(result.ok, false);
+  const errors = result.ok ? [] : result.errors;
+  assert.equal(errors.length, 3, errors.join('\n'));
+  assert.ok(errors.some((e) => e.startsWith('Listener "bad"')));
+  assert.ok(errors.some((e) => e.startsWith('RouteConfiguration "outbound"') && e.includes('(route "r1")')));
+  assert.ok(errors.some((e) => e.startsWith('Cluster "dns"')));
+  assert.ok(!('config' in result), 'a rejected set yields no partial config');
+});
+
+// ---- version skew ---------------------------------------------------------------------------
+
+test('unknown fields from a newer control plane are ignored', () => {
+  const bytes = encodeResource(TypeUrl.Listener, listenerObject('out', { direction: 'OUTBOUND' }));
+  // Field 999, wire type 0 (varint), value 1: tag (999 << 3 | 0) = 7992 → varint b8 3e.
+  const withVarint = Buffer.concat([bytes, Buffer.from([0xb8, 0x3e, 0x01])]);
+  // Field 1000, wire type 2 (length-delimited), 3 bytes: tag (1000 << 3 | 2) = 8002 → varint c2 3e.
+  const withBytes = Buffer.concat([bytes, Buffer.from([0xc2, 0x3e, 0x03, 0x61, 0x62, 0x63])]);
+  const expected = built(resources({ listeners: [decodedBytes(TypeUrl.Listener, bytes)] }));
+  for (const extended of [withVarint, withBytes]) {
+    const config = built(resources({ listeners: [decodedBytes(TypeUrl.Listener, extended)] }));
+    assert.deepEqual(config, expected);
+  }
+  assert.deepEqual(expected.listeners.get('out'), { name: 'out', direction: 'outbound', address: '127.0.0.1', port: 15001, routes: { kind: 'rds', name: 'outbound' } });
+});
+
+// ---- durations ------------------------------------------------------------------------------
+
+const DURATIONS: { duration: Obj | undefined; routeTimeoutMs: number | undefined; connectTimeoutMs: number }[] = [
+  { duration: { seconds: 3 }, routeTimeoutMs: 3000, connectTimeoutMs: 3000 },
+  { duration: { seconds: 3, nanos: 500_000_000 }, routeTimeoutMs: 3500, connectTimeoutMs: 3500 },
+  { duration: { nanos: 250_000_000 }, routeTimeoutMs: 250, connectTimeoutMs: 250 },
+  { duration: { nanos: 1_600_000 }, routeTimeoutMs: 2, connectTimeoutMs: 2 },
+  { duration: { seconds: 86_400 }, routeTimeoutMs: 86_400_000, connectTimeoutMs: 86_400_000 },
+  // A zero route timeout means "none"; an absent connect timeout means the 1 s default.
+  { duration: { seconds: 0 }, routeTimeoutMs: undefined, connectTimeoutMs: 1000 },
+  { duration: undefined, routeTimeoutMs: undefined, connectTimeoutMs: 1000 },
+];
+
+for (const d of DURATIONS) {
+  test(`a Duration of ${JSON.stringify(d.duration)} becomes ${d.routeTimeoutMs ?? 'no'} ms of route timeout`, () => {
+    const r = built(resources({ routes: [routeConfigXds('outbound', [routeObject('r1', { route: { cluster: ALL, ...(d.duration ? { timeout: d.duration } : {}) } })])] }));
+    assert.equal(r.routeTables.get('outbound')?.virtualHosts[0]?.routes[0]?.timeoutMs, d.routeTimeoutMs);
+  });
+}
+
+test('a cluster connect_timeout Duration becomes milliseconds (1 s when absent)', () => {
+  for (const d of DURATIONS) {
+    if (d.duration && Number(d.duration.seconds ?? 0) === 0 && !d.duration.nanos) continue; // an explicit zero is a zero
+    const c = built(resources({ clusters: [clusterXds('c', { connect_timeout: d.duration })] })).clusters.get('c');
+    assert.equal(c?.connectTimeoutMs, d.connectTimeoutMs, JSON.stringify(d.duration));
+  }
+});
+
+test('decoded Durations carry seconds as strings (int64), and still convert', () => {
+  const route = decoded(TypeUrl.RouteConfiguration, routeConfigObject('outbound', [routeObject('r1', { route: { cluster: ALL, timeout: { seconds: 7, nanos: 5_000_000 } } })]));
+  assert.deepEqual(route.virtual_hosts[0].routes[0].route.timeout, { seconds: '7', nanos: 5_000_000 });
+  assert.equal(built(resources({ routes: [route] })).routeTables.get('outbound')?.virtualHosts[0]?.routes[0]?.timeoutMs, 7005);
+});
