@@ -42,8 +42,8 @@ const REMOVAL_ORDER: readonly ResourceTypeUrl[] = [TypeUrl.Listener, TypeUrl.Rou
 
 export class DeltaStream extends AdsStreamBase<DeltaResponse> {
   private readonly types = new Map<string, TypeState>();
-  /** nonce → [type, system version] of responses not yet answered. */
-  private readonly pending = new Map<string, [string, string]>();
+  /** Responses not yet answered, by nonce: what they carried. */
+  private readonly pending = new Map<string, { version: string; names: string[]; removed: string[] }>();
 
   handle(req: DeltaRequest): void {
     const typeUrl = this.begin(req);
@@ -53,8 +53,10 @@ export class DeltaStream extends AdsStreamBase<DeltaResponse> {
     if (nonce) {
       const sent = this.pending.get(nonce);
       this.pending.delete(nonce);
-      if (sent && req.error_detail) this.hooks.nacked(this.node, typeUrl, sent[1], req.error_detail.message ?? '');
-      else if (sent) this.hooks.acked(this.node, typeUrl, sent[1]);
+      if (sent && req.error_detail) {
+        this.hooks.nacked(this.node, typeUrl, sent.version, req.error_detail.message ?? '');
+        this.forget(typeUrl, sent);
+      } else if (sent) this.hooks.acked(this.node, typeUrl, sent.version);
     }
 
     let st = this.types.get(typeUrl);
@@ -81,7 +83,9 @@ export class DeltaStream extends AdsStreamBase<DeltaResponse> {
       }
     }
     const snapshot = this.hooks.cache.get(this.node.id);
-    if (!snapshot) return;
+    // Answering a NACK at once would send the rejected resources straight back; they wait for
+    // the next push instead.
+    if (!snapshot || (nonce && req.error_detail)) return;
     const diff = this.diff(typeUrl, st, snapshot);
     if (diff.adds.length || diff.removes.length || st.owed) this.send(typeUrl, st, snapshot, diff.adds, diff.removes);
   }
@@ -99,6 +103,17 @@ export class DeltaStream extends AdsStreamBase<DeltaResponse> {
       const d = diffs.get(t);
       if (st && d && d.removes.length) this.send(t, st, snapshot, [], d.removes);
     }
+  }
+
+  /**
+   * The client rejected a response, so it holds neither what that response sent nor lacks what it
+   * removed: mark both unknown, so the next push of this type offers them again.
+   */
+  private forget(typeUrl: string, sent: { names: string[]; removed: string[] }): void {
+    const st = this.types.get(typeUrl);
+    if (!st) return;
+    for (const n of sent.names) st.known.delete(n);
+    for (const n of sent.removed) st.known.set(n, '');
   }
 
   private diff(typeUrl: string, st: TypeState, snapshot: NodeSnapshot): { adds: string[]; removes: string[] } {
@@ -126,7 +141,7 @@ export class DeltaStream extends AdsStreamBase<DeltaResponse> {
     st.owed = false;
     const nonce = String(++this.nonceSeq);
     const version = ts?.version ?? '';
-    this.pending.set(nonce, [typeUrl, version]);
+    this.pending.set(nonce, { version, names: adds, removed: removes });
     this.write({ system_version_info: version, resources, type_url: typeUrl, removed_resources: removes, nonce, control_plane: { identifier: this.identifier } });
     this.hooks.sent(this.node, typeUrl, version, nonce, resources.length + removes.length);
   }

@@ -359,6 +359,23 @@ test('delta: a NACK is recorded with its detail and the rejected system version;
   assert.deepEqual(s.take(), [], 'a NACK does not make the stream resend');
 });
 
+test('delta: what a proxy rejected is offered again on the next push, even if unchanged', () => {
+  const v90 = [...shop(), policy('backend', 'backend', [split(90, 10)], SUBSETS)];
+  const { hooks } = setup(v90);
+  const s = deltaStream(hooks);
+  subscribeAll(s);
+  s.take();
+  // The route table changes; the proxy rejects it.
+  hooks.cache.set(FRONTEND_ID, snapshotFor([...shop(), policy('backend', 'backend', [split(50, 50)], SUBSETS)], FRONTEND_ID, 2));
+  const rds = s.take().find((r) => r.type_url === RDS)!;
+  s.handle({ type_url: RDS, response_nonce: rds.nonce, error_detail: { code: 3, message: 'cannot bind' } });
+  // An unrelated change (a new endpoint) comes along: the rejected route table is offered again.
+  hooks.cache.set(FRONTEND_ID, snapshotFor([...shop(), pod('backend-v2b', '127.0.0.23', { app: 'backend', version: 'v2' }),
+    policy('backend', 'backend', [split(50, 50)], SUBSETS)], FRONTEND_ID, 3));
+  const again = s.take().map(deltaSummary);
+  assert.ok(again.includes('RouteConfiguration +[outbound] -[]'), again.join('\n'));
+});
+
 test('delta: a first request without node.id fails the stream', () => {
   const { hooks } = setup();
   const s = deltaStream(hooks);

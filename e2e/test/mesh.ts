@@ -210,13 +210,17 @@ export class MeshClient {
   }
 }
 
-/** Steady traffic in the background until stopped: every result is recorded. */
-export function steadyTraffic(client: MeshClient, host: string, everyMs = 5): { stop(): Promise<{ ok: number; failures: string[] }> } {
+/**
+ * Steady traffic in the background until stopped, or for at most `maxMs` (so a test that fails
+ * before stopping it cannot hang the run): every result is recorded.
+ */
+export function steadyTraffic(client: MeshClient, host: string, everyMs = 5, maxMs = 30_000): { stop(): Promise<{ ok: number; failures: string[] }> } {
   let running = true;
   let ok = 0;
   const failures: string[] = [];
+  const deadline = Date.now() + maxMs;
   const loop = (async () => {
-    while (running) {
+    while (running && Date.now() < deadline) {
       const r = await client.get(host);
       if (r.status === 200) ok++;
       else failures.push(`${new Date().toISOString()} ${r.status} ${r.body}`);

@@ -7,6 +7,7 @@ import { createLogger, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
 import { AdminServer, HealthServer, type ServerState } from './admin';
 import { EMPTY_CONFIG, type ProxyConfig } from './config';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
+import { retainReferencedClusters } from './config-retain';
 import { ListenerManager } from './listener-manager';
 import { UpstreamPool } from './upstream-pool';
 import { XdsClient, type HeldState } from './xds-client';
@@ -86,10 +87,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     apply: async (candidate) => {
       const built = buildProxyConfig(resourcesOf(candidate));
       if (!built.ok) return built.errors.join('; ');
-      config = built.config;
-      // As Envoy: a listener that cannot bind is reported in the NACK; the rest of the config stays.
+      const previous = config;
+      config = retainReferencedClusters(previous, built.config);
       const errors = await listeners.apply(config);
-      return errors.length ? errors.join('; ') : undefined;
+      if (errors.length === 0) return undefined;
+      // A listener that cannot bind rejects the whole update: back to exactly what ran before.
+      config = previous;
+      await listeners.apply(previous);
+      return errors.join('; ');
     },
   });
 
