@@ -6,3 +6,4 @@ export * from './xds-types';
 export * from './log';
 export * from './kube-parse';
 export * from './kube-select';
+export * from './grpc-logs';

@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -150,6 +151,23 @@ describe('weft control-plane lifecycle', () => {
       assert.equal(await exited, 0);
     } finally {
       child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('weft control-plane on a taken port', () => {
+  it('says which address is taken, in one line, and exits 1', { timeout: 20_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cli-test-'));
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      const r = weft(['control-plane', '--manifests', dir, '--xds-address', `127.0.0.1:${port}`, '--debug-address', '127.0.0.1:0'], { WEFT_LOG_LEVEL: 'silent' });
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `weft control-plane: cannot listen on 127.0.0.1:${port} (xDS): address already in use (EADDRINUSE)\n`);
+    } finally {
+      holder.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -3,7 +3,7 @@
  * world and delta, one stream object per call. Plaintext on 15010 (local mode and tests).
  */
 import * as grpc from '@grpc/grpc-js';
-import { adsPackageDefinition, ADS_SERVICE, type Logger } from '@weft/api';
+import { adsPackageDefinition, ADS_SERVICE, routeGrpcLogs, type Logger } from '@weft/api';
 import type { AdsHooks, StreamInfo } from './ads-hooks';
 import { SotwStream, type SotwRequest, type SotwResponse } from './ads-stream-sotw';
 import { DeltaStream, type DeltaRequest, type DeltaResponse } from './ads-stream-delta';
@@ -16,6 +16,7 @@ export class AdsServer {
   port = 0;
 
   constructor(private readonly hooks: AdsHooks, private readonly log: Logger, private readonly identifier: string) {
+    routeGrpcLogs(log);
     const def = adsPackageDefinition()[ADS_SERVICE] as grpc.ServiceDefinition;
     this.server.addService(def, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<SotwRequest, SotwResponse>) => this.serve(call, 'sotw'),
@@ -26,7 +27,12 @@ export class AdsServer {
   /** Binds `host:port` (port 0 picks one). Rejects with the bind error. */
   async listen(address: string): Promise<number> {
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (!err) return resolve(port);
+        // grpc-js wraps the socket error in a long sentence; keep the part a person needs.
+        const m = /listen (E[A-Z]+): ([^,\]]+?)(?: [^ ]+:\d+)?(?:[,\]]|$)/.exec(err.message);
+        reject(new Error(m ? `cannot listen on ${address} (xDS): ${m[2]} (${m[1]})` : `cannot listen on ${address} (xDS): ${err.message}`, { cause: err }));
+      }));
     return this.port;
   }
 

@@ -51,7 +51,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const xdsPort = await ads.listen(opts.xdsAddress ?? '127.0.0.1:15010');
     const [dHost, dPort] = splitHostPort(opts.debugAddress ?? '127.0.0.1:15014');
     await new Promise<void>((resolve, reject) => {
-      debug.once('error', reject);
+      debug.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new Error(`cannot listen on ${dHost}:${dPort} (debug): ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message} (${e.code})`, { cause: e })));
       debug.listen(dPort, dHost, () => resolve());
     });
     const debugPort = (debug.address() as { port: number }).port;
@@ -80,7 +81,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await registry.close();
     ads.destroy();
     debug.close();
-    throw new Error(`cannot listen: ${(err as Error).message}`, { cause: err });
+    throw err;
   }
 }
 

@@ -7,7 +7,7 @@
  * differences are sent again.
  */
 import * as grpc from '@grpc/grpc-js';
-import { adsPackageDefinition, shortTypeName, unpackAny, type AnyMessage, type Logger } from '@weft/api';
+import { adsPackageDefinition, routeGrpcLogs, shortTypeName, unpackAny, type AnyMessage, type Logger } from '@weft/api';
 
 type Obj = Record<string, any>;
 
@@ -51,6 +51,7 @@ export class XdsClient {
   readonly nacks = new Map<string, string>();
 
   constructor(private readonly opts: XdsClientOptions) {
+    routeGrpcLogs(opts.log);
     const pkg = grpc.loadPackageDefinition(adsPackageDefinition()) as Obj;
     const Ctor = pkg.envoy.service.discovery.v3.AggregatedDiscoveryService as typeof grpc.Client;
     this.client = new Ctor(opts.address, grpc.credentials.createInsecure(), {
