@@ -30,8 +30,9 @@ export function proxyName(nodeId: string): string {
 
 function state(t: TypeSync | undefined): string {
   if (!t) return '-';
-  if (t.lastNack && t.lastNack.version === t.sentVersion) return 'NACKED';
-  return t.synced ? 'SYNCED' : 'STALE';
+  // A version rejected once and acknowledged when offered again is in sync.
+  if (t.synced) return 'SYNCED';
+  return t.lastNack && t.lastNack.version === t.sentVersion ? 'NACKED' : 'STALE';
 }
 
 export function renderStatus(nodes: readonly NodeSync[]): string {

@@ -5,10 +5,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { eventually, getJson, log, ShopMesh } from './mesh';
 
+const WEFT = path.resolve(__dirname, '../../../cli/dist/src/main.js');
 const mesh = new ShopMesh(10, 'bind');
 let blocker: net.Server | undefined;
 let sc: Sidecar | undefined;
@@ -40,6 +43,10 @@ test('a listener that cannot bind is NACKed, keeps the sidecar unready, and bind
   blocker = undefined;
   mesh.setPolicy(50, 50); // any change makes the control plane push again
   await eventually('the sidecar to turn ready', async () => (await fetch(`http://${pod.ip}:15021/healthz/ready`)).status === 200, 5000);
+  // The Listener version did not change between the NACK and the ACK: proxy-status must say SYNCED.
+  const status = await new Promise<string>((resolve) =>
+    execFile(process.execPath, [WEFT, 'proxy-status', `--control-plane=${mesh.cpIp}:15014`], (_e, out) => resolve(out)));
+  assert.match(status, /backend-v2\.shop\s+sidecar\s+delta\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED/);
   const dump = await getJson(`http://${pod.ip}:15000/config_dump`);
   assert.deepEqual(Object.keys(dump.config.listeners).sort(), ['virtualInbound', 'virtualOutbound']);
 });
