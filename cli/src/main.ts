@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from './args';
 import { formatCommandHelp, formatMainHelp, type Command } from './command';
+import { captureInitCommand } from './cmd-capture-init';
 import { checkCommand } from './cmd-check';
 import { controlPlaneCommand } from './cmd-control-plane';
 import { demoCommand } from './cmd-demo';
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = [
   demoCommand,
   controlPlaneCommand,
   sidecarCommand,
+  captureInitCommand,
   injectCommand,
   proxyStatusCommand,
   proxyConfigCommand,
