@@ -22,6 +22,8 @@ export interface StreamInfo {
 export interface WireNode {
   id?: string;
   cluster?: string;
+  /** google.protobuf.Struct */
+  metadata?: unknown;
 }
 export interface WireStatus {
   code?: number;

@@ -1,5 +1,5 @@
 /** What both kinds of ADS stream share: node identification, the snapshot watch, the end. */
-import { parseNodeId, RESOURCE_TYPES, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
+import { nodeMetadataStrings, parseNodeId, RESOURCE_TYPES, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
 import type { AdsHooks, StreamInfo, WireNode } from './ads-hooks';
 import type { NodeSnapshot } from './snapshot-cache';
 
@@ -27,7 +27,7 @@ export abstract class AdsStreamBase<Res> {
         this.fail('the first request on an ADS stream must carry node.id');
         return undefined;
       }
-      this.node = parseNodeId(req.node.id);
+      this.node = parseNodeId(req.node.id, nodeMetadataStrings(req.node.metadata));
       this.unwatch = this.hooks.cache.watch(this.node.id, (s) => this.pushAll(s));
       this.hooks.connected(this.node, this.info);
     }

@@ -117,7 +117,8 @@ class MeshState {
         const first = this.sync.connected(node, stream.protocol);
         log.info('proxy connected', { node: node.id, protocol: stream.protocol, stream: stream.id });
         if (first) this.cache.set(node.id, encodeSnapshot(translate(this.world, node), this.world.generation));
-        if (node.kind === 'sidecar' && !this.meshed.has(podKey(node))) {
+        // Local mode only: a captured pod's app ports are reached directly (iptables does the rest).
+        if (node.kind === 'sidecar' && !node.capture && !this.meshed.has(podKey(node))) {
           this.meshed.add(podKey(node));
           this.schedule();
         }

@@ -50,14 +50,16 @@ export function translate(world: World, node: NodeIdentity): Resources {
 
   if (node.kind === 'sidecar') {
     routeConfigs.set(OUTBOUND_ROUTES, { name: OUTBOUND_ROUTES, virtual_hosts: dedupeDomains(outboundVhosts) });
-    listeners.set('virtualOutbound', outboundListener(node.podIp));
+    // Captured traffic arrives redirected to the sidecar on any local address.
+    const bindAddress = node.capture ? '0.0.0.0' : node.podIp;
+    listeners.set('virtualOutbound', outboundListener(bindAddress));
     const pod = world.pods.get(nsName(node.namespace, node.podName));
     const targetPorts = pod ? podTargetPorts(world, pod) : [];
     for (const p of targetPorts) {
       const c = staticCluster(inboundClusterName(p), node.podIp, p);
       clusters.set(c.name as string, c);
     }
-    listeners.set('virtualInbound', inboundListener(node.podIp, targetPorts));
+    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts));
   }
 
   return new Map<ResourceTypeUrl, ReadonlyMap<string, Obj>>([

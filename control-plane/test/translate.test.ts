@@ -90,6 +90,15 @@ test('a sidecar gets outbound and inbound listeners on its pod IP, and a static 
   assert.equal(get(r, TypeUrl.Cluster, 'inbound|8080||').load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value, 8080);
 });
 
+test('a captured sidecar (INTERCEPTION_MODE=REDIRECT) gets its listeners on every address; inbound clusters stay on the pod IP', () => {
+  const captured = parseNodeId(sidecarNodeId('127.0.0.11', 'frontend', 'shop'), { INTERCEPTION_MODE: 'REDIRECT' });
+  assert.equal(captured.kind === 'sidecar' && captured.capture, true);
+  const r = translate(world(shop()), captured);
+  assert.deepEqual(get(r, TypeUrl.Listener, 'virtualOutbound').address, { socket_address: { address: '0.0.0.0', port_value: 15001 } });
+  assert.deepEqual(get(r, TypeUrl.Listener, 'virtualInbound').address, { socket_address: { address: '0.0.0.0', port_value: 15006 } });
+  assert.equal(get(r, TypeUrl.Cluster, 'inbound|8080||').load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address, '127.0.0.11');
+});
+
 test('a pod with two app ports needs the target-port header: without it, a 404 that says so', () => {
   const objects = [
     service('multi', [{ name: 'a', port: 80, targetPort: 8080 }, { name: 'b', port: 81, targetPort: 'metrics' }]),

@@ -3,7 +3,8 @@
  * health servers. Lifecycle: INITIALIZING until the first complete config is applied, then LIVE;
  * DRAINING on `/drain` or `close()`, when readiness turns false and in-flight requests finish.
  */
-import { createLogger, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
+import { createLogger, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
+import { assertCaptureAvailable } from './original-dst';
 import { AdminServer, HealthServer, type ServerState } from './admin';
 import { EMPTY_CONFIG, type ProxyConfig } from './config';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
@@ -26,6 +27,12 @@ export interface SidecarOptions {
   readonly healthPort?: number;
   /** Graceful drain bound on SIGTERM (default 5000 ms). */
   readonly drainTimeoutMs?: number;
+  /**
+   * The pod's traffic is captured by iptables (`weft capture-init`): the sidecar tells the control
+   * plane (node metadata INTERCEPTION_MODE=REDIRECT) and reads each connection's original
+   * destination. Needs the SO_ORIGINAL_DST addon; without it, startup fails saying so.
+   */
+  readonly capture?: boolean;
   readonly log?: Logger;
 }
 
@@ -57,7 +64,11 @@ export function sidecarOptionsFromEnv(env: NodeJS.ProcessEnv): { options?: Sidec
     podIp: need('POD_IP'),
     serviceAccount: env.SERVICE_ACCOUNT || 'default',
     trustDomain: env.WEFT_TRUST_DOMAIN || 'cluster.local',
+    capture: env.WEFT_CAPTURE === 'true',
   };
+  if (env.WEFT_CAPTURE !== undefined && env.WEFT_CAPTURE !== 'true' && env.WEFT_CAPTURE !== 'false') {
+    errors.push(`WEFT_CAPTURE must be true or false, got "${env.WEFT_CAPTURE}"`);
+  }
   if (options.xdsAddress && !/^[^\s:]+:\d+$/.test(options.xdsAddress)) {
     errors.push(`WEFT_XDS_ADDRESS must be host:port, got "${options.xdsAddress}"`);
   }
@@ -68,6 +79,7 @@ const SUBSCRIBED = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.List
 
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const log = opts.log ?? createLogger({ component: 'sidecar', pod: `${opts.namespace}/${opts.podName}` });
+  if (opts.capture) assertCaptureAvailable();
   const nodeId = sidecarNodeId(opts.podIp, opts.podName, opts.namespace);
   let config: ProxyConfig = EMPTY_CONFIG;
   let state: ServerState = 'INITIALIZING';
@@ -82,6 +94,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
     nodeId,
+    ...(opts.capture ? { nodeMetadata: { [INTERCEPTION_MODE]: 'REDIRECT' } } : {}),
     types: SUBSCRIBED,
     log: log.child({ module: 'xds-client' }),
     apply: async (candidate) => {
@@ -101,8 +114,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   let closing: Promise<void> | undefined;
   let markClosed!: () => void;
   const closed = new Promise<void>((r) => (markClosed = r));
+  // SPEC.md, "Ports": admin is pod-local (127.0.0.1 in a captured pod, the pod IP in local mode);
+  // health must be reachable by the kubelet.
   const admin = new AdminServer({
-    address: opts.podIp,
+    address: opts.capture ? '127.0.0.1' : opts.podIp,
     port: opts.adminPort ?? 15000,
     log,
     config: () => config,
@@ -117,7 +132,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     drain: () => transition('DRAINING'),
     quit: () => void close(),
   });
-  const health = new HealthServer({ address: opts.podIp, port: opts.healthPort ?? 15021, log, ready: () => state === 'LIVE' });
+  const health = new HealthServer({ address: opts.capture ? '0.0.0.0' : opts.podIp, port: opts.healthPort ?? 15021, log, ready: () => state === 'LIVE' });
 
   const close = (): Promise<void> => (closing ??= (async () => {
     transition('DRAINING');

@@ -22,6 +22,8 @@ export type HeldState = ReadonlyMap<string, ReadonlyMap<string, HeldResource>>;
 export interface XdsClientOptions {
   readonly address: string;
   readonly nodeId: string;
+  /** String node metadata (for example `INTERCEPTION_MODE`). */
+  readonly nodeMetadata?: Readonly<Record<string, string>>;
   readonly types: readonly string[];
   readonly log: Logger;
   /**
@@ -89,7 +91,11 @@ export class XdsClient {
     for (const typeUrl of this.opts.types) {
       const have = this.held.get(typeUrl);
       call.write({
-        node: { id: this.opts.nodeId, user_agent_name: 'weft-sidecar' },
+        node: {
+          id: this.opts.nodeId,
+          user_agent_name: 'weft-sidecar',
+          metadata: { fields: Object.fromEntries(Object.entries(this.opts.nodeMetadata ?? {}).map(([k, v]) => [k, { stringValue: v }])) },
+        },
         type_url: typeUrl,
         resource_names_subscribe: ['*'],
         initial_resource_versions: Object.fromEntries([...(have ?? new Map())].map(([n, r]) => [n, r.version])),
