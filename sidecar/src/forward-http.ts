@@ -42,6 +42,9 @@ const RETRYABLE_ON_REUSED = new Set(['ECONNRESET', 'EPIPE']);
  * A request without a body whose pooled keep-alive connection turns out to be closed by the
  * upstream (`ECONNRESET`/`EPIPE` on a reused socket before any response byte) is retried once on
  * another connection: the upstream never saw it, and this race is inherent to HTTP/1.1 pooling.
+ *
+ * A request with a body is started on the next turn of the event loop, and not at all if the
+ * server has answered it meanwhile (a framing error in the bytes received with the headers).
  */
 export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, done: (outcome: ForwardOutcome) => void): void {
   let settled = false;
@@ -106,8 +109,11 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
 
     up.on('response', (ures: IncomingMessage) => {
       responded = true;
-      if (settled) {
+      if (settled || res.headersSent) {
+        // Already answered on this side (the server refused the rest of the request, e.g. a
+        // framing error or a timeout mid-body): nothing of this response can be sent.
         ures.resume();
+        settle({ kind: 'downstream-closed' });
         return;
       }
       const status = ures.statusCode ?? 502;
@@ -127,7 +133,20 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
     else req.pipe(up);
   };
 
-  attempt(1);
+  if (bodyless) {
+    attempt(1);
+    return;
+  }
+  // A body follows: start from the next turn of the event loop. llhttp parses everything already
+  // received before then, so a framing error right behind the headers (an invalid first chunk) is
+  // answered (400, by the server's clientError handler) before any upstream connection opens. A
+  // later error aborts the upstream request mid-body, as with any streaming proxy; the upstream
+  // never sees a complete request (docs/http-safety.md).
+  setImmediate(() => {
+    if (settled) return;
+    if (req.socket.destroyed || req.socket.writableEnded || res.writableEnded) settle({ kind: 'downstream-closed' });
+    else attempt(1);
+  });
 }
 
 /** No body follows the headers: no `transfer-encoding` and no (or a zero) `content-length`. */

@@ -1,8 +1,12 @@
 /**
  * One HTTP/1.1 proxy listener. Each request runs the stages in order, each a small function:
  *
- *   snapshot (config read once) → route (vhost + route) → backend (cluster, weighted)
- *     → endpoint (cluster balancer) → connect (forward through the pool)
+ *   strict (refuse smuggling vectors, limits; http-strict.ts) → target (normalize path and Host;
+ *     path-normalize.ts) → snapshot (config read once) → route (vhost + route)
+ *     → backend (cluster, weighted) → endpoint (cluster balancer) → connect (forward through the pool)
+ *
+ * What llhttp refuses before a request exists (and the header timeouts) is answered by the server
+ * itself (`ManagedHttpServer`, server-lifecycle.ts); docs/http-safety.md lists every case.
  *
  * Every stage returns a value or an `HttpProxyError`; `fail()` is the one place an error becomes
  * a response. Only immutable snapshots are read on this path; compiling happens once per config.
@@ -13,7 +17,10 @@ import type { Logger } from '@weft/api';
 import type { Endpoint, HttpListener, ProxyConfig, Route } from './config';
 import { forwardHttp } from './forward-http';
 import { upstreamRequestHeaders } from './headers-http';
-import { ClusterNotFoundError, HttpProxyError, NoHealthyUpstreamError, NoRouteError } from './proxy-errors';
+import type { HttpLimits } from './http-limits';
+import { checkRequest, recordRejection, respondAndClose } from './http-strict';
+import { requestTarget, type RequestTarget } from './path-normalize';
+import { ClusterNotFoundError, DownstreamProtocolError, HttpProxyError, NoHealthyUpstreamError, NoRouteError } from './proxy-errors';
 import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot } from './proxy-snapshot';
 import type { CompiledRouteTable } from './route-table';
 import { pickWeightedCluster } from './route-weighted';
@@ -24,14 +31,8 @@ export interface ProxyListenerDeps {
   readonly log: Logger;
   /** Shared by all listeners; the listener never closes it. */
   readonly pool: UpstreamPool;
-}
-
-/** Where a request is going, as the client addressed it. */
-interface RequestTarget {
-  /** Host header (or the absolute-form URL's authority), as received. */
-  readonly host: string;
-  /** Origin-form target: path and query. */
-  readonly path: string;
+  /** Header limits and timeouts; unset fields take `DEFAULT_HTTP_LIMITS` (docs/http-safety.md). */
+  readonly limits?: Partial<HttpLimits>;
 }
 
 /**
@@ -52,7 +53,7 @@ export class HttpProxyListener {
     this.served = spec;
     this.log = deps.log.child({ module: 'listener-http', listener: spec.name });
     this.pool = deps.pool;
-    this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log);
+    this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, { limits: deps.limits ?? {} });
   }
 
   /** The spec being served (the last one given to the constructor or `update`). */
@@ -103,12 +104,21 @@ export class HttpProxyListener {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     const spec = this.served;
-    const snap = snapshotOf(this.current());
-    const target = requestTarget(req);
-    const logged: Record<string, unknown> = { method: req.method, host: target.host, path: target.path };
+    const logged: Record<string, unknown> = { method: req.method, host: req.headers.host, path: req.url };
     const finish = (status: number, error?: HttpProxyError): void => {
       this.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) });
     };
+
+    // Strict stage: refuse what two parsers could read differently, then normalize the target
+    // that route matching sees and the upstream is sent (docs/http-safety.md).
+    const refused = checkRequest(req, this.server.limits);
+    if (refused) return this.fail(res, refused, finish);
+    const target = requestTarget(req.url ?? '/', req.headers.host, req.method ?? 'GET', spec.direction);
+    if (target instanceof HttpProxyError) return this.fail(res, target, finish);
+    logged.host = target.host;
+    logged.path = target.path;
+
+    const snap = snapshotOf(this.current());
 
     const route = routeStage(spec, snap, target, req);
     if (route instanceof HttpProxyError) return this.fail(res, route, finish);
@@ -162,33 +172,26 @@ export class HttpProxyListener {
     });
   }
 
-  /** The one place an `HttpProxyError` becomes a response (or, once headers went out, a reset). */
+  /**
+   * The one place an `HttpProxyError` becomes a response (or, once headers went out, a reset). A
+   * refused request (`DownstreamProtocolError`) is counted and closes the connection: what follows
+   * it on the wire cannot be trusted to start where we think it does.
+   */
   private fail(res: ServerResponse, error: HttpProxyError, finish: (status: number, error?: HttpProxyError) => void): void {
     if (res.headersSent) {
       res.destroy();
       finish(res.statusCode, error);
       return;
     }
-    if (!res.destroyed) {
+    if (error instanceof DownstreamProtocolError) {
+      recordRejection(this.log, error, { listener: this.served.name, client: res.req.socket.remoteAddress });
+      if (!res.destroyed) respondAndClose(res, error);
+    } else if (!res.destroyed) {
       res.writeHead(error.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(error.message) });
       res.end(error.message);
     }
     finish(error.status, error);
   }
-}
-
-/** Host and origin-form path; an absolute-form target (a client using us as an HTTP proxy) wins over Host. */
-function requestTarget(req: IncomingMessage): RequestTarget {
-  const url = req.url ?? '/';
-  if (url.startsWith('http://') || url.startsWith('https://')) {
-    try {
-      const u = new URL(url);
-      return { host: u.host, path: `${u.pathname}${u.search}` };
-    } catch {
-      // Unparseable: fall through and let route matching see it as is.
-    }
-  }
-  return { host: req.headers.host ?? '', path: url };
 }
 
 /** Route stage: the listener's table (RDS by name, or inline), then vhost and route. */

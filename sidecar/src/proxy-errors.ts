@@ -82,3 +82,74 @@ export class ListenError extends SidecarError {
     super(`${what}: cannot bind ${address}:${port}: ${human}${human === reason ? '' : ` (${reason})`}`, { cause });
   }
 }
+
+/**
+ * A request this sidecar refuses to interpret (docs/http-safety.md): framing that two parsers could
+ * read differently (request smuggling), characters or shapes the HTTP grammar forbids, a path that
+ * could bypass route or policy matching, or a request beyond a limit. Always answered with
+ * `Connection: close`, because after a framing error the rest of the connection cannot be trusted.
+ * `reason` is one of a fixed set (bounded, safe as a metric label); the message is the response body.
+ */
+export abstract class DownstreamProtocolError extends HttpProxyError {
+  constructor(
+    readonly reason: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Ambiguous or invalid message framing: Content-Length / Transfer-Encoding conflicts, bad chunks. */
+export class RequestFramingError extends DownstreamProtocolError {
+  readonly code = 'REQUEST_FRAMING';
+  readonly status = 400;
+  constructor(reason: string, detail: string, options?: { cause?: unknown }) {
+    super(reason, `bad request: ${detail}`, options);
+  }
+}
+
+/** A request line or header the HTTP/1.1 grammar forbids (invalid characters, obs-fold, bare LF). */
+export class MalformedRequestError extends DownstreamProtocolError {
+  readonly code = 'MALFORMED_REQUEST';
+  readonly status = 400;
+  constructor(reason: string, detail: string, options?: { cause?: unknown }) {
+    super(reason, `bad request: ${detail}`, options);
+  }
+}
+
+/** A request path that normalization refuses (escaped slash, fragment, not origin-form, ...). */
+export class InvalidPathError extends DownstreamProtocolError {
+  readonly code = 'INVALID_PATH';
+  readonly status = 400;
+  constructor(reason: string, detail: string) {
+    super(reason, `bad request: ${detail}`);
+  }
+}
+
+/** Request line and headers larger than the listener's limit, or more header fields than allowed. */
+export class HeadersTooLargeError extends DownstreamProtocolError {
+  readonly code = 'HEADERS_TOO_LARGE';
+  readonly status = 431;
+  constructor(reason: string, detail: string) {
+    super(reason, `request header fields too large: ${detail}`);
+  }
+}
+
+/** The client did not send a complete request in time (headers timeout, request timeout). */
+export class RequestTimeoutError extends DownstreamProtocolError {
+  readonly code = 'REQUEST_TIMEOUT';
+  readonly status = 408;
+  constructor(reason: string, detail: string) {
+    super(reason, `request timeout: ${detail}`);
+  }
+}
+
+/** An HTTP version other than 1.0 or 1.1 on the HTTP/1 parser. */
+export class HttpVersionError extends DownstreamProtocolError {
+  readonly code = 'HTTP_VERSION';
+  readonly status = 505;
+  constructor(version: string) {
+    super('http-version', `http version not supported: ${version}`);
+  }
+}

@@ -6,14 +6,25 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import { ListenError } from './proxy-errors';
+import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
+import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
+import { ListenError, RequestTimeoutError } from './proxy-errors';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+export interface ManagedHttpServerOptions {
+  /** Size limits and timeouts; unset fields take `DEFAULT_HTTP_LIMITS`. */
+  readonly limits?: Partial<HttpLimits>;
+}
 
 /**
  * An `http.Server` with connection bookkeeping. Once closing, a response still being served gets
  * `Connection: close` (or, if its headers already went out, its connection is ended after it), so
  * keep-alive clients cannot hold a draining server open.
+ *
+ * Strict by construction (docs/http-safety.md): llhttp in strict mode, the limits of `HttpLimits`,
+ * and one `clientError` handler that answers what the parser refused (400, 408, 431, 505) with
+ * `Connection: close`, counts it and logs it at debug.
  */
 export class ManagedHttpServer {
   private readonly server: http.Server;
@@ -21,28 +32,39 @@ export class ManagedHttpServer {
   private readonly active = new Map<Socket, number>();
   /** Responses not yet finished (their headers may still be unsent). */
   private readonly responses = new Set<http.ServerResponse>();
+  /** Per connection, the response most recently begun (kept once finished, until the connection closes). */
+  private readonly current = new Map<Socket, http.ServerResponse>();
   private closing = false;
   private closed: Promise<void> | undefined;
+  /** The limits in force (defaults filled in). */
+  readonly limits: HttpLimits;
 
   constructor(
     private readonly what: string,
     handler: RequestHandler,
     private readonly log: Logger,
+    options: ManagedHttpServerOptions = {},
   ) {
-    // No whole-request deadline: a proxied upload may legitimately stream for a long time.
-    this.server = http.createServer({ requestTimeout: 0 });
+    this.limits = resolveHttpLimits(options.limits);
+    this.server = http.createServer(serverOptions(this.limits));
+    applyServerLimits(this.server, this.limits);
     this.server.on('connection', (socket: Socket) => {
       if (this.closing) {
         socket.destroy();
         return;
       }
       this.active.set(socket, 0);
-      socket.once('close', () => this.active.delete(socket));
+      socket.once('close', () => {
+        this.active.delete(socket);
+        this.current.delete(socket);
+      });
     });
     // Registered before `handler` so a response written synchronously still sees `Connection: close`.
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.track(req.socket, res));
     this.server.on('request', handler);
     this.server.on('error', (err) => this.log.warn('server error', { server: what, err }));
+    this.server.on('clientError', (err: Error, socket: Socket) => this.onClientError(err, socket));
+    this.server.on('timeout', (socket: Socket) => this.onIdleTimeout(socket));
   }
 
   /** Binds `address:port` (0: any free port). Rejects with a `ListenError` naming the address. */
@@ -97,9 +119,71 @@ export class ManagedHttpServer {
     this.server.closeAllConnections();
   }
 
+  /**
+   * llhttp refused the bytes on `socket` (or a headers/request timeout fired). The connection cannot
+   * be trusted past this point: answer if no response owns the socket yet, then close it.
+   */
+  private onClientError(err: Error, socket: Socket): void {
+    const error = clientErrorToProxyError(err, this.limits);
+    if (!error) {
+      // A transport failure (reset, broken pipe): no one to answer, nothing to count.
+      socket.destroy();
+      return;
+    }
+    const res = this.current.get(socket);
+    if (res && res.writableEnded && !res.shouldKeepAlive) {
+      // A response that closes the connection (typically a rejection, already counted) is written:
+      // what the parser choked on is the rest of that request. Flush, close, count nothing more.
+      this.log.debug('unparsed bytes after a closing response', { server: this.what, code: error.code, reason: error.reason });
+      if (socket.writableFinished) socket.destroy();
+      else socket.end(() => socket.destroy());
+      return;
+    }
+    recordRejection(this.log, error, { server: this.what, client: socket.remoteAddress });
+    const inFlight = res && !res.writableEnded ? res : undefined;
+    const answer = (): void => {
+      if (socket.writable && !socket.writableEnded) socket.end(rawErrorResponse(error), () => socket.destroy());
+      else socket.destroy();
+    };
+    if (!inFlight) {
+      answer();
+    } else if (!inFlight.headersSent && !inFlight.req.complete) {
+      // The error lies in the body of the request being served: it is that request's answer,
+      // sent through its response so it keeps its place behind earlier pipelined responses. The
+      // handler, finding the response ended, forwards nothing.
+      respondAndClose(inFlight, error);
+    } else if (inFlight.req.complete) {
+      // The error belongs to a later pipelined request: answer once the responses before it are out.
+      inFlight.once('finish', answer);
+      inFlight.once('close', () => {
+        if (!inFlight.writableFinished) socket.destroy();
+      });
+    } else {
+      // Mid-response to the very request that failed: no status can be sent any more.
+      socket.destroy();
+    }
+  }
+
+  /**
+   * No byte moved on `socket` for `idleTimeoutMs`. A request still arriving (a body trickled or
+   * stalled) is answered 408 and counted; otherwise the connection is just closed, which aborts
+   * any upstream request still waiting.
+   */
+  private onIdleTimeout(socket: Socket): void {
+    const res = this.current.get(socket);
+    if (res && !res.writableEnded && !res.headersSent && !res.req.complete) {
+      const error = new RequestTimeoutError('idle-timeout', 'no data received in time');
+      recordRejection(this.log, error, { server: this.what, client: socket.remoteAddress });
+      respondAndClose(res, error);
+      return;
+    }
+    socket.destroy();
+  }
+
   private track(socket: Socket, res: http.ServerResponse): void {
     this.active.set(socket, (this.active.get(socket) ?? 0) + 1);
     this.responses.add(res);
+    this.current.set(socket, res);
     if (this.closing) res.shouldKeepAlive = false;
     let counted = true;
     const finished = (): void => {
