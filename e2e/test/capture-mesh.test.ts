@@ -70,11 +70,11 @@ before(async () => {
   writeManifest(dir, 'mesh.yaml', [
     podYaml('shop', { name: 'client', ip: PODS.client.ip, labels: { app: 'client' } }),
     podYaml('shop', { name: 'server', ip: PODS.server.ip, labels: { app: 'server' } }),
-    `apiVersion: v1\nkind: Service\nmetadata: {name: server, namespace: shop}\nspec:\n  clusterIP: ${SERVICE_IP}\n  selector: {app: server}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n`,
+    `apiVersion: v1\nkind: Service\nmetadata: {name: server, namespace: shop}\nspec:\n  clusterIP: ${SERVICE_IP}\n  selector: {app: server}\n  ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 81, targetPort: 9090}]\n`,
   ].join('---\n'));
   startIn(SW, [WEFT, 'control-plane', '--manifests', dir, '--xds-address', `${CP_IP}:15010`, '--debug-address', `${CP_IP}:15014`], {});
   // The app: echoes who connected to it and the headers it got.
-  startIn(PODS.server.ns, ['-e', `require('http').createServer((q, s) => s.end(JSON.stringify({ peer: q.socket.remoteAddress, headers: q.headers }))).listen(8080, '${PODS.server.ip}')`], {});
+  startIn(PODS.server.ns, ['-e', `for (const port of [8080, 9090]) require('http').createServer((q, s) => s.end(JSON.stringify({ port, peer: q.socket.remoteAddress, headers: q.headers }))).listen(port, '${PODS.server.ip}')`], {});
   for (const [name, p] of Object.entries(PODS)) {
     startIn(p.ns, [WEFT, 'sidecar'], { WEFT_XDS_ADDRESS: `${CP_IP}:15010`, POD_NAME: name, POD_NAMESPACE: 'shop', POD_IP: p.ip, WEFT_CAPTURE: 'true' }, 1337);
   }
@@ -106,6 +106,14 @@ test('an unmodified client calling a Service IP goes through both sidecars to th
   // ...and the server's sidecar delivered it: the app's peer is its own pod, not the client pod.
   assert.equal(seen.peer, PODS.server.ip);
   assert.equal(seen.headers['x-weft-target-port'], undefined);
+});
+
+test('the server\'s sidecar delivers each call to the app port it was addressed to (its original destination)', { skip }, () => {
+  const call = (url: string): number => JSON.parse(inNs(PODS.client.ns, 'curl', '-sS', '--max-time', '5', url)).port;
+  assert.equal(call(`http://${SERVICE_IP}/`), 8080);
+  assert.equal(call(`http://${SERVICE_IP}:81/`), 9090);
+  // A client's own x-weft-target-port is never what decides.
+  assert.equal(JSON.parse(inNs(PODS.client.ns, 'curl', '-sS', '--max-time', '5', '-H', 'x-weft-target-port: 9090', `http://${SERVICE_IP}/`)).port, 8080);
 });
 
 test('the sidecar\'s own uid is not captured, and its admin port is pod-local', { skip }, () => {

@@ -12,9 +12,9 @@
  * a response. Only immutable snapshots are read on this path; compiling happens once per config.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import type { Endpoint, HttpListener, ProxyConfig, Route } from './config';
+import { TARGET_PORT_HEADER, type Endpoint, type HttpListener, type ProxyConfig, type Route } from './config';
 import { forwardHttp } from './forward-http';
 import { upstreamRequestHeaders } from './headers-http';
 import type { HttpLimits } from './http-limits';
@@ -33,7 +33,15 @@ export interface ProxyListenerDeps {
   readonly pool: UpstreamPool;
   /** Header limits and timeouts; unset fields take `DEFAULT_HTTP_LIMITS` (docs/http-safety.md). */
   readonly limits?: Partial<HttpLimits>;
+  /**
+   * Capture mode: where a redirected connection was going (SO_ORIGINAL_DST). An inbound request
+   * then names its app port by that, never by a header a client could set.
+   */
+  readonly originalDestination?: (socket: Socket) => { readonly port: number } | undefined;
 }
+
+/** Per connection, the app port it was redirected from (one getsockopt per connection). */
+const redirectedPort = new WeakMap<Socket, string | null>();
 
 /**
  * Serves one `HttpListener`. Reads `current()` once per request, so a config swap applies to the
@@ -44,6 +52,7 @@ export class HttpProxyListener {
   private readonly server: ManagedHttpServer;
   private readonly log: Logger;
   private readonly pool: UpstreamPool;
+  private readonly originalDestination: ProxyListenerDeps['originalDestination'];
 
   constructor(
     spec: HttpListener,
@@ -53,6 +62,7 @@ export class HttpProxyListener {
     this.served = spec;
     this.log = deps.log.child({ module: 'listener-http', listener: spec.name });
     this.pool = deps.pool;
+    this.originalDestination = deps.originalDestination;
     this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, { limits: deps.limits ?? {} });
   }
 
@@ -101,6 +111,17 @@ export class HttpProxyListener {
     this.server.destroy();
   }
 
+  /** Capture mode: the app port is the redirected connection's original port. */
+  private takeTargetPort(req: IncomingMessage): void {
+    let port = redirectedPort.get(req.socket);
+    if (port === undefined) {
+      const d = this.originalDestination!(req.socket);
+      redirectedPort.set(req.socket, (port = d ? String(d.port) : null));
+    }
+    if (port === null) delete req.headers[TARGET_PORT_HEADER];
+    else req.headers[TARGET_PORT_HEADER] = port;
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     const spec = this.served;
@@ -118,6 +139,7 @@ export class HttpProxyListener {
     logged.host = target.host;
     logged.path = target.path;
 
+    if (spec.direction === 'inbound' && this.originalDestination) this.takeTargetPort(req);
     const snap = snapshotOf(this.current());
 
     const route = routeStage(spec, snap, target, req);

@@ -4,7 +4,7 @@
  * DRAINING on `/drain` or `close()`, when readiness turns false and in-flight requests finish.
  */
 import { createLogger, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
-import { assertCaptureAvailable } from './original-dst';
+import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, type ServerState } from './admin';
 import { EMPTY_CONFIG, type ProxyConfig } from './config';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
@@ -89,7 +89,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     state = to;
   };
   const pool = new UpstreamPool();
-  const listeners = new ListenerManager(() => config, { log, pool });
+  const listeners = new ListenerManager(() => config, { log, pool, ...(opts.capture ? { originalDestination } : {}) });
 
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
