@@ -1,0 +1,90 @@
+// Variant (b): the Weft sidecar pair in local mode. Writes a manifest directory (namespace
+// `bench`: pod `client`, pod `server` whose app is the upstream, Service `server` 80 -> 8080),
+// starts `weft control-plane --manifests` and one `weft sidecar` per pod, and waits until both
+// sidecars answer /healthz/ready and the client's outbound route reaches the upstream.
+// `cpuProf` starts both sidecars under `node --cpu-prof` (written when they exit). Measures nothing itself.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { httpStatus, start, tcpOpen, waitFor } from './procs.mjs';
+
+export const NAMESPACE = 'bench';
+export const SERVICE_HOST = `server.${NAMESPACE}.svc.cluster.local`;
+
+function manifests(clientIp, serverIp, appPort) {
+  const pod = (name, ip, ports) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+  namespace: ${NAMESPACE}
+  labels:
+    app: ${name}
+spec:
+  serviceAccountName: ${name}
+  containers:
+  - name: app
+    image: bench/${name}${ports}
+status:
+  podIP: ${ip}
+`;
+  return `${pod('client', clientIp, '')}---
+${pod('server', serverIp, `\n    ports:\n    - name: http\n      containerPort: ${appPort}`)}---
+apiVersion: v1
+kind: Service
+metadata:
+  name: server
+  namespace: ${NAMESPACE}
+spec:
+  selector:
+    app: server
+  ports:
+  - name: http
+    port: 80
+    targetPort: ${appPort}
+`;
+}
+
+/**
+ * Starts the control plane and both sidecars. Returns { controlPlane, client, server } processes;
+ * the sidecars' pids are what /proc is read for.
+ */
+export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, cpuProf }) {
+  const main = join(root, 'cli/dist/src/main.js');
+  const mdir = join(dir, 'manifests');
+  mkdirSync(mdir, { recursive: true });
+  writeFileSync(join(mdir, 'bench.yaml'), manifests(clientIp, serverIp, appPort));
+  const quiet = { WEFT_LOG_LEVEL: 'warn' };
+
+  const xds = `${cpIp}:15010`;
+  const controlPlane = start(
+    'weft control-plane',
+    process.execPath,
+    [main, 'control-plane', '--manifests', mdir, '--xds-address', xds, '--debug-address', `${cpIp}:15014`, '--exit-with-parent'],
+    { env: quiet, logPath: join(dir, 'control-plane.log'), pdeathsig: false, stdinPipe: true },
+  );
+  await waitFor(controlPlane, () => tcpOpen(cpIp, 15010), `listening on ${xds}`);
+
+  const sidecar = (pod, ip, nodeFlags = []) => {
+    const p = start(`sidecar of ${pod}`, process.execPath, [...nodeFlags, main, 'sidecar', '--exit-with-parent'], {
+      env: { ...quiet, WEFT_XDS_ADDRESS: xds, POD_NAME: pod, POD_NAMESPACE: NAMESPACE, POD_IP: ip, SERVICE_ACCOUNT: pod },
+      logPath: join(dir, `sidecar-${pod}.log`),
+      pdeathsig: false,
+      stdinPipe: true,
+    });
+    return p;
+  };
+  const profDir = join(dir, 'cpu-prof');
+  const prof = (pod) => (cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `sidecar-${pod}.cpuprofile`] : []);
+  const client = sidecar('client', clientIp, prof('client'));
+  const server = sidecar('server', serverIp, prof('server'));
+  for (const [p, ip] of [[client, clientIp], [server, serverIp]]) {
+    await waitFor(p, async () => (await httpStatus(`http://${ip}:15021/healthz/ready`)) === 200, 'ready');
+  }
+  // Ready means configured; the client's endpoints must also point at the server's sidecar
+  // (the control plane re-pushes them once the server's sidecar connects).
+  await waitFor(
+    client,
+    async () => (await httpStatus(`http://${clientIp}:15001/`, { host: SERVICE_HOST })) === 200,
+    `routing ${SERVICE_HOST} to the upstream`,
+  );
+  return { controlPlane, client, server, profDir };
+}
