@@ -2,14 +2,13 @@
  * Envoy xDS v3 protos, loaded from the copy that ships inside `@grpc/grpc-js-xds` (its `deps/`
  * folder). We never copy protos into this repository: SPEC.md, "xDS".
  *
- * Two views of the same files:
- *  - `adsServiceDefinition()`: the gRPC service definition (proto-loader) for client and server;
- *  - `xdsRoot()`: a protobufjs Root that encodes and decodes the resources carried in `Any`.
+ * One protobufjs Root (`xdsRoot()`) encodes and decodes both the resources carried in `Any` and
+ * the ADS messages themselves (`adsPackageDefinition()`), so the protos are loaded once.
  */
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as protobuf from 'protobufjs';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as grpc from '@grpc/grpc-js';
 
 /** The folders inside `@grpc/grpc-js-xds/deps` that imports resolve against. */
 export function protoIncludeDirs(): string[] {
@@ -49,8 +48,10 @@ export function xdsRoot(): protobuf.Root {
       const candidate = path.join(dir, target);
       if (fs.existsSync(candidate)) return candidate;
     }
-    // google/protobuf/*.proto are bundled with protobufjs itself.
-    return target;
+    // Well-known types: Any, Duration, Struct... are built into protobufjs (resolved by name);
+    // descriptor.proto (imported by the validation annotations) ships as a file beside it.
+    const shipped = path.join(path.dirname(require.resolve('protobufjs/package.json')), target);
+    return fs.existsSync(shipped) ? shipped : target;
   };
   r.loadSync([...RESOURCE_PROTO_FILES], { keepCase: true });
   r.resolveAll();
@@ -58,19 +59,36 @@ export function xdsRoot(): protobuf.Root {
   return r;
 }
 
-let definition: protoLoader.PackageDefinition | undefined;
+let definition: grpc.ServiceDefinition | undefined;
 
-/** The proto-loader package definition holding `AggregatedDiscoveryService`. */
-export function adsPackageDefinition(): protoLoader.PackageDefinition {
-  definition ??= protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: protoIncludeDirs(),
-  });
-  return definition;
+/** How messages look to our code: proto field names, enums and 64-bit numbers as strings. */
+const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true, oneofs: true };
+
+function method(name: string, request: string, response: string): grpc.MethodDefinition<object, object> {
+  const req = xdsRoot().lookupType(request);
+  const res = xdsRoot().lookupType(response);
+  return {
+    path: `/${ADS_SERVICE}/${name}`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (o: object) => Buffer.from(req.encode(req.fromObject(o)).finish()),
+    requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), TO_OBJECT),
+    responseSerialize: (o: object) => Buffer.from(res.encode(res.fromObject(o)).finish()),
+    responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), TO_OBJECT),
+  };
+}
+
+/**
+ * The package definition holding `AggregatedDiscoveryService`, built from the same protobufjs
+ * Root as the resources (loading the protos once), in the shape `grpc.loadPackageDefinition`
+ * and `server.addService` take.
+ */
+export function adsPackageDefinition(): Record<string, grpc.ServiceDefinition> {
+  definition ??= {
+    StreamAggregatedResources: method('StreamAggregatedResources', 'envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse'),
+    DeltaAggregatedResources: method('DeltaAggregatedResources', 'envoy.service.discovery.v3.DeltaDiscoveryRequest', 'envoy.service.discovery.v3.DeltaDiscoveryResponse'),
+  } as unknown as grpc.ServiceDefinition;
+  return { [ADS_SERVICE]: definition };
 }
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';

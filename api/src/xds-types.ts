@@ -36,7 +36,7 @@ export function shortTypeName(typeUrl: string): string {
   return full.slice(full.lastIndexOf('.') + 1);
 }
 
-/** A packed `google.protobuf.Any` as proto-loader passes it. */
+/** A packed `google.protobuf.Any` as our ADS messages carry it. */
 export interface AnyMessage {
   type_url: string;
   value: Buffer;

@@ -18,7 +18,7 @@ export interface StreamInfo {
   readonly peer: string;
 }
 
-/** The shape proto-loader gives `envoy.config.core.v3.Node` and `google.rpc.Status`. */
+/** How `envoy.config.core.v3.Node` and `google.rpc.Status` arrive decoded (api/src/xds-protos.ts). */
 export interface WireNode {
   id?: string;
   cluster?: string;
