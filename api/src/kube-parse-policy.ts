@@ -5,8 +5,11 @@
  */
 import type {
   Backend,
+  ConnectionPoolSpec,
   HeaderMatch,
   ObjectMeta,
+  OutlierDetectionSpec,
+  RetryBudgetSpec,
   RetrySpec,
   RouteMatchSpec,
   RouteSpec,
@@ -16,16 +19,20 @@ import type {
 } from './kube-types';
 import { FieldChecker, absent, fieldPath, isPlainObject, names } from './kube-parse-fields';
 
-/** The `retryOn` conditions of SPEC.md ("CRDs"). */
-export const RETRY_ON = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'unavailable'] as const;
+/**
+ * The `retryOn` conditions: SPEC.md's ("CRDs"), and the other gRPC statuses Envoy retries on
+ * (FIELD-NOTES 10). The names are Envoy's `retry_on` names.
+ */
+export const RETRY_ON = [
+  '5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes',
+  'unavailable', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted',
+] as const;
 /** Used when `retries.retryOn` is omitted: Istio's default, in the terms of `RETRY_ON`. */
 export const DEFAULT_RETRY_ON: readonly string[] = ['connect-failure', 'reset', 'unavailable', 'retriable-status-codes'];
 export const LB_ALGORITHMS = ['EWMA', 'RoundRobin', 'LeastRequest', 'Random'] as const;
 
 const SPEC_FIELDS = ['targetRef', 'subsets', 'routes', 'loadBalancer', 'connectionPool', 'outlierDetection', 'retryBudget'];
 const ROUTE_FIELDS = ['name', 'match', 'backends', 'timeout', 'retries', 'fault', 'mirror'];
-/** Whole-policy fields kept raw in `extra` until a later version enforces them. */
-const EXTRA_FIELDS = ['connectionPool', 'outlierDetection', 'retryBudget'] as const;
 /** An HTTP method: an uppercase token. */
 const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$/;
 /** A header name: a token, or an HTTP/2 pseudo-header such as `:authority`. */
@@ -57,17 +64,12 @@ export function parseTrafficPolicy(meta: ObjectMeta, raw: Record<string, unknown
   const lb = c.object(spec.loadBalancer, 'spec.loadBalancer', { fields: ['algorithm'] });
   if (lb !== undefined) {
     loadBalancer = { algorithm: c.oneOf(lb.algorithm, 'spec.loadBalancer.algorithm', LB_ALGORITHMS) ?? 'EWMA' };
-    // RoundRobin and Random are enforced; EWMA and LeastRequest fall back to round robin until
-    // the sidecar has latency-aware balancers (issue 3).
-    if (loadBalancer.algorithm === 'EWMA' || loadBalancer.algorithm === 'LeastRequest') notYetSupported.push('spec.loadBalancer.algorithm');
   }
+  const connectionPool = parseConnectionPool(spec.connectionPool, 'spec.connectionPool', c);
+  const outlierDetection = parseOutlierDetection(spec.outlierDetection, 'spec.outlierDetection', c);
+  const retryBudget = parseRetryBudget(spec.retryBudget, 'spec.retryBudget', c);
+  // Every whole-policy field is enforced now; `extra` stays for fields a later version adds.
   const extra: Record<string, unknown> = {};
-  for (const f of EXTRA_FIELDS) {
-    if (absent(spec[f])) continue;
-    EXTRA_CHECKS[f](spec[f], `spec.${f}`, c);
-    extra[f] = spec[f];
-    notYetSupported.push(`spec.${f}`);
-  }
   return {
     kind: 'TrafficPolicy',
     meta,
@@ -75,6 +77,9 @@ export function parseTrafficPolicy(meta: ObjectMeta, raw: Record<string, unknown
     subsets,
     routes,
     ...(loadBalancer ? { loadBalancer } : {}),
+    ...(connectionPool ? { connectionPool } : {}),
+    ...(outlierDetection ? { outlierDetection } : {}),
+    ...(retryBudget ? { retryBudget } : {}),
     notYetSupported,
     extra,
   };
@@ -110,8 +115,8 @@ function parseRoute(v: unknown, p: string, subsets: ReadonlySet<string>, c: Fiel
   const retries = parseRetries(r.retries, `${p}.retries`, c);
   if (!absent(r.fault)) checkFault(r.fault, `${p}.fault`, c);
   if (!absent(r.mirror)) checkMirror(r.mirror, `${p}.mirror`, c);
-  // `timeout` is enforced (the sidecar's route timeout, 504); the rest come with issue 3.
-  for (const f of ['retries', 'fault', 'mirror']) if (!absent(r[f])) nys.push(`${p}.${f}`);
+  // `timeout` and `retries` are enforced by the sidecar; fault and mirror come with issue 3.
+  for (const f of ['fault', 'mirror']) if (!absent(r[f])) nys.push(`${p}.${f}`);
   return {
     name,
     match: match.filter((m): m is RouteMatchSpec => m !== undefined),
@@ -207,7 +212,7 @@ function parseBackends(v: unknown, p: string, subsets: ReadonlySet<string>, c: F
 }
 
 function parseRetries(v: unknown, p: string, c: FieldChecker): RetrySpec | undefined {
-  const r = c.object(v, p, { fields: ['attempts', 'perTryTimeout', 'retryOn', 'retriableStatusCodes', 'backoff'] });
+  const r = c.object(v, p, { fields: ['attempts', 'perTryTimeout', 'retryOn', 'retriableStatusCodes', 'backoff', 'retryNonIdempotent', 'bufferLimitBytes'] });
   if (r === undefined) return undefined;
   const attempts = c.int(r.attempts, `${p}.attempts`, 0, Number.MAX_SAFE_INTEGER, true) ?? 0;
   const perTryTimeoutMs = c.duration(r.perTryTimeout, `${p}.perTryTimeout`);
@@ -229,7 +234,28 @@ function parseRetries(v: unknown, p: string, c: FieldChecker): RetrySpec | undef
     }
     if (baseIntervalMs !== undefined) backoff = { baseIntervalMs, maxIntervalMs };
   }
-  return { attempts, ...(perTryTimeoutMs !== undefined ? { perTryTimeoutMs } : {}), retryOn, retriableStatusCodes, ...(backoff ? { backoff } : {}) };
+  if (!absent(r.retryNonIdempotent) && typeof r.retryNonIdempotent !== 'boolean') c.error(`${p}.retryNonIdempotent`, 'must be a boolean');
+  const retryNonIdempotent = r.retryNonIdempotent === true;
+  // Up to 4 GiB - 1: Envoy's per_request_buffer_limit_bytes is a uint32.
+  const bufferLimitBytes = c.int(r.bufferLimitBytes, `${p}.bufferLimitBytes`, 0, 0xffffffff);
+  return {
+    attempts,
+    ...(perTryTimeoutMs !== undefined ? { perTryTimeoutMs } : {}),
+    retryOn,
+    retriableStatusCodes,
+    ...(backoff ? { backoff } : {}),
+    ...(retryNonIdempotent ? { retryNonIdempotent } : {}),
+    ...(bufferLimitBytes !== undefined ? { bufferLimitBytes } : {}),
+  };
+}
+
+/** `retryBudget`: both fields default to the built-in budget's (20% + 10/s, FIELD-NOTES 8). */
+function parseRetryBudget(v: unknown, p: string, c: FieldChecker): RetryBudgetSpec | undefined {
+  const o = c.object(v, p, { fields: ['percent', 'minRetriesPerSecond'] });
+  if (o === undefined) return undefined;
+  const percent = c.number(o.percent, `${p}.percent`, 0, 100) ?? 20;
+  const minRetriesPerSecond = c.int(o.minRetriesPerSecond, `${p}.minRetriesPerSecond`, 0, Number.MAX_SAFE_INTEGER) ?? 10;
+  return { percent, minRetriesPerSecond };
 }
 
 function checkFault(v: unknown, p: string, c: FieldChecker): void {
@@ -256,26 +282,34 @@ function checkMirror(v: unknown, p: string, c: FieldChecker): void {
   c.number(m.percent, `${p}.percent`, 0, 100);
 }
 
-const nonNegative = (c: FieldChecker, v: unknown, p: string): void => void c.int(v, p, 0, Number.MAX_SAFE_INTEGER);
 
-const EXTRA_CHECKS: Record<(typeof EXTRA_FIELDS)[number], (v: unknown, p: string, c: FieldChecker) => void> = {
-  connectionPool(v, p, c) {
-    const fields = ['maxConnections', 'maxPendingRequests', 'maxRequestsPerConnection'];
-    const o = c.object(v, p, { fields });
-    if (o) for (const k of fields) nonNegative(c, o[k], fieldPath(p, k));
-  },
-  outlierDetection(v, p, c) {
-    const o = c.object(v, p, { fields: ['consecutive5xxErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent'] });
-    if (o === undefined) return;
-    nonNegative(c, o.consecutive5xxErrors, `${p}.consecutive5xxErrors`);
-    c.duration(o.interval, `${p}.interval`);
-    c.duration(o.baseEjectionTime, `${p}.baseEjectionTime`);
-    c.int(o.maxEjectionPercent, `${p}.maxEjectionPercent`, 0, 100);
-  },
-  retryBudget(v, p, c) {
-    const o = c.object(v, p, { fields: ['percent', 'minRetriesPerSecond'] });
-    if (o === undefined) return;
-    c.number(o.percent, `${p}.percent`, 0, 100);
-    nonNegative(c, o.minRetriesPerSecond, `${p}.minRetriesPerSecond`);
-  },
-};
+/** `spec.connectionPool`: non-negative integers; 0 means "the default" (docs/configuration.md). */
+function parseConnectionPool(v: unknown, p: string, c: FieldChecker): ConnectionPoolSpec | undefined {
+  const fields = ['maxConnections', 'maxPendingRequests', 'maxRequestsPerConnection'] as const;
+  const o = c.object(v, p, { fields: [...fields] });
+  if (o === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const k of fields) {
+    const n = c.int(o[k], fieldPath(p, k), 0, Number.MAX_SAFE_INTEGER);
+    if (n !== undefined) out[k] = n;
+  }
+  return out as ConnectionPoolSpec;
+}
+
+/** `spec.outlierDetection`: durations must be positive (Envoy refuses 0). */
+function parseOutlierDetection(v: unknown, p: string, c: FieldChecker): OutlierDetectionSpec | undefined {
+  const o = c.object(v, p, { fields: ['consecutive5xxErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent'] });
+  if (o === undefined) return undefined;
+  const consecutive5xxErrors = c.int(o.consecutive5xxErrors, `${p}.consecutive5xxErrors`, 0, Number.MAX_SAFE_INTEGER);
+  const intervalMs = c.duration(o.interval, `${p}.interval`);
+  const baseEjectionTimeMs = c.duration(o.baseEjectionTime, `${p}.baseEjectionTime`);
+  const maxEjectionPercent = c.int(o.maxEjectionPercent, `${p}.maxEjectionPercent`, 0, 100);
+  if (intervalMs === 0) c.error(`${p}.interval`, 'must be more than 0');
+  if (baseEjectionTimeMs === 0) c.error(`${p}.baseEjectionTime`, 'must be more than 0');
+  return {
+    ...(consecutive5xxErrors !== undefined ? { consecutive5xxErrors } : {}),
+    ...(intervalMs !== undefined ? { intervalMs } : {}),
+    ...(baseEjectionTimeMs !== undefined ? { baseEjectionTimeMs } : {}),
+    ...(maxEjectionPercent !== undefined ? { maxEjectionPercent } : {}),
+  };
+}

@@ -96,6 +96,15 @@ export interface RetrySpec {
   readonly retryOn: readonly string[];
   readonly retriableStatusCodes: readonly number[];
   readonly backoff?: { readonly baseIntervalMs: number; readonly maxIntervalMs: number };
+  /** Weft: retry POST, PATCH, ... even after the upstream may have read them (default false). */
+  readonly retryNonIdempotent?: boolean;
+  /** Weft: the request body kept for replay; a larger body is not retried (sidecar default 64 KiB). */
+  readonly bufferLimitBytes?: number;
+}
+
+export interface RetryBudgetSpec {
+  readonly percent: number;
+  readonly minRetriesPerSecond: number;
 }
 
 export interface RouteSpec {
@@ -115,6 +124,21 @@ export interface SubsetSpec {
   readonly labels: Readonly<Record<string, string>>;
 }
 
+/** `spec.connectionPool`; an omitted or 0 field keeps Envoy's default (1024, or unlimited requests per connection). */
+export interface ConnectionPoolSpec {
+  readonly maxConnections?: number;
+  readonly maxPendingRequests?: number;
+  readonly maxRequestsPerConnection?: number;
+}
+
+/** `spec.outlierDetection`; omitted fields take Envoy's defaults (5, 10 s, 30 s, 10%). */
+export interface OutlierDetectionSpec {
+  readonly consecutive5xxErrors?: number;
+  readonly intervalMs?: number;
+  readonly baseEjectionTimeMs?: number;
+  readonly maxEjectionPercent?: number;
+}
+
 export interface TrafficPolicy {
   readonly kind: 'TrafficPolicy';
   readonly meta: ObjectMeta;
@@ -122,9 +146,15 @@ export interface TrafficPolicy {
   readonly subsets: readonly SubsetSpec[];
   readonly routes: readonly RouteSpec[];
   readonly loadBalancer?: { readonly algorithm: 'EWMA' | 'RoundRobin' | 'LeastRequest' | 'Random' };
+  /** Absent: Envoy's circuit-breaker defaults; see docs/configuration.md, "Connection pool". */
+  readonly connectionPool?: ConnectionPoolSpec;
+  /** Absent: no outlier detection. */
+  readonly outlierDetection?: OutlierDetectionSpec;
+  /** Absent: the default budget (20% + 10/s, FIELD-NOTES 8). */
+  readonly retryBudget?: RetryBudgetSpec;
   /** Fields accepted by the schema that this version does not enforce yet (dotted paths). */
   readonly notYetSupported: readonly string[];
-  /** Raw spec fields kept for later issues (connectionPool, outlierDetection, retryBudget). */
+  /** Raw spec fields kept for later issues (none today). */
   readonly extra: Readonly<Record<string, unknown>>;
 }
 

@@ -33,6 +33,12 @@ export const RESOURCE_PROTO_FILES: readonly string[] = [
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
+  // Cluster extensions: load-balancing policies (and TypedStruct for Weft's own), HTTP protocol options.
+  'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
+  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  'envoy/extensions/load_balancing_policies/random/v3/random.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'xds/type/v3/typed_struct.proto',
 ];
 
 let root: protobuf.Root | undefined;

@@ -177,18 +177,16 @@ test('the TrafficPolicy of SPEC.md parses, with durations in ms and lowercase he
     backoff: { baseIntervalMs: 25, maxIntervalMs: 250 },
   });
   assert.deepEqual(p.loadBalancer, { algorithm: 'EWMA' });
-  assert.deepEqual(Object.keys(p.extra), ['connectionPool', 'outlierDetection', 'retryBudget']);
+  assert.deepEqual(p.retryBudget, { percent: 20, minRetriesPerSecond: 10 });
+  assert.deepEqual(p.connectionPool, { maxConnections: 1024, maxPendingRequests: 1024, maxRequestsPerConnection: 0 });
+  assert.deepEqual(p.outlierDetection, { consecutive5xxErrors: 5, intervalMs: 10_000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 50 });
+  assert.deepEqual(p.extra, {});
 });
 
 test('fields accepted but not yet enforced are listed in notYetSupported as dotted paths (timeout is enforced)', () => {
   assert.deepEqual(valid<TrafficPolicy>(SPEC_POLICY).notYetSupported, [
-    'spec.routes[1].retries',
     'spec.routes[1].fault',
     'spec.routes[1].mirror',
-    'spec.loadBalancer.algorithm',
-    'spec.connectionPool',
-    'spec.outlierDetection',
-    'spec.retryBudget',
   ]);
   const plain = parseKubeObject(policy(() => undefined));
   assert.equal(plain.kind, 'object');
@@ -210,6 +208,19 @@ test('policy defaults: a lone backend weighs 100, retryOn follows Istio, maxInte
     retriableStatusCodes: [],
     backoff: { baseIntervalMs: 10, maxIntervalMs: 100 },
   });
+});
+
+test('retries: the non-idempotent opt-in, the replay buffer and gRPC conditions; retryBudget fields default to 20% + 10/s', () => {
+  const out = parseKubeObject(policy((p) => {
+    p.spec.routes[1].retries = { attempts: 1, retryOn: ['resource-exhausted', 'cancelled'], retryNonIdempotent: true, bufferLimitBytes: 1024 };
+    p.spec.retryBudget = { percent: 50 };
+  }));
+  assert.equal(out.kind, 'object', JSON.stringify(out));
+  const p = (out as { value: TrafficPolicy }).value;
+  assert.deepEqual(p.routes[1].retries, { attempts: 1, retryOn: ['resource-exhausted', 'cancelled'], retriableStatusCodes: [], retryNonIdempotent: true, bufferLimitBytes: 1024 });
+  assert.deepEqual(p.retryBudget, { percent: 50, minRetriesPerSecond: 10 });
+  const bad = parseKubeObject(policy((p) => (p.spec.routes[1].retries = { attempts: 1, retryNonIdempotent: 'yes' })));
+  assert.match(JSON.stringify(bad), /spec.routes\[1\].retries.retryNonIdempotent: must be a boolean/);
 });
 
 test('kinds Weft does not use in local mode are ignored with a reason', () => {
@@ -296,7 +307,7 @@ test('schema violations are reported with the path of the field', () => {
     ['zero timeout', policy((p) => (p.spec.routes[1].timeout = '0s')), 'spec.routes[1].timeout: must be a positive duration'],
     ['negative attempts', policy((p) => (p.spec.routes[1].retries = { attempts: -1 })), 'spec.routes[1].retries.attempts: must be an integer >= 0'],
     ['retryOn', policy((p) => (p.spec.routes[1].retries = { attempts: 1, retryOn: ['bogus'] })),
-      'spec.routes[1].retries.retryOn[0]: must be one of 5xx, gateway-error, reset, connect-failure, retriable-status-codes, unavailable'],
+      'spec.routes[1].retries.retryOn[0]: must be one of 5xx, gateway-error, reset, connect-failure, retriable-status-codes, unavailable, cancelled, deadline-exceeded, internal, resource-exhausted'],
     ['status code', policy((p) => (p.spec.routes[1].retries = { attempts: 1, retriableStatusCodes: [600] })),
       'spec.routes[1].retries.retriableStatusCodes[0]: must be an integer between 100 and 599'],
     ['perTryTimeout', policy((p) => (p.spec.routes[1].retries = { attempts: 1, perTryTimeout: 'soon' })),

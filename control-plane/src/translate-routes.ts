@@ -1,11 +1,14 @@
 /**
  * Services and TrafficPolicies → Envoy `RouteConfiguration`s: one virtual host per Service port,
- * the policy's routes in order (first match wins), weighted backends as `weighted_clusters`.
+ * the policy's routes in order (first match wins), weighted backends as `weighted_clusters`, and
+ * retries as `retry_policy` with Weft's extensions (retry budget, non-idempotent opt-in) in route
+ * metadata (translate-retries.ts).
  */
 import type { Backend, HeaderMatch, RouteSpec, Service, ServicePort, TrafficPolicy } from '@weft/api';
 import { serviceHost } from '@weft/api';
 import { nsName, type World } from './world';
 import { outboundClusterName } from './names';
+import { retryFields } from './translate-retries';
 
 type Obj = Record<string, unknown>;
 
@@ -28,15 +31,20 @@ export function domainsFor(svc: Service, port: ServicePort, clientNamespace: str
   return out;
 }
 
-/** The routes of one virtual host for a Service port, with or without a policy. */
-export function routesFor(world: World, svc: Service, port: ServicePort, policy: TrafficPolicy | undefined): Obj[] {
+/**
+ * The routes of one virtual host for a Service port, with or without a policy. `proxyless`: for a
+ * gRPC client, which gets no default retries and no Weft route metadata.
+ */
+export function routesFor(world: World, svc: Service, port: ServicePort, policy: TrafficPolicy | undefined, proxyless = false): Obj[] {
   const host = serviceHost(svc.meta.namespace, svc.meta.name);
   if (!policy || policy.routes.length === 0) {
-    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port.port, '', host), timeout: { seconds: 0 } } }];
+    const { retry, route: extra } = retryFields(undefined, policy, proxyless);
+    return [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port.port, '', host), timeout: { seconds: 0 }, ...retry }, ...extra }];
   }
   const out: Obj[] = [];
   for (const r of policy.routes) {
-    const action = routeAction(world, svc, port, r);
+    const { retry, route: extra } = retryFields(r.retries, policy, proxyless);
+    const action = { ...routeAction(world, svc, port, r), ...retry };
     const matches = r.match.length ? r.match : [{ headers: [] as HeaderMatch[] }];
     matches.forEach((m, i) => {
       const match: Obj = {};
@@ -48,7 +56,7 @@ export function routesFor(world: World, svc: Service, port: ServicePort, policy:
       const headers = m.headers.map(headerMatcher);
       if ('method' in m && m.method) headers.unshift({ name: ':method', string_match: { exact: m.method } });
       if (headers.length) match.headers = headers;
-      out.push({ name: matches.length > 1 ? `${r.name}-${i}` : r.name, match, route: action });
+      out.push({ name: matches.length > 1 ? `${r.name}-${i}` : r.name, match, route: action, ...extra });
     });
   }
   return out;

@@ -36,7 +36,7 @@ export function translate(world: World, node: NodeIdentity): Resources {
       const vhost = {
         name: virtualHostName(svc, port),
         domains: domainsFor(svc, port, clientNamespace),
-        routes: routesFor(world, svc, port, policy),
+        routes: routesFor(world, svc, port, policy, proxyless),
       };
       if (proxyless) {
         const name = `${serviceHost(svc.meta.namespace, svc.meta.name)}:${port.port}`;

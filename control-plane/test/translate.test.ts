@@ -24,7 +24,15 @@ test('a Service without policy becomes one EDS cluster, its ready pods, and a ca
   assert.equal(get(r, TypeUrl.Cluster, `outbound|80||${BACKEND}`).type, 'EDS');
   assert.deepEqual(addresses(get(r, TypeUrl.ClusterLoadAssignment, `outbound|80||${BACKEND}`)), ['127.0.0.21:8080', '127.0.0.22:8080']);
   const vhost = get(r, TypeUrl.RouteConfiguration, 'outbound').virtual_hosts.find((v: Obj) => v.name === `${BACKEND}:80`);
-  assert.deepEqual(vhost.routes, [{ name: 'default', match: { prefix: '/' }, route: { cluster: `outbound|80||${BACKEND}`, timeout: { seconds: 0 } } }]);
+  assert.equal(vhost.routes.length, 1);
+  const { metadata, ...route } = vhost.routes[0];
+  assert.ok(metadata, 'the retry budget travels in route metadata (translate-retries.test.ts)');
+  assert.deepEqual(route, {
+    name: 'default',
+    match: { prefix: '/' },
+    // Weft's default retries (translate-retries.ts).
+    route: { cluster: `outbound|80||${BACKEND}`, timeout: { seconds: 0 }, retry_policy: { retry_on: 'connect-failure,reset,unavailable,retriable-status-codes', num_retries: { value: 2 }, retriable_status_codes: [503] } },
+  });
 });
 
 test('virtual host domains: FQDN and partial names with and without port 80; the short name only in the same namespace', () => {
@@ -65,7 +73,8 @@ test('route matches: any entry may match (one Envoy route each); method becomes 
   assert.deepEqual(routes[0].match, { prefix: '/api', headers: [{ name: ':method', string_match: { exact: 'GET' } }, { name: 'x-canary', string_match: { exact: 'true' } }] });
   assert.deepEqual(routes[1].match, { safe_regex: { regex: '/v[0-9]+/.*' }, headers: [{ name: 'x-beta', present_match: true }] });
   // The timeout twice: `timeout` for sidecars (as Envoy), `max_stream_duration` for gRPC clients (gRFC A31).
-  assert.deepEqual(routes[0].route, {
+  const { retry_policy: _retry, ...action } = routes[0].route;
+  assert.deepEqual(action, {
     cluster: `outbound|80|v2|${BACKEND}`,
     timeout: { seconds: 3, nanos: 0 },
     max_stream_duration: { max_stream_duration: { seconds: 3, nanos: 0 } },

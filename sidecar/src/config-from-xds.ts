@@ -6,8 +6,10 @@
  */
 import { TypeUrl } from '@weft/api';
 import type {
-  Cluster, Endpoint, HeaderMatcher, HttpListener, LbPolicy, PathMatcher, ProxyConfig, Route, RouteAction, RouteTable, VirtualHost,
+  Cluster, Endpoint, HeaderMatcher, HttpListener, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
 } from './config';
+import { circuitBreakersOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, type Parsed } from './cluster-from-xds';
+import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BUDGET, DEFAULT_BUFFER_LIMIT_BYTES, GRPC_CONDITIONS, RETRY_CONDITIONS } from './retry-policy';
 
 type Obj = Record<string, any>;
 
@@ -83,16 +85,24 @@ function routeTable(o: Obj, at: string): RouteTable {
     const vat = `${at}.virtual_hosts[${i}]`;
     const domains: string[] = (v.domains ?? []).map((d: string) => d.toLowerCase());
     if (!domains.length) invalid(vat, 'domains must not be empty');
+    // Every route of one virtual host (one destination) draws on one retry budget.
+    const scope = { budgetKey: `${o.name}/${v.name ?? i}`, vhostRetry: v.retry_policy as Obj | undefined, vhostBufferLimit: v.per_request_buffer_limit_bytes as Obj | undefined };
     return {
       name: v.name ?? '',
       domains,
-      routes: (v.routes ?? []).map((r: Obj, j: number) => route(r, `${vat}.routes[${j}]${r.name ? ` (route ${JSON.stringify(r.name)})` : ''}`)),
+      routes: (v.routes ?? []).map((r: Obj, j: number) => route(r, `${vat}.routes[${j}]${r.name ? ` (route ${JSON.stringify(r.name)})` : ''}`, scope)),
     };
   });
   return { name: o.name, virtualHosts };
 }
 
-function route(o: Obj, at: string): Route {
+interface RouteScope {
+  readonly budgetKey: string;
+  readonly vhostRetry: Obj | undefined;
+  readonly vhostBufferLimit: Obj | undefined;
+}
+
+function route(o: Obj, at: string, scope: RouteScope): Route {
   const m = o.match ?? invalid(at, 'match is required');
   // case_sensitive is a BoolValue: absent means true.
   if (m.case_sensitive && !m.case_sensitive.value) invalid(`${at}.match`, 'case-insensitive matching is not supported by this sidecar');
@@ -104,7 +114,70 @@ function route(o: Obj, at: string): Route {
   else return invalid(`${at}.match`, 'a prefix, path or safe_regex is required');
   const headers = (m.headers ?? []).map((h: Obj, i: number) => header(h, `${at}.match.headers[${i}]`));
   const timeout = o.route?.timeout ? durationMs(o.route.timeout) : undefined;
-  return { name: o.name ?? '', match: { path, headers }, action: action(o, at), ...(timeout ? { timeoutMs: timeout } : {}) };
+  const act = action(o, at);
+  const retry = o.route ? retryPolicy(o, at, scope) : undefined;
+  return { name: o.name ?? '', match: { path, headers }, action: act, ...(timeout ? { timeoutMs: timeout } : {}), ...(retry ? { retry } : {}) };
+}
+
+/** RetryPolicy fields whose meaning this sidecar does not implement: NACKed, not ignored. */
+const UNSUPPORTED_RETRY_FIELDS = [
+  'retry_host_predicate', 'retry_priority', 'retriable_headers', 'retriable_request_headers',
+  'rate_limited_retry_back_off', 'retry_options_predicates', 'per_try_idle_timeout',
+];
+
+/**
+ * Envoy's `RouteAction.retry_policy` (or the virtual host's, for a route without one), with the
+ * Route's `per_request_buffer_limit_bytes` as the replay buffer and Weft's extensions from route
+ * metadata `filter_metadata["weft.dev"]`: `retry_budget {percent, min_retries_per_second}` and
+ * `retry_non_idempotent` (docs/configuration.md, "Retries").
+ */
+function retryPolicy(o: Obj, at: string, scope: RouteScope): RetryPolicy | undefined {
+  const p: Obj | undefined = o.route.retry_policy ?? scope.vhostRetry;
+  if (!p) return undefined;
+  const pat = `${at}.route.retry_policy`;
+  for (const f of UNSUPPORTED_RETRY_FIELDS) {
+    const v = p[f];
+    if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)) invalid(pat, `${f} is not supported by this sidecar version`);
+  }
+  const retryOn = new Set<RetryCondition>();
+  for (const raw of String(p.retry_on ?? '').split(',')) {
+    const c = raw.trim();
+    if (!c) continue;
+    if (!RETRY_CONDITIONS.has(c as RetryCondition)) invalid(`${pat}.retry_on`, `condition ${JSON.stringify(c)} is not supported by this sidecar version`);
+    retryOn.add(c as RetryCondition);
+  }
+  const grpcStatuses = new Set<number>();
+  for (const c of retryOn) if (GRPC_CONDITIONS[c] !== undefined) grpcStatuses.add(GRPC_CONDITIONS[c]!);
+  const retriableStatusCodes = new Set<number>((p.retriable_status_codes ?? []).map(Number));
+  for (const code of retriableStatusCodes) if (!(code >= 100 && code <= 599)) invalid(`${pat}.retriable_status_codes`, `${code} is not an HTTP status`);
+  let baseMs = DEFAULT_BACKOFF_BASE_MS;
+  let maxMs = DEFAULT_BACKOFF_BASE_MS * 10;
+  const b = p.retry_back_off;
+  if (b) {
+    if (!b.base_interval) invalid(`${pat}.retry_back_off`, 'base_interval is required');
+    baseMs = durationMs(b.base_interval);
+    if (baseMs <= 0) invalid(`${pat}.retry_back_off.base_interval`, 'must be positive');
+    maxMs = b.max_interval ? durationMs(b.max_interval) : baseMs * 10;
+    if (maxMs < baseMs) invalid(`${pat}.retry_back_off.max_interval`, 'must not be less than base_interval');
+  }
+  const weft: Obj = o.metadata?.filter_metadata?.['weft.dev']?.fields ?? {};
+  const rb: Obj | undefined = weft.retry_budget?.structValue?.fields;
+  const percent = rb?.percent?.numberValue ?? DEFAULT_BUDGET.percent;
+  const minRetriesPerSecond = rb?.min_retries_per_second?.numberValue ?? DEFAULT_BUDGET.minRetriesPerSecond;
+  if (!(percent >= 0 && percent <= 100)) invalid(`${at}.metadata.weft.dev.retry_budget.percent`, 'must be between 0 and 100');
+  if (!(minRetriesPerSecond >= 0)) invalid(`${at}.metadata.weft.dev.retry_budget.min_retries_per_second`, 'must be >= 0');
+  const limit = o.per_request_buffer_limit_bytes ?? scope.vhostBufferLimit;
+  return {
+    retryOn,
+    numRetries: Number(p.num_retries?.value ?? 1), // Envoy's default when the field is unset
+    perTryTimeoutMs: p.per_try_timeout ? durationMs(p.per_try_timeout) : 0,
+    retriableStatusCodes,
+    grpcStatuses,
+    backoff: { baseMs, maxMs },
+    bufferLimitBytes: limit?.value !== undefined ? Number(limit.value) : DEFAULT_BUFFER_LIMIT_BYTES,
+    retryNonIdempotent: weft.retry_non_idempotent?.boolValue === true,
+    budget: { key: scope.budgetKey, percent, minRetriesPerSecond },
+  };
 }
 
 function action(o: Obj, at: string): RouteAction {
@@ -112,7 +185,7 @@ function action(o: Obj, at: string): RouteAction {
     return { kind: 'direct-response', status: o.direct_response.status, body: o.direct_response.body?.inline_string ?? '' };
   }
   const r = o.route ?? invalid(at, 'a route or direct_response action is required');
-  if (r.retry_policy || r.request_mirror_policies?.length) invalid(`${at}.route`, 'retries and mirroring are not supported by this sidecar version');
+  if (r.request_mirror_policies?.length) invalid(`${at}.route`, 'mirroring is not supported by this sidecar version');
   if (r.prefix_rewrite || r.regex_rewrite || r.host_rewrite_literal || r.hash_policy?.length) invalid(`${at}.route`, 'rewrites and hash policies are not supported by this sidecar version');
   if (r.cluster) return { kind: 'cluster', cluster: r.cluster };
   if (r.weighted_clusters) {
@@ -152,21 +225,28 @@ function compile(source: unknown, at: string): RegExp {
   }
 }
 
-const LB: Record<string, LbPolicy> = { ROUND_ROBIN: 'ROUND_ROBIN', LEAST_REQUEST: 'LEAST_REQUEST', RANDOM: 'RANDOM' };
-
 function cluster(o: Obj, at: string): Cluster {
   if (!o.name) invalid(at, 'name is required');
   const type = o.type ?? 'STATIC';
   if (type !== 'EDS' && type !== 'STATIC') invalid(at, `discovery type ${type} is not supported (EDS or STATIC)`);
-  const lbPolicy = LB[o.lb_policy ?? 'ROUND_ROBIN'] ?? invalid(at, `lb_policy ${o.lb_policy} is not supported`);
   if (o.transport_socket) invalid(at, 'transport_socket (TLS) is not supported by this sidecar version');
+  // Load balancing, outlier detection and pool limits: cluster-from-xds.ts.
+  const value = <T>(r: Parsed<T>): T => (r.ok ? r.value : invalid(at, r.error));
+  const lb = value(lbPolicyOf(o));
+  const outlierDetection = value(outlierDetectionOf(o));
+  const circuitBreakers = value(circuitBreakersOf(o));
+  const maxRequestsPerConnection = value(maxRequestsPerConnectionOf(o));
   return {
     name: o.name,
     discovery: type,
     edsServiceName: o.eds_cluster_config?.service_name || o.name,
-    lbPolicy,
+    lbPolicy: lb.lbPolicy,
     connectTimeoutMs: o.connect_timeout ? durationMs(o.connect_timeout) : 1000,
     staticEndpoints: type === 'STATIC' ? lbEndpoints(o.load_assignment ?? {}, `${at}.load_assignment`) : [],
+    ...(lb.peakEwma ? { peakEwma: lb.peakEwma } : {}),
+    ...(outlierDetection ? { outlierDetection } : {}),
+    ...(circuitBreakers ? { circuitBreakers } : {}),
+    ...(maxRequestsPerConnection > 0 ? { maxRequestsPerConnection } : {}),
   };
 }
 

@@ -35,8 +35,47 @@ export interface Route {
   readonly name: string;
   readonly match: RouteMatch;
   readonly action: RouteAction;
-  /** Whole-request timeout; 0 or absent means none. */
+  /** Whole-request timeout, retries and backoff included; 0 or absent means none. */
   readonly timeoutMs?: number;
+  /** Absent: no retries (Envoy's meaning of a route without `retry_policy`). */
+  readonly retry?: RetryPolicy;
+}
+
+/**
+ * What the sidecar can retry on (Envoy's `retry_on` names). `refused-stream` is accepted and means
+ * nothing on HTTP/1; gRPC conditions match a `grpc-status` in response headers (trailers-only).
+ */
+export type RetryCondition =
+  | '5xx' | 'gateway-error' | 'reset' | 'connect-failure' | 'retriable-status-codes' | 'refused-stream'
+  | 'cancelled' | 'deadline-exceeded' | 'internal' | 'resource-exhausted' | 'unavailable';
+
+/** A route's retry policy, validated once (retry-policy.ts decides per attempt). */
+export interface RetryPolicy {
+  readonly retryOn: ReadonlySet<RetryCondition>;
+  /** Retries after the first attempt (Envoy `num_retries`, Istio `attempts`). */
+  readonly numRetries: number;
+  /** Bounds each attempt up to the end of its response; 0 means none (only the route timeout). */
+  readonly perTryTimeoutMs: number;
+  readonly retriableStatusCodes: ReadonlySet<number>;
+  /** gRPC status codes retried (from the gRPC conditions in `retryOn`). */
+  readonly grpcStatuses: ReadonlySet<number>;
+  /** Fully jittered exponential backoff: retry n waits a random time below min(base × 2^(n-1), max). */
+  readonly backoff: { readonly baseMs: number; readonly maxMs: number };
+  /** A request body larger than this is not kept for replay, so the request is not retried. */
+  readonly bufferLimitBytes: number;
+  /** Retry non-idempotent methods (POST, PATCH, ...) even after the upstream may have read them. */
+  readonly retryNonIdempotent: boolean;
+  /** Shared by every route of one destination (keyed by `key`); see retry-budget.ts. */
+  readonly budget: RetryBudgetSpec;
+}
+
+export interface RetryBudgetSpec {
+  /** Which budget this route draws on: its route table and virtual host. */
+  readonly key: string;
+  /** Retries may add at most this share (0–100) of the requests of the last 10 s ... */
+  readonly percent: number;
+  /** ... plus this many per second. */
+  readonly minRetriesPerSecond: number;
 }
 
 export interface VirtualHost {
@@ -62,7 +101,29 @@ export interface HttpListener {
   readonly routes: { readonly kind: 'rds'; readonly name: string } | { readonly kind: 'inline'; readonly table: RouteTable };
 }
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+/** `PEAK_EWMA` comes from `load_balancing_policy` (docs/configuration.md, "Load balancing"). */
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PEAK_EWMA';
+
+/** Envoy's `outlier_detection`, the parts the sidecar enforces (outlier-detector.ts). */
+export interface OutlierDetection {
+  /** Consecutive 5xx (and local failures) that eject; 0: this detector is off. */
+  readonly consecutive5xx: number;
+  /** Consecutive 502/503/504 (and local failures) that eject; 0: this detector is off. */
+  readonly consecutiveGatewayFailure: number;
+  /** How often ejections are reviewed (returns, multiplier decay). */
+  readonly intervalMs: number;
+  /** An ejection lasts `baseEjectionTimeMs × times ejected`, at most `maxEjectionTimeMs`. */
+  readonly baseEjectionTimeMs: number;
+  readonly maxEjectionTimeMs: number;
+  /** At most this share (0–100) of the cluster's endpoints is ejected at once. */
+  readonly maxEjectionPercent: number;
+}
+
+/** Envoy's `circuit_breakers.thresholds` (DEFAULT priority), enforced per cluster (pool-limits.ts). */
+export interface CircuitBreakers {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+}
 
 export interface Cluster {
   readonly name: string;
@@ -72,6 +133,14 @@ export interface Cluster {
   readonly lbPolicy: LbPolicy;
   readonly connectTimeoutMs: number;
   readonly staticEndpoints: readonly Endpoint[];
+  /** `PEAK_EWMA` settings from the policy's typed config; absent: Linkerd's defaults. */
+  readonly peakEwma?: { readonly decayMs: number; readonly defaultRttMs: number };
+  /** Absent: no outlier detection (as Envoy without `outlier_detection`). */
+  readonly outlierDetection?: OutlierDetection;
+  /** Absent: Envoy's defaults (1024 each, `DEFAULT_CIRCUIT_BREAKERS`). */
+  readonly circuitBreakers?: CircuitBreakers;
+  /** Requests per upstream connection before it is closed; absent or 0: unlimited. */
+  readonly maxRequestsPerConnection?: number;
 }
 
 export interface Endpoint {

@@ -3,7 +3,8 @@
  *
  *   strict (refuse smuggling vectors, limits; http-strict.ts) → target (normalize path and Host;
  *     path-normalize.ts) → snapshot (config read once) → route (vhost + route)
- *     → backend (cluster, weighted) → endpoint (cluster balancer) → connect (forward through the pool)
+ *     → backend (cluster, weighted) → pool limits (admit, queue or overflow) → endpoint (cluster
+ *     balancer; the pick is completed with the outcome) → connect (forward through the pool)
  *
  * What llhttp refuses before a request exists (and the header timeouts) is answered by the server
  * itself (`ManagedHttpServer`, server-lifecycle.ts); docs/http-safety.md lists every case.
@@ -14,17 +15,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import { TARGET_PORT_HEADER, type Endpoint, type HttpListener, type ProxyConfig, type Route } from './config';
-import { forwardHttp } from './forward-http';
+import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
+import { forwardHttp, type ForwardEndpoint, type ForwardOutcome, type ForwardTarget } from './forward-http';
+import type { CallResult } from './balancer';
 import { upstreamRequestHeaders } from './headers-http';
 import type { HttpLimits } from './http-limits';
 import { checkRequest, recordRejection, respondAndClose } from './http-strict';
 import { requestTarget, type RequestTarget } from './path-normalize';
-import { ClusterNotFoundError, DownstreamProtocolError, HttpProxyError, NoHealthyUpstreamError, NoRouteError } from './proxy-errors';
-import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot } from './proxy-snapshot';
+import { ClusterNotFoundError, DownstreamProtocolError, HttpProxyError, NoHealthyUpstreamError, NoRouteError, UpstreamOverflowError } from './proxy-errors';
+import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
 import type { CompiledRouteTable } from './route-table';
 import { pickWeightedCluster } from './route-weighted';
 import { ManagedHttpServer } from './server-lifecycle';
+import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
 export interface ProxyListenerDeps {
@@ -38,6 +41,8 @@ export interface ProxyListenerDeps {
    * then names its app port by that, never by a header a client could set.
    */
   readonly originalDestination?: (socket: Socket) => { readonly port: number } | undefined;
+  /** Retry budgets and counters; default the process-wide `SHARED_RETRY_BUDGETS` (retry-budget.ts). */
+  readonly retryBudgets?: RetryBudgets;
 }
 
 /** Per connection, the app port it was redirected from (one getsockopt per connection). */
@@ -53,6 +58,7 @@ export class HttpProxyListener {
   private readonly log: Logger;
   private readonly pool: UpstreamPool;
   private readonly originalDestination: ProxyListenerDeps['originalDestination'];
+  private readonly retryBudgets: RetryBudgets | undefined;
 
   constructor(
     spec: HttpListener,
@@ -63,6 +69,7 @@ export class HttpProxyListener {
     this.log = deps.log.child({ module: 'listener-http', listener: spec.name });
     this.pool = deps.pool;
     this.originalDestination = deps.originalDestination;
+    this.retryBudgets = deps.retryBudgets;
     this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, { limits: deps.limits ?? {} });
   }
 
@@ -140,7 +147,7 @@ export class HttpProxyListener {
     logged.path = target.path;
 
     if (spec.direction === 'inbound' && this.originalDestination) this.takeTargetPort(req);
-    const snap = snapshotOf(this.current());
+    const snap = snapshotOf(this.current(), this.pool);
 
     const route = routeStage(spec, snap, target, req);
     if (route instanceof HttpProxyError) return this.fail(res, route, finish);
@@ -155,12 +162,28 @@ export class HttpProxyListener {
     if (backend instanceof HttpProxyError) return this.fail(res, backend, finish);
     logged.cluster = backend.cluster.name;
 
-    const endpoint = endpointStage(backend);
-    if (endpoint instanceof HttpProxyError) return this.fail(res, endpoint, finish);
-    // Upstream addresses go to debug logs only, never into responses.
-    logged.upstream = endpointKey(endpoint);
-
-    this.connectStage(req, res, spec, route, backend, endpoint, target, finish);
+    // Pool-limits stage (pool-limits.ts): forward now, wait for a free slot, or overflow (503).
+    let release: (() => void) | undefined;
+    const done = (status: number, error?: HttpProxyError): void => {
+      release?.();
+      finish(status, error);
+    };
+    const withdraw = backend.limits.enter((r) => {
+      release = r;
+      const pick = endpointStage(backend);
+      if (pick instanceof HttpProxyError) return this.fail(res, pick, done);
+      // Upstream addresses go to debug logs only, never into responses.
+      logged.upstream = endpointKey(pick.endpoint);
+      this.connectStage(req, res, spec, route, backend, pick, target, done);
+    });
+    if (!withdraw) return this.fail(res, new UpstreamOverflowError(backend.cluster.name), finish);
+    if (!release) {
+      res.once('close', () => {
+        if (release) return;
+        withdraw();
+        finish(499);
+      });
+    }
   }
 
   private connectStage(
@@ -169,25 +192,36 @@ export class HttpProxyListener {
     spec: HttpListener,
     route: Route,
     backend: ClusterSnapshot,
-    endpoint: Endpoint,
+    pick: UpstreamPick,
     target: RequestTarget,
     finish: (status: number, error?: HttpProxyError) => void,
   ): void {
-    const headers = upstreamRequestHeaders(req.headers, {
-      direction: spec.direction,
-      clientAddress: req.socket.remoteAddress,
-      targetPort: endpoint.targetPort,
+    // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
+    let attempt = pick;
+    const to = ({ endpoint: e, agent }: UpstreamPick): ForwardEndpoint => ({
+      address: e.address,
+      port: e.port,
+      agent,
+      headers: upstreamRequestHeaders(req.headers, { direction: spec.direction, clientAddress: req.socket.remoteAddress, targetPort: e.targetPort }),
     });
-    const forward = {
-      address: endpoint.address,
-      port: endpoint.port,
-      agent: this.pool.agentFor(endpoint),
+    const repick = (): ForwardEndpoint | HttpProxyError => {
+      const next = endpointStage(backend);
+      if (next instanceof HttpProxyError) return next;
+      attempt.done(RETRIED_ATTEMPT);
+      attempt = next;
+      return to(next);
+    };
+    const forward: ForwardTarget = {
+      ...to(pick),
       path: target.path,
-      headers,
       connectTimeoutMs: backend.cluster.connectTimeoutMs,
       timeoutMs: route.timeoutMs ?? 0,
+      // Retries (forward-http.ts) pick their endpoint again, through the same balancer.
+      ...(route.retry ? { retry: route.retry, repick } : {}),
+      ...(this.retryBudgets ? { budgets: this.retryBudgets } : {}),
     };
     forwardHttp(req, res, forward, (outcome) => {
+      attempt.done(callResult(outcome));
       if (outcome.kind === 'response') finish(outcome.status);
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
       else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)
@@ -232,7 +266,21 @@ function backendStage(snap: ProxySnapshot, route: Route): ClusterSnapshot | Http
   return cluster ?? new ClusterNotFoundError(name ?? '');
 }
 
-/** Endpoint stage: the cluster's balancer picks a healthy endpoint. */
-function endpointStage(backend: ClusterSnapshot): Endpoint | HttpProxyError {
-  return backend.balancer.pick(backend.endpoints) ?? new NoHealthyUpstreamError(backend.cluster.name);
+/** Endpoint stage: the cluster's balancer picks a healthy endpoint (a handle to complete with the outcome). */
+function endpointStage(backend: ClusterSnapshot): UpstreamPick | HttpProxyError {
+  return backend.balancer.pick() ?? new NoHealthyUpstreamError(backend.cluster.name);
+}
+
+/** An attempt given up for a retry: forward-http.ts does not say why, so it counts as a gateway error. */
+const RETRIED_ATTEMPT: CallResult = { kind: 'failed' };
+
+/** The last attempt's outcome, as balancers and outlier detection read it. */
+function callResult(outcome: ForwardOutcome): CallResult {
+  if (outcome.kind === 'response') return { kind: 'response', status: outcome.status };
+  if (outcome.kind === 'downstream-closed') return { kind: 'cancelled' };
+  const code = outcome.error.code;
+  if (code === 'UPSTREAM_CONNECT') return { kind: 'connect-failure' };
+  if (code === 'UPSTREAM_RESET') return { kind: 'reset' };
+  if (code.includes('TIMEOUT')) return { kind: 'timeout' };
+  return { kind: 'failed' };
 }

@@ -6,7 +6,7 @@
 import type { Logger } from '@weft/api';
 import type { HttpListener, ProxyConfig } from './config';
 import { HttpProxyListener, type ProxyListenerDeps } from './listener-http';
-import { endpointKeys, snapshotOf } from './proxy-snapshot';
+import { retainUpstreams, snapshotOf } from './proxy-snapshot';
 
 /**
  * Owns the `HttpProxyListener`s (not the pool: close the manager first, then the pool). The caller
@@ -70,7 +70,7 @@ export class ListenerManager {
   private async reconcile(config: ProxyConfig): Promise<string[]> {
     if (this.closed) return ['listener manager is closed'];
     // Compile routes and balancers now, so the first request on the new config does not pay.
-    snapshotOf(config);
+    snapshotOf(config, this.deps.pool);
     const toStart: HttpListener[] = [];
 
     for (const [name, running] of this.listeners) {
@@ -94,7 +94,8 @@ export class ListenerManager {
     }
 
     const results = await Promise.all(toStart.map((spec) => this.start(spec)));
-    this.deps.pool.retain(endpointKeys(config));
+    // Agents and cluster state (balancer stats, ejections) of what this config no longer has.
+    retainUpstreams(this.deps.pool, config);
     return results.filter((r): r is string => r !== undefined);
   }
 

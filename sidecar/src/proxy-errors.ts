@@ -64,6 +64,18 @@ export class UpstreamResetError extends HttpProxyError {
   }
 }
 
+/**
+ * The cluster's connection-pool limits are full: every connection busy and the pending queue full
+ * (Envoy's UO flag, `upstream_rq_pending_overflow`).
+ */
+export class UpstreamOverflowError extends HttpProxyError {
+  readonly code = 'UPSTREAM_OVERFLOW';
+  readonly status = 503;
+  constructor(readonly cluster: string) {
+    super('upstream overflow');
+  }
+}
+
 /** The route's whole-request timeout elapsed (UT). */
 export class UpstreamTimeoutError extends HttpProxyError {
   readonly code = 'UPSTREAM_TIMEOUT';

@@ -29,26 +29,37 @@ export function endpointKey(endpoint: { readonly address: string; readonly port:
  */
 export class UpstreamPool {
   private readonly agents = new Map<string, http.Agent>();
+  private readonly closeHooks: (() => void)[] = [];
   private closed = false;
 
   constructor(private readonly options: UpstreamPoolOptions = {}) {}
 
-  /** The agent for `endpoint`, created on first use and reused afterwards. */
-  agentFor(endpoint: { readonly address: string; readonly port: number }): http.Agent {
-    const key = endpointKey(endpoint);
+  /**
+   * The agent for `endpoint`, created on first use and reused afterwards. With
+   * `maxRequestsPerConnection` > 0 (a cluster's limit), a separate agent whose connections close
+   * after that many requests (pool key `address:port#N`).
+   */
+  agentFor(endpoint: { readonly address: string; readonly port: number }, maxRequestsPerConnection = 0): http.Agent {
+    const key = maxRequestsPerConnection > 0 ? `${endpointKey(endpoint)}#${maxRequestsPerConnection}` : endpointKey(endpoint);
     let agent = this.agents.get(key);
     if (!agent) {
       if (this.closed) return new http.Agent({ keepAlive: false });
-      agent = new http.Agent({
+      const options: http.AgentOptions = {
         keepAlive: true,
         maxSockets: this.options.maxSockets ?? Infinity,
         maxFreeSockets: this.options.maxFreeSockets ?? 256,
         timeout: this.options.idleTimeoutMs ?? 4000,
         scheduling: 'lifo',
-      });
+      };
+      agent = maxRequestsPerConnection > 0 ? new CappedAgent(options, maxRequestsPerConnection) : new http.Agent(options);
       this.agents.set(key, agent);
     }
     return agent;
+  }
+
+  /** Runs `fn` once when the pool is closed or destroyed (state tied to the pool's lifetime). */
+  onClose(fn: () => void): void {
+    this.closeHooks.push(fn);
   }
 
   /** Keys of the endpoints that currently have an agent. */
@@ -56,11 +67,15 @@ export class UpstreamPool {
     return [...this.agents.keys()];
   }
 
-  /** Retires every agent whose key is not in `keep` (see `endpointKey`). In-flight requests finish. */
+  /**
+   * Retires every agent whose endpoint is not in `keep` (see `endpointKey`; an agent keyed
+   * `address:port#N` belongs to `address:port`). In-flight requests finish.
+   */
   retain(keep: Iterable<string>): void {
     const wanted = new Set(keep);
     for (const [key, agent] of this.agents) {
-      if (wanted.has(key)) continue;
+      const hash = key.lastIndexOf('#');
+      if (wanted.has(hash < 0 ? key : key.slice(0, hash))) continue;
       this.agents.delete(key);
       retire(agent);
     }
@@ -69,6 +84,7 @@ export class UpstreamPool {
   /** Graceful: idle sockets close now, busy ones after their response. Idempotent. */
   close(): void {
     this.closed = true;
+    this.runCloseHooks();
     for (const agent of this.agents.values()) retire(agent);
     this.agents.clear();
   }
@@ -76,8 +92,37 @@ export class UpstreamPool {
   /** Aborts every upstream connection, in flight or idle. Idempotent. */
   destroy(): void {
     this.closed = true;
+    this.runCloseHooks();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
+  }
+
+  private runCloseHooks(): void {
+    for (const fn of this.closeHooks.splice(0)) fn();
+  }
+}
+
+/**
+ * An agent whose connections carry at most `max` requests each (Envoy's
+ * `max_requests_per_connection`). Node's agent asks `keepSocketAlive` each time a request frees a
+ * socket; saying no closes it instead of pooling it.
+ */
+class CappedAgent extends http.Agent {
+  private readonly served = new WeakMap<Socket, number>();
+
+  constructor(
+    options: http.AgentOptions,
+    private readonly max: number,
+  ) {
+    super(options);
+  }
+
+  override keepSocketAlive(socket: Socket): boolean {
+    const n = (this.served.get(socket) ?? 0) + 1;
+    this.served.set(socket, n);
+    if (n >= this.max) return false;
+    // Node's implementation returns true; its type says void.
+    return (super.keepSocketAlive(socket) as unknown) !== false;
   }
 }
 

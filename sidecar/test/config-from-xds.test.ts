@@ -275,16 +275,28 @@ const REJECTIONS: Rejection[] = [
     reason: /weights must add up to more than 0/,
   },
   {
-    what: 'a route with a retry policy',
-    input: routeWith({ route: { cluster: ALL, retry_policy: { retry_on: '5xx', num_retries: { value: 2 } } } }),
-    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route',
-    reason: /retries and mirroring are not supported/,
+    what: 'a retry policy with a retry_on condition the sidecar does not implement',
+    input: routeWith({ route: { cluster: ALL, retry_policy: { retry_on: '5xx,retriable-4xx', num_retries: { value: 2 } } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route.retry_policy.retry_on',
+    reason: /condition "retriable-4xx" is not supported/,
+  },
+  {
+    what: 'a retry policy with a host predicate',
+    input: routeWith({ route: { cluster: ALL, retry_policy: { retry_on: '5xx', retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }] } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route.retry_policy',
+    reason: /retry_host_predicate is not supported/,
+  },
+  {
+    what: 'a retry backoff whose max_interval is below base_interval',
+    input: routeWith({ route: { cluster: ALL, retry_policy: { retry_on: '5xx', retry_back_off: { base_interval: { seconds: 1 }, max_interval: { nanos: 10_000_000 } } } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route.retry_policy.retry_back_off.max_interval',
+    reason: /must not be less than base_interval/,
   },
   {
     what: 'a route with a mirror policy',
     input: routeWith({ route: { cluster: ALL, request_mirror_policies: [{ cluster: V2 }] } }),
     at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route',
-    reason: /retries and mirroring are not supported/,
+    reason: /mirroring is not supported/,
   },
   {
     what: 'a virtual host without domains',
@@ -403,4 +415,51 @@ test('decoded Durations carry seconds as strings (int64), and still convert', ()
   const route = decoded(TypeUrl.RouteConfiguration, routeConfigObject('outbound', [routeObject('r1', { route: { cluster: ALL, timeout: { seconds: 7, nanos: 5_000_000 } } })]));
   assert.deepEqual(route.virtual_hosts[0].routes[0].route.timeout, { seconds: '7', nanos: 5_000_000 });
   assert.equal(built(resources({ routes: [route] })).routeTables.get('outbound')?.virtualHosts[0]?.routes[0]?.timeoutMs, 7005);
+});
+
+// ---- retries ----------------------------------------------------------------------------------
+
+test('a retry policy as the control plane sends it becomes a RetryPolicy, with Weft metadata for budget and opt-in', () => {
+  const r = built(routeWith({
+    route: {
+      cluster: ALL,
+      retry_policy: {
+        retry_on: '5xx,gateway-error,reset,connect-failure,retriable-status-codes,unavailable,resource-exhausted',
+        num_retries: { value: 3 },
+        per_try_timeout: { seconds: 1 },
+        retriable_status_codes: [503, 429],
+        retry_back_off: { base_interval: { nanos: 25_000_000 }, max_interval: { nanos: 250_000_000 } },
+      },
+    },
+    per_request_buffer_limit_bytes: { value: 1024 },
+    metadata: { filter_metadata: { 'weft.dev': { fields: {
+      retry_budget: { structValue: { fields: { percent: { numberValue: 30 }, min_retries_per_second: { numberValue: 5 } } } },
+      retry_non_idempotent: { boolValue: true },
+    } } } },
+  }));
+  const retry = r.routeTables.get('outbound')?.virtualHosts[0]?.routes[0]?.retry;
+  assert.ok(retry);
+  assert.deepEqual([...retry.retryOn], ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'unavailable', 'resource-exhausted']);
+  assert.deepEqual([...retry.grpcStatuses], [14, 8]);
+  assert.deepEqual([...retry.retriableStatusCodes], [503, 429]);
+  assert.equal(retry.numRetries, 3);
+  assert.equal(retry.perTryTimeoutMs, 1000);
+  assert.deepEqual(retry.backoff, { baseMs: 25, maxMs: 250 });
+  assert.equal(retry.bufferLimitBytes, 1024);
+  assert.equal(retry.retryNonIdempotent, true);
+  assert.deepEqual(retry.budget, { key: 'outbound/vh', percent: 30, minRetriesPerSecond: 5 });
+});
+
+test("a bare retry policy takes Envoy's defaults (1 retry, 25 ms backoff) and Weft's (64 KiB buffer, 20% + 10/s budget)", () => {
+  const r = built(routeWith({ route: { cluster: ALL, retry_policy: { retry_on: 'connect-failure,refused-stream' } } }));
+  const retry = r.routeTables.get('outbound')?.virtualHosts[0]?.routes[0]?.retry;
+  assert.ok(retry);
+  assert.equal(retry.numRetries, 1);
+  assert.equal(retry.perTryTimeoutMs, 0);
+  assert.deepEqual(retry.backoff, { baseMs: 25, maxMs: 250 });
+  assert.equal(retry.bufferLimitBytes, 64 * 1024);
+  assert.equal(retry.retryNonIdempotent, false);
+  assert.deepEqual(retry.budget, { key: 'outbound/vh', percent: 20, minRetriesPerSecond: 10 });
+  const none = built(routeWith({ route: { cluster: ALL } })).routeTables.get('outbound')?.virtualHosts[0]?.routes[0];
+  assert.equal(none?.retry, undefined, 'no retry_policy, no retries (as Envoy)');
 });
