@@ -1,12 +1,15 @@
 /**
  * The `weft.dev/v1alpha1 TrafficPolicy` parser: a structural schema (unknown fields are errors)
  * plus the checks a schema cannot express (unique names, declared subsets, RE2 regexes, weights).
- * Fields this version accepts but does not enforce are validated and listed in `notYetSupported`.
+ * Fields this version accepts but does not enforce would be validated and listed in
+ * `notYetSupported` (none today: every field is enforced).
  */
 import type {
   Backend,
   ConnectionPoolSpec,
+  FaultSpec,
   HeaderMatch,
+  MirrorSpec,
   ObjectMeta,
   OutlierDetectionSpec,
   RetryBudgetSpec,
@@ -113,18 +116,18 @@ function parseRoute(v: unknown, p: string, subsets: ReadonlySet<string>, c: Fiel
   const backends = parseBackends(r.backends, `${p}.backends`, subsets, c);
   const timeoutMs = c.duration(r.timeout, `${p}.timeout`);
   const retries = parseRetries(r.retries, `${p}.retries`, c);
-  if (!absent(r.fault)) checkFault(r.fault, `${p}.fault`, c);
-  if (!absent(r.mirror)) checkMirror(r.mirror, `${p}.mirror`, c);
-  // `timeout` and `retries` are enforced by the sidecar; fault and mirror come with issue 3.
-  for (const f of ['fault', 'mirror']) if (!absent(r[f])) nys.push(`${p}.${f}`);
+  const fault = absent(r.fault) ? undefined : parseFault(r.fault, `${p}.fault`, c);
+  const mirror = absent(r.mirror) ? undefined : parseMirror(r.mirror, `${p}.mirror`, c);
+  // Every route field is enforced now; `nys` stays for fields a later version adds.
+  void nys;
   return {
     name,
     match: match.filter((m): m is RouteMatchSpec => m !== undefined),
     backends,
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(retries ? { retries } : {}),
-    ...(!absent(r.fault) ? { fault: r.fault } : {}),
-    ...(!absent(r.mirror) ? { mirror: r.mirror } : {}),
+    ...(fault ? { fault } : {}),
+    ...(mirror ? { mirror } : {}),
   };
 }
 
@@ -258,28 +261,36 @@ function parseRetryBudget(v: unknown, p: string, c: FieldChecker): RetryBudgetSp
   return { percent, minRetriesPerSecond };
 }
 
-function checkFault(v: unknown, p: string, c: FieldChecker): void {
+/** `routes[].fault`: delay and abort, each with a required percent (0–100). */
+function parseFault(v: unknown, p: string, c: FieldChecker): FaultSpec | undefined {
   const f = c.object(v, p, { fields: ['delay', 'abort'] });
-  if (f === undefined) return;
+  if (f === undefined) return undefined;
   if (absent(f.delay) && absent(f.abort)) c.error(p, 'must set delay, abort or both');
+  let delay: FaultSpec['delay'];
   const d = c.object(f.delay, `${p}.delay`, { fields: ['percent', 'fixedDelay'] });
   if (d !== undefined) {
-    c.number(d.percent, `${p}.delay.percent`, 0, 100, true);
-    c.duration(d.fixedDelay, `${p}.delay.fixedDelay`, true);
+    const percent = c.number(d.percent, `${p}.delay.percent`, 0, 100, true);
+    const fixedDelayMs = c.duration(d.fixedDelay, `${p}.delay.fixedDelay`, true);
+    if (percent !== undefined && fixedDelayMs !== undefined) delay = { percent, fixedDelayMs };
   }
+  let abort: FaultSpec['abort'];
   const a = c.object(f.abort, `${p}.abort`, { fields: ['percent', 'httpStatus'] });
   if (a !== undefined) {
-    c.number(a.percent, `${p}.abort.percent`, 0, 100, true);
-    c.int(a.httpStatus, `${p}.abort.httpStatus`, 200, 599, true);
+    const percent = c.number(a.percent, `${p}.abort.percent`, 0, 100, true);
+    const httpStatus = c.int(a.httpStatus, `${p}.abort.httpStatus`, 200, 599, true);
+    if (percent !== undefined && httpStatus !== undefined) abort = { percent, httpStatus };
   }
+  return { ...(delay ? { delay } : {}), ...(abort ? { abort } : {}) };
 }
 
-function checkMirror(v: unknown, p: string, c: FieldChecker): void {
+/** `routes[].mirror`: `percent` defaults to 100, as Istio's `mirrorPercentage`. */
+function parseMirror(v: unknown, p: string, c: FieldChecker): MirrorSpec | undefined {
   const m = c.object(v, p, { fields: ['service', 'port', 'percent'] });
-  if (m === undefined) return;
-  c.string(m.service, `${p}.service`, { required: true, check: names.dns1035Label });
-  c.int(m.port, `${p}.port`, 1, 65535);
-  c.number(m.percent, `${p}.percent`, 0, 100);
+  if (m === undefined) return undefined;
+  const service = c.string(m.service, `${p}.service`, { required: true, check: names.dns1035Label });
+  const port = c.int(m.port, `${p}.port`, 1, 65535);
+  const percent = c.number(m.percent, `${p}.percent`, 0, 100) ?? 100;
+  return service === undefined ? undefined : { service, ...(port !== undefined ? { port } : {}), percent };
 }
 
 

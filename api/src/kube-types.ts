@@ -114,9 +114,23 @@ export interface RouteSpec {
   readonly backends: readonly Backend[];
   readonly timeoutMs?: number;
   readonly retries?: RetrySpec;
-  /** Accepted but not yet enforced by this version; reported as not-yet-supported. */
-  readonly fault?: unknown;
-  readonly mirror?: unknown;
+  /** Fault injection: delay, then abort, each for a percentage of requests. */
+  readonly fault?: FaultSpec;
+  /** A fire-and-forget copy of a percentage of requests to another Service. */
+  readonly mirror?: MirrorSpec;
+}
+
+/** `routes[].fault`: at least one of `delay`, `abort`; percents 0–100. */
+export interface FaultSpec {
+  readonly delay?: { readonly percent: number; readonly fixedDelayMs: number };
+  readonly abort?: { readonly percent: number; readonly httpStatus: number };
+}
+
+/** `routes[].mirror`: `percent` defaults to 100 (Istio's `mirrorPercentage`). */
+export interface MirrorSpec {
+  readonly service: string;
+  readonly port?: number;
+  readonly percent: number;
 }
 
 export interface SubsetSpec {

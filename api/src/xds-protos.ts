@@ -33,6 +33,7 @@ export const RESOURCE_PROTO_FILES: readonly string[] = [
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
   // Cluster extensions: load-balancing policies (and TypedStruct for Weft's own), HTTP protocol options.
   'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',

@@ -13,6 +13,7 @@ export const TypeUrl = {
   HttpConnectionManager:
     'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   Router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  HttpFault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
 } as const;
 
 export type ResourceTypeUrl =

@@ -37,6 +37,11 @@ export class AdsServer {
   }
 
   private serve(call: grpc.ServerDuplexStream<any, any>, protocol: 'sotw' | 'delta'): void {
+    if (this.closed) {
+      // A client reconnecting while we shut down: send it elsewhere at once.
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane shutting down' });
+      return;
+    }
     const info: StreamInfo = { id: ++this.seq, protocol, peer: call.getPeer() };
     const log = this.log.child({ stream: info.id, protocol, peer: info.peer });
     const write = (r: SotwResponse | DeltaResponse): void => { if (!call.writableEnded) call.write(r); };
@@ -71,8 +76,11 @@ export class AdsServer {
     call.on('close', done);
   }
 
-  /** Ends every stream (clients reconnect elsewhere) and stops. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Ends every stream (clients reconnect elsewhere) and stops, waiting at most `graceMs` for
+   * calls to finish before cutting them. Idempotent.
+   */
+  async close(graceMs = 2000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const s of [...this.streams]) {
@@ -80,7 +88,16 @@ export class AdsServer {
       if (!s.call.writableEnded) s.call.end();
     }
     this.streams.clear();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.server.tryShutdown(() => resolve())),
+      new Promise<void>((resolve) => (timer = setTimeout(() => {
+        this.log.warn('calls still open after the grace period; closing them', { graceMs });
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   destroy(): void {

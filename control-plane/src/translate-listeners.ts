@@ -2,18 +2,23 @@
 import { TypeUrl, matchesSelector, type Pod, type Service } from '@weft/api';
 import { inboundClusterName, INBOUND_LISTENER, INBOUND_PORT, INBOUND_ROUTES, OUTBOUND_LISTENER, OUTBOUND_PORT, OUTBOUND_ROUTES, TARGET_PORT_HEADER } from './names';
 import type { World } from './world';
+import { FAULT_FILTER } from './translate-fault';
 
 type Obj = Record<string, unknown>;
 
 const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': TypeUrl.Router } };
 const ADS = { ads: {}, resource_api_version: 'V3' };
 
-function hcm(statPrefix: string, routes: { rds: string } | { inline: Obj }): Obj {
+/**
+ * `fault`: list the fault filter before the router (outbound and API listeners, whose routes may
+ * carry a policy's per-route fault config); the inbound listener's routes never do.
+ */
+function hcm(statPrefix: string, routes: { rds: string } | { inline: Obj }, fault = true): Obj {
   return {
     '@type': TypeUrl.HttpConnectionManager,
     stat_prefix: statPrefix,
     ...('rds' in routes ? { rds: { route_config_name: routes.rds, config_source: ADS } } : { route_config: routes.inline }),
-    http_filters: [ROUTER],
+    http_filters: fault ? [FAULT_FILTER, ROUTER] : [ROUTER],
   };
 }
 
@@ -67,7 +72,7 @@ export function inboundListener(podIp: string, targetPorts: readonly number[]): 
     });
   }
   const table = { name: INBOUND_ROUTES, virtual_hosts: [{ name: 'inbound', domains: ['*'], routes }] };
-  return socketListener(INBOUND_LISTENER, podIp, INBOUND_PORT, 'INBOUND', hcm('inbound', { inline: table }));
+  return socketListener(INBOUND_LISTENER, podIp, INBOUND_PORT, 'INBOUND', hcm('inbound', { inline: table }, false));
 }
 
 /** A proxyless gRPC client's API listener for `xds:///<host>:<port>`: routes by RDS of the same name. */

@@ -2,13 +2,15 @@
  * Services and TrafficPolicies → Envoy `RouteConfiguration`s: one virtual host per Service port,
  * the policy's routes in order (first match wins), weighted backends as `weighted_clusters`, and
  * retries as `retry_policy` with Weft's extensions (retry budget, non-idempotent opt-in) in route
- * metadata (translate-retries.ts).
+ * metadata (translate-retries.ts), fault injection as the fault filter's per-route config and
+ * mirroring as `request_mirror_policies` (translate-fault.ts).
  */
 import type { Backend, HeaderMatch, RouteSpec, Service, ServicePort, TrafficPolicy } from '@weft/api';
 import { serviceHost } from '@weft/api';
 import { nsName, type World } from './world';
 import { outboundClusterName } from './names';
 import { retryFields } from './translate-retries';
+import { faultFields, mirrorFields } from './translate-fault';
 
 type Obj = Record<string, unknown>;
 
@@ -44,7 +46,10 @@ export function routesFor(world: World, svc: Service, port: ServicePort, policy:
   const out: Obj[] = [];
   for (const r of policy.routes) {
     const { retry, route: extra } = retryFields(r.retries, policy, proxyless);
-    const action = { ...routeAction(world, svc, port, r), ...retry };
+    const mirrorCluster = (m: NonNullable<RouteSpec['mirror']>): string =>
+      backendCluster(world, svc, port, { kind: 'service', service: m.service, ...(m.port !== undefined ? { port: m.port } : {}), weight: 100 });
+    const action = { ...routeAction(world, svc, port, r), ...retry, ...mirrorFields(r.mirror, mirrorCluster, proxyless) };
+    const fault = faultFields(r.fault);
     const matches = r.match.length ? r.match : [{ headers: [] as HeaderMatch[] }];
     matches.forEach((m, i) => {
       const match: Obj = {};
@@ -56,7 +61,7 @@ export function routesFor(world: World, svc: Service, port: ServicePort, policy:
       const headers = m.headers.map(headerMatcher);
       if ('method' in m && m.method) headers.unshift({ name: ':method', string_match: { exact: m.method } });
       if (headers.length) match.headers = headers;
-      out.push({ name: matches.length > 1 ? `${r.name}-${i}` : r.name, match, route: action, ...extra });
+      out.push({ name: matches.length > 1 ? `${r.name}-${i}` : r.name, match, route: action, ...fault, ...extra });
     });
   }
   return out;

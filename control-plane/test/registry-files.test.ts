@@ -138,14 +138,13 @@ test('of two documents defining one object the first wins, and the second is an 
   ]);
 });
 
-test('a policy with fields not yet enforced applies, with a warning listing them', async (t) => {
+test('a policy with fault injection (enforced since issue 3) applies without a warning', async (t) => {
   const dir = tempDir({
     'p.yaml': 'apiVersion: weft.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: web}\nspec:\n  targetRef: {kind: Service, name: web}\n  routes:\n  - name: r\n    backends: [{service: web, port: 80}]\n    fault: {abort: {percent: 1, httpStatus: 503}}\n',
   });
   const reg = await started(dir, t);
   assert.deepEqual(names(reg.current()), ['TrafficPolicy/web']);
-  assert.equal(reg.current().diagnostics[0].severity, 'warning');
-  assert.match(reg.current().diagnostics[0].reason, /spec\.routes\[0\]\.fault/);
+  assert.deepEqual(reg.current().diagnostics, []);
 });
 
 test('an AuthorizationPolicy, which this version cannot enforce, is reported as a warning rather than ignored silently', async (t) => {

@@ -15,6 +15,7 @@ export class ReplayableBody {
   private overflowed = false;
   private ended = false;
   private sink: Writable | undefined;
+  private complete: ((chunks: readonly Buffer[] | undefined) => void)[] = [];
   private readonly onDrain = (): void => {
     if (this.sink) this.source.resume();
   };
@@ -28,6 +29,9 @@ export class ReplayableBody {
     source.once('end', () => {
       this.ended = true;
       this.sink?.end();
+      const waiting = this.complete;
+      this.complete = [];
+      for (const cb of waiting) cb(this.overflowed ? undefined : this.chunks.slice());
     });
     source.pause();
   }
@@ -64,8 +68,18 @@ export class ReplayableBody {
     if (!this.ended) this.source.pause();
   }
 
+  /**
+   * Calls `cb` once the whole body has arrived, with the kept chunks, or `undefined` when the body
+   * outgrew the limit. Never called if `release()` comes first. (Mirroring replays the body from here.)
+   */
+  whenComplete(cb: (chunks: readonly Buffer[] | undefined) => void): void {
+    if (this.ended) cb(this.overflowed ? undefined : this.chunks.slice());
+    else this.complete.push(cb);
+  }
+
   /** Drops the kept copy (the request is settled). */
   release(): void {
+    this.complete = [];
     this.detach();
     this.chunks = [];
     this.bytes = 0;

@@ -6,7 +6,7 @@
  */
 import { TypeUrl } from '@weft/api';
 import type {
-  Cluster, Endpoint, HeaderMatcher, HttpListener, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
+  Cluster, Endpoint, FaultPolicy, HeaderMatcher, HttpListener, MirrorPolicy, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
 } from './config';
 import { circuitBreakersOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, type Parsed } from './cluster-from-xds';
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BUDGET, DEFAULT_BUFFER_LIMIT_BYTES, GRPC_CONDITIONS, RETRY_CONDITIONS } from './retry-policy';
@@ -63,8 +63,14 @@ function listener(o: Obj, at: string): HttpListener {
   const httpFilters: Obj[] = hcm.http_filters ?? [];
   const last = httpFilters[httpFilters.length - 1];
   if (last?.typed_config?.['@type'] !== TypeUrl.Router) invalid(`${at}.http_filters`, 'the router filter must be last');
+  let faultFilter = false;
   for (const f of httpFilters.slice(0, -1)) {
-    if (!f.is_optional) invalid(`${at}.http_filters`, `filter ${f.name} is not supported by this sidecar`);
+    if (f.typed_config?.['@type'] === TypeUrl.HttpFault) {
+      // Faults are configured per route; a listener-wide fault would apply to every route.
+      const top = faultPolicy(f.typed_config, `${at}.http_filters[${JSON.stringify(f.name)}]`);
+      if (top) invalid(`${at}.http_filters[${JSON.stringify(f.name)}]`, 'a listener-wide delay or abort is not supported by this sidecar version (configure faults per route)');
+      faultFilter = true;
+    } else if (!f.is_optional) invalid(`${at}.http_filters`, `filter ${f.name} is not supported by this sidecar`);
   }
   let routes: HttpListener['routes'];
   if (hcm.rds?.route_config_name) routes = { kind: 'rds', name: hcm.rds.route_config_name };
@@ -75,6 +81,7 @@ function listener(o: Obj, at: string): HttpListener {
     direction: o.traffic_direction === 'INBOUND' ? 'inbound' : 'outbound',
     address: sa.address,
     port: Number(sa.port_value),
+    ...(faultFilter ? { faultFilter } : {}),
     routes,
   };
 }
@@ -116,7 +123,78 @@ function route(o: Obj, at: string, scope: RouteScope): Route {
   const timeout = o.route?.timeout ? durationMs(o.route.timeout) : undefined;
   const act = action(o, at);
   const retry = o.route ? retryPolicy(o, at, scope) : undefined;
-  return { name: o.name ?? '', match: { path, headers }, action: act, ...(timeout ? { timeoutMs: timeout } : {}), ...(retry ? { retry } : {}) };
+  const fault = faultOf(o.typed_per_filter_config, at);
+  const mirrors = o.route ? mirrorPolicies(o.route.request_mirror_policies, `${at}.route.request_mirror_policies`) : [];
+  return {
+    name: o.name ?? '',
+    match: { path, headers },
+    action: act,
+    ...(timeout ? { timeoutMs: timeout } : {}),
+    ...(retry ? { retry } : {}),
+    ...(fault ? { fault } : {}),
+    ...(mirrors.length ? { mirrors } : {}),
+  };
+}
+
+/**
+ * `typed_per_filter_config`: the fault filter's `HTTPFault` (by filter name or type); any other
+ * filter's config is an error unless wrapped in an optional `FilterConfig`, which is skipped.
+ */
+function faultOf(configs: Obj | undefined, at: string): FaultPolicy | undefined {
+  let fault: FaultPolicy | undefined;
+  for (const [name, cfg] of Object.entries(configs ?? {})) {
+    const fat = `${at}.typed_per_filter_config[${JSON.stringify(name)}]`;
+    if (cfg?.['@type'] === TypeUrl.HttpFault) fault = faultPolicy(cfg, fat);
+    else if (!(cfg?.['@type'] === FILTER_CONFIG && cfg.is_optional)) invalid(fat, `config of type ${cfg?.['@type']} is not supported by this sidecar`);
+  }
+  return fault;
+}
+
+const FILTER_CONFIG = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
+
+/** HTTPFault fields the sidecar does not implement: NACKed, as they would change who gets a fault. */
+const UNSUPPORTED_FAULT_FIELDS = ['downstream_nodes', 'headers', 'upstream_cluster', 'response_rate_limit', 'max_active_faults', 'filter_metadata'];
+
+/** Envoy's `HTTPFault`: a fixed delay and an HTTP-status abort, each with a percentage; `undefined` when it has neither. */
+function faultPolicy(o: Obj, at: string): FaultPolicy | undefined {
+  for (const f of UNSUPPORTED_FAULT_FIELDS) {
+    const v = o[f];
+    if (v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && v.length === 0)) invalid(at, `${f} is not supported by this sidecar version`);
+  }
+  let delay: FaultPolicy['delay'];
+  if (o.delay) {
+    if (o.delay.header_delay) invalid(`${at}.delay`, 'header_delay is not supported by this sidecar version');
+    if (!o.delay.fixed_delay) invalid(`${at}.delay`, 'fixed_delay is required');
+    delay = { fixedDelayMs: durationMs(o.delay.fixed_delay), fraction: fractionOf(o.delay.percentage) };
+  }
+  let abort: FaultPolicy['abort'];
+  if (o.abort) {
+    if (o.abort.header_abort || o.abort.grpc_status !== undefined) invalid(`${at}.abort`, 'only http_status aborts are supported by this sidecar version');
+    const status = Number(o.abort.http_status);
+    if (!(status >= 200 && status < 600)) invalid(`${at}.abort.http_status`, 'must be between 200 and 599');
+    abort = { httpStatus: status, fraction: fractionOf(o.abort.percentage) };
+  }
+  return delay || abort ? { ...(delay ? { delay } : {}), ...(abort ? { abort } : {}) } : undefined;
+}
+
+/** `RequestMirrorPolicy` list: a cluster and a runtime fraction (default 100%, as Envoy). */
+function mirrorPolicies(list: Obj[] | undefined, at: string): MirrorPolicy[] {
+  return (list ?? []).map((m, i) => {
+    const mat = `${at}[${i}]`;
+    if (m.cluster_header) invalid(mat, 'cluster_header is not supported by this sidecar version');
+    if (!m.cluster) invalid(mat, 'cluster is required');
+    const fraction = m.runtime_fraction?.default_value ? fractionOf(m.runtime_fraction.default_value) : 1;
+    return { cluster: String(m.cluster), fraction };
+  });
+}
+
+const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+/** `FractionalPercent` → a probability; absent → 0 (Envoy's default numerator), capped at 1. */
+function fractionOf(p: Obj | undefined): number {
+  if (!p) return 0;
+  const denominator = DENOMINATORS[String(p.denominator ?? 'HUNDRED')] ?? 100;
+  return Math.min(1, Number(p.numerator ?? 0) / denominator);
 }
 
 /** RetryPolicy fields whose meaning this sidecar does not implement: NACKed, not ignored. */
@@ -185,7 +263,6 @@ function action(o: Obj, at: string): RouteAction {
     return { kind: 'direct-response', status: o.direct_response.status, body: o.direct_response.body?.inline_string ?? '' };
   }
   const r = o.route ?? invalid(at, 'a route or direct_response action is required');
-  if (r.request_mirror_policies?.length) invalid(`${at}.route`, 'mirroring is not supported by this sidecar version');
   if (r.prefix_rewrite || r.regex_rewrite || r.host_rewrite_literal || r.hash_policy?.length) invalid(`${at}.route`, 'rewrites and hash policies are not supported by this sidecar version');
   if (r.cluster) return { kind: 'cluster', cluster: r.cluster };
   if (r.weighted_clusters) {

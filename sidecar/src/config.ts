@@ -39,6 +39,24 @@ export interface Route {
   readonly timeoutMs?: number;
   /** Absent: no retries (Envoy's meaning of a route without `retry_policy`). */
   readonly retry?: RetryPolicy;
+  /** The fault filter's per-route config; applied only on listeners that list the fault filter. */
+  readonly fault?: FaultPolicy;
+  /** `request_mirror_policies`: fire-and-forget copies (mirror-http.ts). */
+  readonly mirrors?: readonly MirrorPolicy[];
+}
+
+/** Envoy's `HTTPFault`, the parts the sidecar enforces (fault-inject.ts): delay, then abort. */
+export interface FaultPolicy {
+  /** `fraction` of requests (0–1) wait `fixedDelayMs` before going upstream. */
+  readonly delay?: { readonly fixedDelayMs: number; readonly fraction: number };
+  /** `fraction` of requests (0–1) are answered `httpStatus` and never reach an upstream. */
+  readonly abort?: { readonly httpStatus: number; readonly fraction: number };
+}
+
+/** One `RequestMirrorPolicy`: a copy of `fraction` (0–1) of the route's requests goes to `cluster`. */
+export interface MirrorPolicy {
+  readonly cluster: string;
+  readonly fraction: number;
 }
 
 /**
@@ -97,6 +115,8 @@ export interface HttpListener {
   readonly direction: ListenerDirection;
   readonly address: string;
   readonly port: number;
+  /** The HTTP connection manager lists the fault filter: routes' fault configs apply. */
+  readonly faultFilter?: boolean;
   /** Routes come from RDS by name, or inline in the listener. */
   readonly routes: { readonly kind: 'rds'; readonly name: string } | { readonly kind: 'inline'; readonly table: RouteTable };
 }

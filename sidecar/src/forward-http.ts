@@ -45,6 +45,14 @@ export interface ForwardTarget extends ForwardEndpoint {
    * The last attempt's outcome is the one given to `done`.
    */
   readonly onRetry?: (failure: AttemptFailure) => void;
+  /**
+   * Called once the whole request body has arrived (at once for a request without one), with the
+   * body, or `undefined` when it outgrew `keepBodyBytes` (mirroring replays it from here). Not
+   * called when the request settles first.
+   */
+  readonly onBody?: (body: readonly Buffer[] | undefined) => void;
+  /** With `onBody`: keep at least this much of the body (the retry buffer is kept anyway). */
+  readonly keepBodyBytes?: number;
 }
 
 export type ForwardOutcome =
@@ -87,7 +95,12 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
   let budget: RetryBudget | undefined;
 
   const bodyless = hasNoBody(req);
-  const body = bodyless ? undefined : new ReplayableBody(req, policy ? policy.bufferLimitBytes : 0);
+  const keep = Math.max(policy ? policy.bufferLimitBytes : 0, target.onBody ? target.keepBodyBytes ?? 0 : 0);
+  const body = bodyless ? undefined : new ReplayableBody(req, keep);
+  if (target.onBody) {
+    if (body) body.whenComplete(target.onBody);
+    else target.onBody([]);
+  }
 
   const settle = (outcome: ForwardOutcome): void => {
     if (settled) return;

@@ -3,8 +3,13 @@
  *
  *   strict (refuse smuggling vectors, limits; http-strict.ts) → target (normalize path and Host;
  *     path-normalize.ts) → snapshot (config read once) → route (vhost + route)
- *     → backend (cluster, weighted) → pool limits (admit, queue or overflow) → endpoint (cluster
- *     balancer; the pick is completed with the outcome) → connect (forward through the pool)
+ *     → fault (delay, then abort; fault-inject.ts) → backend (cluster, weighted) → pool limits
+ *     (admit, queue or overflow) → endpoint (cluster balancer; the pick is completed with the
+ *     outcome) → connect (forward through the pool, forward-http.ts; copies to mirror clusters,
+ *     mirror-http.ts)
+ *
+ * An HTTP/1.1 `Upgrade` request (WebSocket, ...) runs the same stages on a response bound to the
+ * handed-over socket, and connects through forward-upgrade.ts instead: no retries, no mirror.
  *
  * What llhttp refuses before a request exists (and the header timeouts) is answered by the server
  * itself (`ManagedHttpServer`, server-lifecycle.ts); docs/http-safety.md lists every case.
@@ -12,17 +17,21 @@
  * Every stage returns a value or an `HttpProxyError`; `fail()` is the one place an error becomes
  * a response. Only immutable snapshots are read on this path; compiling happens once per config.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
+import { TARGET_PORT_HEADER, type HttpListener, type MirrorPolicy, type ProxyConfig, type Route } from './config';
 import { forwardHttp, type ForwardEndpoint, type ForwardOutcome, type ForwardTarget } from './forward-http';
 import type { CallResult } from './balancer';
 import { upstreamRequestHeaders } from './headers-http';
 import type { HttpLimits } from './http-limits';
 import { checkRequest, recordRejection, respondAndClose } from './http-strict';
 import { requestTarget, type RequestTarget } from './path-normalize';
-import { ClusterNotFoundError, DownstreamProtocolError, HttpProxyError, NoHealthyUpstreamError, NoRouteError, UpstreamOverflowError } from './proxy-errors';
+import { ClusterNotFoundError, DownstreamProtocolError, HttpProxyError, MalformedRequestError, NoHealthyUpstreamError, NoRouteError, UpstreamOverflowError } from './proxy-errors';
+import { applyFault, decideFault } from './fault-inject';
+import { forwardUpgrade, upgradeRequestHeaders } from './forward-upgrade';
+import { DEFAULT_MIRROR_TIMEOUT_MS, SHARED_MIRRORS, shadowHost, type RequestMirrors } from './mirror-http';
+import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
 import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
 import type { CompiledRouteTable } from './route-table';
 import { pickWeightedCluster } from './route-weighted';
@@ -43,6 +52,14 @@ export interface ProxyListenerDeps {
   readonly originalDestination?: (socket: Socket) => { readonly port: number } | undefined;
   /** Retry budgets and counters; default the process-wide `SHARED_RETRY_BUDGETS` (retry-budget.ts). */
   readonly retryBudgets?: RetryBudgets;
+  /** Mirror copies in flight and their counters; default the process-wide `SHARED_MIRRORS`. */
+  readonly mirrors?: RequestMirrors;
+}
+
+/** The socket an `Upgrade` request handed over, and the bytes the client sent after its head. */
+interface UpgradeContext {
+  readonly socket: Socket;
+  readonly head: Buffer;
 }
 
 /** Per connection, the app port it was redirected from (one getsockopt per connection). */
@@ -59,6 +76,7 @@ export class HttpProxyListener {
   private readonly pool: UpstreamPool;
   private readonly originalDestination: ProxyListenerDeps['originalDestination'];
   private readonly retryBudgets: RetryBudgets | undefined;
+  private readonly mirrors: RequestMirrors;
 
   constructor(
     spec: HttpListener,
@@ -70,7 +88,11 @@ export class HttpProxyListener {
     this.pool = deps.pool;
     this.originalDestination = deps.originalDestination;
     this.retryBudgets = deps.retryBudgets;
-    this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, { limits: deps.limits ?? {} });
+    this.mirrors = deps.mirrors ?? SHARED_MIRRORS;
+    this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, {
+      limits: deps.limits ?? {},
+      onUpgrade: (req, socket, head) => this.handleUpgrade(req, socket, head),
+    });
   }
 
   /** The spec being served (the last one given to the constructor or `update`). */
@@ -129,7 +151,25 @@ export class HttpProxyListener {
     else req.headers[TARGET_PORT_HEADER] = port;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * An `Upgrade` request: the HTTP server handed the socket over. A response bound to it serves
+   * refusals and non-101 answers (then the connection closes); the stages are the same.
+   */
+  private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => undefined); // the server's handler left with the socket
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    res.once('finish', () => socket.end());
+    // The tunnel starts right after the request head: there is no body to frame.
+    const length = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0)) {
+      return this.fail(res, new MalformedRequestError('upgrade-with-body', 'an upgrade request cannot carry a body'), () => undefined);
+    }
+    this.handle(req, res, { socket, head });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeContext): void {
     const started = performance.now();
     const spec = this.served;
     const logged: Record<string, unknown> = { method: req.method, host: req.headers.host, path: req.url };
@@ -158,6 +198,33 @@ export class HttpProxyListener {
       return finish(route.action.status);
     }
 
+    // Fault stage: delay, then abort, before any upstream is chosen (fault-inject.ts).
+    const timeoutMs = route.timeoutMs ?? 0;
+    const fault = spec.faultFilter ? decideFault(route.fault) : undefined;
+    if (!fault || (fault.delayMs === 0 && fault.abortStatus === undefined)) {
+      return this.forwardStage(req, res, spec, snap, route, target, timeoutMs, logged, finish, upgrade);
+    }
+    logged.fault = fault;
+    applyFault(fault, timeoutMs, res, (outcome) => {
+      if (outcome.kind === 'downstream-closed') finish(499);
+      else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
+      else this.forwardStage(req, res, spec, snap, route, target, outcome.timeoutMs, logged, finish, upgrade);
+    });
+  }
+
+  /** Backend → pool limits → endpoint → connect; `timeoutMs` is what is left of the route timeout. */
+  private forwardStage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    spec: HttpListener,
+    snap: ProxySnapshot,
+    route: Route,
+    target: RequestTarget,
+    timeoutMs: number,
+    logged: Record<string, unknown>,
+    finish: (status: number, error?: HttpProxyError) => void,
+    upgrade: UpgradeContext | undefined,
+  ): void {
     const backend = backendStage(snap, route);
     if (backend instanceof HttpProxyError) return this.fail(res, backend, finish);
     logged.cluster = backend.cluster.name;
@@ -174,7 +241,8 @@ export class HttpProxyListener {
       if (pick instanceof HttpProxyError) return this.fail(res, pick, done);
       // Upstream addresses go to debug logs only, never into responses.
       logged.upstream = endpointKey(pick.endpoint);
-      this.connectStage(req, res, spec, route, backend, pick, target, done);
+      if (upgrade) this.upgradeStage(req, res, upgrade, spec, backend, pick, target, timeoutMs, done);
+      else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done);
     });
     if (!withdraw) return this.fail(res, new UpstreamOverflowError(backend.cluster.name), finish);
     if (!release) {
@@ -190,10 +258,12 @@ export class HttpProxyListener {
     req: IncomingMessage,
     res: ServerResponse,
     spec: HttpListener,
+    snap: ProxySnapshot,
     route: Route,
     backend: ClusterSnapshot,
     pick: UpstreamPick,
     target: RequestTarget,
+    timeoutMs: number,
     finish: (status: number, error?: HttpProxyError) => void,
   ): void {
     // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
@@ -211,11 +281,19 @@ export class HttpProxyListener {
       attempt = next;
       return to(next);
     };
+    const first = to(pick);
+    const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
     const forward: ForwardTarget = {
-      ...to(pick),
+      ...first,
       path: target.path,
       connectTimeoutMs: backend.cluster.connectTimeoutMs,
-      timeoutMs: route.timeoutMs ?? 0,
+      timeoutMs,
+      ...(copies.length
+        ? {
+            onBody: (body: readonly Buffer[] | undefined) => this.mirrorStage(req, spec, snap, route, copies, first.headers, target, body),
+            keepBodyBytes: route.retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
+          }
+        : {}),
       // Retries (forward-http.ts) pick their endpoint again, through the same balancer.
       ...(route.retry ? { retry: route.retry, repick } : {}),
       ...(this.retryBudgets ? { budgets: this.retryBudgets } : {}),
@@ -226,6 +304,94 @@ export class HttpProxyListener {
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
       else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)
     });
+  }
+
+  /**
+   * Mirror stage: a fire-and-forget copy per selected mirror policy, once the body is whole. Every
+   * failure here is counted and swallowed: nothing reaches the primary request.
+   */
+  private mirrorStage(
+    req: IncomingMessage,
+    spec: HttpListener,
+    snap: ProxySnapshot,
+    route: Route,
+    copies: readonly MirrorPolicy[],
+    primary: ForwardEndpoint['headers'],
+    target: RequestTarget,
+    body: readonly Buffer[] | undefined,
+  ): void {
+    const stats = this.mirrors.stats;
+    if (!body) {
+      stats.bodyTooLarge += copies.length;
+      return;
+    }
+    for (const m of copies) {
+      const pick = snap.clusters.get(m.cluster)?.balancer.pick();
+      if (!pick) {
+        stats.noUpstream++;
+        continue;
+      }
+      if (!this.mirrors.admit()) {
+        pick.done({ kind: 'cancelled' });
+        continue;
+      }
+      const headers: ForwardEndpoint['headers'] = { ...primary, host: shadowHost(String(primary.host ?? target.host)) };
+      delete headers[TARGET_PORT_HEADER];
+      if (spec.direction === 'outbound' && pick.endpoint.targetPort !== undefined) headers[TARGET_PORT_HEADER] = String(pick.endpoint.targetPort);
+      this.mirrors.send({
+        address: pick.endpoint.address,
+        port: pick.endpoint.port,
+        agent: pick.agent,
+        method: req.method ?? 'GET',
+        path: target.path,
+        headers,
+        body,
+        timeoutMs: route.timeoutMs || DEFAULT_MIRROR_TIMEOUT_MS,
+        done: (result) => pick.done(result),
+      });
+    }
+  }
+
+  /** Connect stage for an `Upgrade` request (forward-upgrade.ts): one attempt, then a tunnel. */
+  private upgradeStage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    upgrade: UpgradeContext,
+    spec: HttpListener,
+    backend: ClusterSnapshot,
+    pick: UpstreamPick,
+    target: RequestTarget,
+    timeoutMs: number,
+    finish: (status: number, error?: HttpProxyError) => void,
+  ): void {
+    const headers = upstreamRequestHeaders(req.headers, { direction: spec.direction, clientAddress: req.socket.remoteAddress, targetPort: pick.endpoint.targetPort });
+    let answered = false;
+    forwardUpgrade(
+      req,
+      upgrade.socket,
+      upgrade.head,
+      res,
+      {
+        address: pick.endpoint.address,
+        port: pick.endpoint.port,
+        headers: upgradeRequestHeaders(headers, String(req.headers.upgrade ?? '')),
+        path: target.path,
+        connectTimeoutMs: backend.cluster.connectTimeoutMs,
+        timeoutMs,
+        idleTimeoutMs: this.server.limits.idleTimeoutMs,
+      },
+      // The balancer learns from the answer, not from how long a tunnel stays open.
+      (status) => {
+        answered = true;
+        pick.done({ kind: 'response', status });
+      },
+      (outcome) => {
+        if (!answered) pick.done(callResult(outcome));
+        if (outcome.kind === 'response') finish(outcome.status);
+        else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
+        else finish(499);
+      },
+    );
   }
 
   /**

@@ -165,3 +165,12 @@ export class HttpVersionError extends DownstreamProtocolError {
     super('http-version', `http version not supported: ${version}`);
   }
 }
+
+/** A request method this sidecar does not proxy (`CONNECT`: docs/http-safety.md, "Upgrades and CONNECT"). */
+export class MethodNotAllowedError extends DownstreamProtocolError {
+  readonly code = 'METHOD_NOT_ALLOWED';
+  readonly status = 405;
+  constructor(reason: string, detail: string) {
+    super(reason, `method not allowed: ${detail}`);
+  }
+}

@@ -8,13 +8,17 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
 import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
 import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
-import { ListenError, RequestTimeoutError } from './proxy-errors';
+import { ListenError, MethodNotAllowedError, RequestTimeoutError } from './proxy-errors';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+/** An HTTP/1.1 `Upgrade` request: the socket is the handler's from now on (Node's `upgrade` event). */
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Socket, head: Buffer) => void;
 
 export interface ManagedHttpServerOptions {
   /** Size limits and timeouts; unset fields take `DEFAULT_HTTP_LIMITS`. */
   readonly limits?: Partial<HttpLimits>;
+  /** Requests with `Connection: upgrade` and `Upgrade`; without it they are served as plain requests. */
+  readonly onUpgrade?: UpgradeHandler;
 }
 
 /**
@@ -64,6 +68,16 @@ export class ManagedHttpServer {
     this.server.on('request', handler);
     this.server.on('error', (err) => this.log.warn('server error', { server: what, err }));
     this.server.on('clientError', (err: Error, socket: Socket) => this.onClientError(err, socket));
+    const onUpgrade = options.onUpgrade;
+    if (onUpgrade) this.server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(req, socket, head));
+    // CONNECT (a TCP tunnel to any host) is not proxied: answered 405 and counted, never left hanging.
+    this.server.on('connect', (req: http.IncomingMessage, socket: Socket) => {
+      socket.on('error', () => undefined);
+      const error = new MethodNotAllowedError('connect-method', 'CONNECT is not supported');
+      recordRejection(this.log, error, { server: what, client: socket.remoteAddress });
+      socket.end(rawErrorResponse(error), () => socket.destroy());
+      req.resume();
+    });
     this.server.on('timeout', (socket: Socket) => this.onIdleTimeout(socket));
   }
 

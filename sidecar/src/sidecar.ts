@@ -9,6 +9,7 @@ import { AdminServer, HealthServer, type ServerState } from './admin';
 import { EMPTY_CONFIG, type ProxyConfig } from './config';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
 import { retainReferencedClusters } from './config-retain';
+import { SHARED_RETRY_BUDGETS } from './retry-budget';
 import { ListenerManager } from './listener-manager';
 import { UpstreamPool } from './upstream-pool';
 import { XdsClient, type HeldState } from './xds-client';
@@ -27,6 +28,12 @@ export interface SidecarOptions {
   readonly healthPort?: number;
   /** Graceful drain bound on SIGTERM (default 5000 ms). */
   readonly drainTimeoutMs?: number;
+  /**
+   * On close, how long to keep accepting new connections after withdrawing from the control plane,
+   * so callers stop choosing this pod before it stops answering (default 1000 ms, at most
+   * `drainTimeoutMs`).
+   */
+  readonly drainAcceptMs?: number;
   /**
    * The pod's traffic is captured by iptables (`weft capture-init`): the sidecar tells the control
    * plane (node metadata INTERCEPTION_MODE=REDIRECT) and reads each connection's original
@@ -103,7 +110,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       const previous = config;
       config = retainReferencedClusters(previous, built.config);
       const errors = await listeners.apply(config);
-      if (errors.length === 0) return undefined;
+      if (errors.length === 0) {
+        SHARED_RETRY_BUDGETS.retain(retryBudgetKeys(config));
+        return undefined;
+      }
       // A listener that cannot bind rejects the whole update: back to exactly what ran before.
       config = previous;
       await listeners.apply(previous);
@@ -136,8 +146,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
 
   const close = (): Promise<void> => (closing ??= (async () => {
     transition('DRAINING');
+    // Shutdown order (FIELD-NOTES 4): withdraw first — leaving xDS makes the control plane stop
+    // sending callers through this sidecar (local mode), as a terminating pod leaves its
+    // EndpointSlice in a cluster — and keep accepting while callers learn it; only then stop
+    // accepting and let in-flight requests finish.
     xds.close();
     const drainMs = opts.drainTimeoutMs ?? 5000;
+    await new Promise((r) => setTimeout(r, Math.min(opts.drainAcceptMs ?? 1000, drainMs)));
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
       listeners.close().then(() => true),
@@ -190,4 +205,12 @@ function resourcesOf(held: HeldState): XdsResources {
     clusters: of(TypeUrl.Cluster),
     assignments: of(TypeUrl.ClusterLoadAssignment),
   };
+}
+
+/** The retry budgets a config still uses (one per destination virtual host). */
+function retryBudgetKeys(config: ProxyConfig): Set<string> {
+  const keys = new Set<string>();
+  const tables = [...config.routeTables.values(), ...[...config.listeners.values()].flatMap((l) => (l.routes.kind === 'inline' ? [l.routes.table] : []))];
+  for (const t of tables) for (const vh of t.virtualHosts) for (const r of vh.routes) if (r.retry) keys.add(r.retry.budget.key);
+  return keys;
 }

@@ -207,15 +207,15 @@ const REJECTIONS: Rejection[] = [
   },
   {
     what: 'a listener whose last HTTP filter is not the router',
-    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', [ROUTER_FILTER, { name: 'envoy.filters.http.fault', typed_config: foreignAny('envoy.extensions.filters.http.fault.v3.HTTPFault') }]) }] })] }),
+    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', [ROUTER_FILTER, { name: 'envoy.filters.http.lua', typed_config: foreignAny('envoy.extensions.filters.http.lua.v3.Lua') }]) }] })] }),
     at: 'Listener "out".http_filters',
     reason: /router filter must be last/,
   },
   {
     what: 'a listener with a required HTTP filter the sidecar does not have',
-    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', [{ name: 'envoy.filters.http.fault', typed_config: foreignAny('envoy.extensions.filters.http.fault.v3.HTTPFault') }, ROUTER_FILTER]) }] })] }),
+    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', [{ name: 'envoy.filters.http.lua', typed_config: foreignAny('envoy.extensions.filters.http.lua.v3.Lua') }, ROUTER_FILTER]) }] })] }),
     at: 'Listener "out".http_filters',
-    reason: /filter envoy\.filters\.http\.fault is not supported/,
+    reason: /filter envoy\.filters\.http\.lua is not supported/,
   },
   {
     what: 'a listener whose network filter is not an HTTP connection manager',
@@ -293,10 +293,28 @@ const REJECTIONS: Rejection[] = [
     reason: /must not be less than base_interval/,
   },
   {
-    what: 'a route with a mirror policy',
-    input: routeWith({ route: { cluster: ALL, request_mirror_policies: [{ cluster: V2 }] } }),
-    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route',
-    reason: /mirroring is not supported/,
+    what: 'a mirror policy that picks its cluster from a header',
+    input: routeWith({ route: { cluster: ALL, request_mirror_policies: [{ cluster_header: 'x-shadow' }] } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").route.request_mirror_policies[0]',
+    reason: /cluster_header is not supported/,
+  },
+  {
+    what: 'a fault that aborts with a gRPC status',
+    input: routeWith({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', abort: { grpc_status: 14, percentage: { numerator: 1 } } } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").typed_per_filter_config["envoy.filters.http.fault"].abort',
+    reason: /only http_status aborts/,
+  },
+  {
+    what: 'a fault limited to some downstream nodes',
+    input: routeWith({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', downstream_nodes: ['a'], abort: { http_status: 503, percentage: { numerator: 1 } } } } }),
+    at: 'RouteConfiguration "outbound".virtual_hosts[0].routes[0] (route "r1").typed_per_filter_config["envoy.filters.http.fault"]',
+    reason: /downstream_nodes is not supported/,
+  },
+  {
+    what: 'a listener-wide fault',
+    input: resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', [{ name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', abort: { http_status: 503, percentage: { numerator: 1 } } } }, ROUTER_FILTER]) }] })] }),
+    at: 'Listener "out".http_filters["envoy.filters.http.fault"]',
+    reason: /listener-wide delay or abort is not supported/,
   },
   {
     what: 'a virtual host without domains',
@@ -347,7 +365,7 @@ for (const c of REJECTIONS) {
 }
 
 test('an optional HTTP filter the sidecar does not have is skipped, not rejected', () => {
-  const filters = [{ name: 'envoy.filters.http.fault', is_optional: true, typed_config: foreignAny('envoy.extensions.filters.http.fault.v3.HTTPFault') }, ROUTER_FILTER];
+  const filters = [{ name: 'envoy.filters.http.lua', is_optional: true, typed_config: foreignAny('envoy.extensions.filters.http.lua.v3.Lua') }, ROUTER_FILTER];
   const config = built(resources({ listeners: [listenerXds('out', { filters: [{ name: 'hcm', typed_config: hcm('outbound', filters) }] })] }));
   assert.deepEqual(config.listeners.get('out')?.routes, { kind: 'rds', name: 'outbound' });
 });

@@ -1,0 +1,113 @@
+/**
+ * Request mirroring (Envoy's `request_mirror_policies`): a fire-and-forget copy of a request to a
+ * shadow cluster. The copy's response is read and discarded; its errors and timeouts are counted
+ * and never reach the primary request, which neither waits for the copy nor shares a timer, a
+ * pool slot or a retry with it. A body is replayed from the request's kept copy once it has fully
+ * arrived (so a slow shadow never pauses the primary upload); a body larger than the buffer is not
+ * mirrored. At most `maxInFlight` copies are outstanding per process: beyond that a copy is
+ * dropped and counted, so a slow or hung shadow cannot grow memory without bound.
+ */
+import http, { type OutgoingHttpHeaders } from 'node:http';
+import type { CallResult } from './balancer';
+
+/** Where one copy goes and what it carries. */
+export interface MirrorRequest {
+  readonly address: string;
+  readonly port: number;
+  readonly agent: http.Agent;
+  readonly method: string;
+  readonly path: string;
+  /** The primary's upstream headers with `Host` already suffixed (`shadowHost`). */
+  readonly headers: OutgoingHttpHeaders;
+  /** The whole body (empty for none). */
+  readonly body: readonly Buffer[];
+  /** The copy is abandoned after this long (the route timeout, or `DEFAULT_MIRROR_TIMEOUT_MS`). */
+  readonly timeoutMs: number;
+  /** Completes the shadow endpoint's balancer pick with the copy's outcome. */
+  readonly done?: (result: CallResult) => void;
+}
+
+export interface MirrorStats {
+  /** Copies sent. */
+  sent: number;
+  /** Copies dropped because `maxInFlight` were outstanding. */
+  dropped: number;
+  /** Copies that failed (connect error, reset, timeout); their responses are never seen. */
+  failed: number;
+  /** Requests not mirrored because the body outgrew the buffer. */
+  bodyTooLarge: number;
+  /** Copies not sent: the shadow cluster is unknown or has no healthy endpoint. */
+  noUpstream: number;
+}
+
+/** Envoy's default route timeout, for copies of requests whose route has none. */
+export const DEFAULT_MIRROR_TIMEOUT_MS = 15_000;
+export const DEFAULT_MAX_MIRRORS_IN_FLIGHT = 256;
+
+/** The copies in flight and their counters; one per process by default (`SHARED_MIRRORS`). */
+export class RequestMirrors {
+  readonly stats: MirrorStats = { sent: 0, dropped: 0, failed: 0, bodyTooLarge: 0, noUpstream: 0 };
+  private inFlight = 0;
+
+  constructor(readonly maxInFlight = DEFAULT_MAX_MIRRORS_IN_FLIGHT) {}
+
+  /** Copies outstanding now. */
+  get active(): number {
+    return this.inFlight;
+  }
+
+  /** Whether a copy may start now (counts a drop when not). */
+  admit(): boolean {
+    if (this.inFlight < this.maxInFlight) return true;
+    this.stats.dropped++;
+    return false;
+  }
+
+  /** Sends one copy. Returns at once; never throws; nothing of the copy reaches the caller. */
+  send(m: MirrorRequest): void {
+    this.inFlight++;
+    this.stats.sent++;
+    let over = false;
+    const end = (result: CallResult): void => {
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      this.inFlight--;
+      if (result.kind !== 'response') this.stats.failed++;
+      up.destroy();
+      m.done?.(result);
+    };
+    let connected = false;
+    const up = http.request({ host: m.address, port: m.port, method: m.method, path: m.path, headers: m.headers, agent: m.agent });
+    const timer = setTimeout(() => end({ kind: 'timeout' }), m.timeoutMs);
+    up.on('socket', (s) => {
+      if (!s.connecting) connected = true;
+      else s.once('connect', () => (connected = true));
+    });
+    up.on('error', () => end(connected ? { kind: 'reset' } : { kind: 'connect-failure' }));
+    up.on('response', (res) => {
+      const status = res.statusCode ?? 502;
+      res.on('error', () => undefined);
+      res.on('end', () => {
+        if (over) return;
+        over = true;
+        clearTimeout(timer);
+        this.inFlight--;
+        m.done?.({ kind: 'response', status });
+      });
+      res.resume();
+    });
+    for (const chunk of m.body) up.write(chunk);
+    up.end();
+  }
+}
+
+/** The process-wide mirrors used when a listener is given none. */
+export const SHARED_MIRRORS = new RequestMirrors();
+
+/** Envoy's shadow host: `-shadow` appended to the host name, before any port (`a:80` → `a-shadow:80`). */
+export function shadowHost(host: string): string {
+  const colon = host.lastIndexOf(':');
+  const hasPort = colon > host.lastIndexOf(']') && /^\d+$/.test(host.slice(colon + 1));
+  return hasPort ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
+}
