@@ -73,7 +73,9 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
     return p;
   };
   const profDir = join(dir, 'cpu-prof');
-  const prof = (pod) => (cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `sidecar-${pod}.cpuprofile`] : []);
+  // WEFT_BENCH_NODE_FLAGS: extra node flags for both sidecars (e.g. GC tuning experiments).
+  const extra = (process.env.WEFT_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const prof = (pod) => [...extra, ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `sidecar-${pod}.cpuprofile`] : [])];
   const client = sidecar('client', clientIp, prof('client'));
   const server = sidecar('server', serverIp, prof('server'));
   for (const [p, ip] of [[client, clientIp], [server, serverIp]]) {
