@@ -321,8 +321,10 @@ export class ShopMesh {
 
   async close(): Promise<void> {
     this.client?.close();
-    await this.sidecar?.close();
+    // The control plane first: a sidecar's shutdown grace would otherwise give in-process xDS
+    // clients (grpc-js-xds) time to reconnect to a control plane that is about to close.
     await this.cp?.close();
+    await this.sidecar?.close();
     for (const c of this.closers) await c();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }

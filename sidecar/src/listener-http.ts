@@ -8,6 +8,9 @@
  *     outcome) → connect (forward through the pool, forward-http.ts; copies to mirror clusters,
  *     mirror-http.ts)
  *
+ * HTTP/2 (h2c) and gRPC streams on the same port, after protocol detection, run the same route,
+ * backend and endpoint stages in listener-h2.ts.
+ *
  * An HTTP/1.1 `Upgrade` request (WebSocket, ...) runs the same stages on a response bound to the
  * handed-over socket, and connects through forward-upgrade.ts instead: no retries, no mirror.
  *
@@ -36,6 +39,7 @@ import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapsho
 import type { CompiledRouteTable } from './route-table';
 import { pickWeightedCluster } from './route-weighted';
 import { ManagedHttpServer } from './server-lifecycle';
+import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
@@ -92,6 +96,14 @@ export class HttpProxyListener {
     this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, {
       limits: deps.limits ?? {},
       onUpgrade: (req, socket, head) => this.handleUpgrade(req, socket, head),
+      // h2c and gRPC (listener-h2.ts), behind protocol detection.
+      onHttp2Stream: h2StreamHandler({
+        spec: () => this.served,
+        current,
+        pool: deps.pool,
+        log: this.log,
+        originalDestination: deps.originalDestination,
+      }),
     });
   }
 
@@ -417,7 +429,7 @@ export class HttpProxyListener {
 }
 
 /** Route stage: the listener's table (RDS by name, or inline), then vhost and route. */
-function routeStage(spec: HttpListener, snap: ProxySnapshot, target: RequestTarget, req: IncomingMessage): Route | HttpProxyError {
+export function routeStage(spec: HttpListener, snap: ProxySnapshot, target: RequestTarget, req: { readonly method?: string | undefined; readonly headers: IncomingMessage['headers'] }): Route | HttpProxyError {
   const table: CompiledRouteTable | undefined =
     spec.routes.kind === 'rds' ? snap.routeTables.get(spec.routes.name) : compiledRouteTable(spec.routes.table);
   const selected = table?.select({ host: target.host, method: req.method ?? 'GET', path: target.path, headers: req.headers });
@@ -425,7 +437,7 @@ function routeStage(spec: HttpListener, snap: ProxySnapshot, target: RequestTarg
 }
 
 /** Backend stage: the route's cluster (a weighted route picks one by weight). */
-function backendStage(snap: ProxySnapshot, route: Route): ClusterSnapshot | HttpProxyError {
+export function backendStage(snap: ProxySnapshot, route: Route): ClusterSnapshot | HttpProxyError {
   const action = route.action;
   const name = action.kind === 'cluster' ? action.cluster : action.kind === 'weighted' ? pickWeightedCluster(action) : undefined;
   const cluster = name === undefined ? undefined : snap.clusters.get(name);
@@ -433,7 +445,7 @@ function backendStage(snap: ProxySnapshot, route: Route): ClusterSnapshot | Http
 }
 
 /** Endpoint stage: the cluster's balancer picks a healthy endpoint (a handle to complete with the outcome). */
-function endpointStage(backend: ClusterSnapshot): UpstreamPick | HttpProxyError {
+export function endpointStage(backend: ClusterSnapshot): UpstreamPick | HttpProxyError {
   return backend.balancer.pick() ?? new NoHealthyUpstreamError(backend.cluster.name);
 }
 

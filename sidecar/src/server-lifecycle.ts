@@ -4,7 +4,9 @@
  * idempotent (STYLE.md, "Lifecycle").
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import http2 from 'node:http2';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { DEFAULT_DETECT_TIMEOUT_MS, detectProtocol } from './detect-protocol';
 import type { Logger } from '@weft/api';
 import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
 import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
@@ -19,7 +21,17 @@ export interface ManagedHttpServerOptions {
   readonly limits?: Partial<HttpLimits>;
   /** Requests with `Connection: upgrade` and `Upgrade`; without it they are served as plain requests. */
   readonly onUpgrade?: UpgradeHandler;
+  /**
+   * HTTP/2 streams. When set, each accepted connection runs protocol detection first
+   * (detect-protocol.ts): the HTTP/2 preface goes to an h2c server whose streams come here, anything
+   * else to the HTTP/1 server. Detection is bounded by `DEFAULT_DETECT_TIMEOUT_MS`, or the idle or
+   * headers timeout when shorter.
+   */
+  readonly onHttp2Stream?: Http2StreamHandler;
 }
+
+/** One HTTP/2 stream (Node's core API `stream` event). */
+export type Http2StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
 
 /**
  * An `http.Server` with connection bookkeeping. Once closing, a response still being served gets
@@ -40,6 +52,10 @@ export class ManagedHttpServer {
   private readonly current = new Map<Socket, http.ServerResponse>();
   private closing = false;
   private closed: Promise<void> | undefined;
+  /** With HTTP/2: the listening socket (detection first), the h2c sessions and every accepted socket. */
+  private readonly front: net.Server | undefined;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly accepted = new Set<Socket>();
   /** The limits in force (defaults filled in). */
   readonly limits: HttpLimits;
 
@@ -79,6 +95,31 @@ export class ManagedHttpServer {
       req.resume();
     });
     this.server.on('timeout', (socket: Socket) => this.onIdleTimeout(socket));
+    const onStream = options.onHttp2Stream;
+    if (onStream) {
+      const h2 = http2.createServer({ maxHeaderListPairs: this.limits.maxHeaderCount + 4, maxSendHeaderBlockLength: this.limits.maxHeaderBytes * 4 });
+      h2.on('session', (session: http2.ServerHttp2Session) => {
+        this.sessions.add(session);
+        session.once('close', () => this.sessions.delete(session));
+        if (this.closing) session.close();
+      });
+      h2.on('stream', onStream);
+      h2.on('sessionError', () => undefined);
+      const limits = [DEFAULT_DETECT_TIMEOUT_MS, this.limits.idleTimeoutMs, this.limits.headersTimeoutMs].filter((ms) => ms > 0);
+      const detectMs = Math.min(...limits);
+      this.front = net.createServer((socket) => {
+        if (this.closing) return void socket.destroy();
+        this.accepted.add(socket);
+        socket.once('close', () => this.accepted.delete(socket));
+        detectProtocol(socket, detectMs, (protocol) => {
+          if (this.closing && protocol === 'http1') return void socket.destroy();
+          if (protocol === 'http2') return void h2.emit('connection', socket);
+          this.server.emit('connection', socket);
+          // Detection paused the socket; the HTTP/1 server reads the put-back bytes once it flows.
+          socket.resume();
+        });
+      });
+    }
   }
 
   /** Binds `address:port` (0: any free port). Rejects with a `ListenError` naming the address. */
@@ -86,22 +127,26 @@ export class ManagedHttpServer {
     if (this.closing) return Promise.reject(new ListenError(this.what, address, port, new Error('server is closed')));
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
-        this.server.off('listening', onListening);
+        (this.front ?? this.server).off('listening', onListening);
         reject(new ListenError(this.what, address, port, err));
       };
       const onListening = (): void => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as AddressInfo);
+        (this.front ?? this.server).off('error', onError);
+        // Node starts the HTTP/1 server's headers/request timeout checks on its `listening` event;
+        // behind detection it never listens itself, so it is told.
+        if (this.front) this.server.emit('listening');
+        resolve((this.front ?? this.server).address() as AddressInfo);
       };
-      this.server.once('error', onError);
-      this.server.once('listening', onListening);
-      this.server.listen({ host: address, port });
+      const listening = this.front ?? this.server;
+      listening.once('error', onError);
+      listening.once('listening', onListening);
+      listening.listen({ host: address, port });
     });
   }
 
   /** The bound address, or `undefined` when not listening. */
   address(): AddressInfo | undefined {
-    const a = this.server.address();
+    const a = (this.front ?? this.server).address();
     return a && typeof a === 'object' ? a : undefined;
   }
 
@@ -118,7 +163,16 @@ export class ManagedHttpServer {
   close(): Promise<void> {
     if (!this.closed) {
       this.closing = true;
-      this.closed = new Promise((resolve) => this.server.close(() => resolve()));
+      const front = this.front;
+      if (front) {
+        // The front socket owns every connection, HTTP/1 and HTTP/2: its close waits for them all.
+        // The HTTP/1 server is closed too, for its idle keep-alive connections (it never listened).
+        this.closed = new Promise((resolve) => front.close(() => resolve()));
+        this.server.close(() => undefined);
+        for (const session of this.sessions) session.close();
+      } else {
+        this.closed = new Promise((resolve) => this.server.close(() => resolve()));
+      }
       // Node's close() already dropped idle keep-alive connections; busy ones end after their
       // response, which says `Connection: close` if its headers have not gone out yet.
       for (const res of this.responses) res.shouldKeepAlive = false;
@@ -131,6 +185,8 @@ export class ManagedHttpServer {
     void this.close();
     for (const socket of this.active.keys()) socket.destroy();
     this.server.closeAllConnections();
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.accepted) socket.destroy();
   }
 
   /**

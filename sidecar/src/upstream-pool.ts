@@ -29,7 +29,7 @@ export function endpointKey(endpoint: { readonly address: string; readonly port:
  */
 export class UpstreamPool {
   private readonly agents = new Map<string, http.Agent>();
-  private readonly closeHooks: (() => void)[] = [];
+  private readonly closeHooks: ((how: 'close' | 'destroy') => void)[] = [];
   private closed = false;
 
   constructor(private readonly options: UpstreamPoolOptions = {}) {}
@@ -57,8 +57,8 @@ export class UpstreamPool {
     return agent;
   }
 
-  /** Runs `fn` once when the pool is closed or destroyed (state tied to the pool's lifetime). */
-  onClose(fn: () => void): void {
+  /** Runs `fn` once when the pool is closed or destroyed, told which (state tied to the pool's lifetime). */
+  onClose(fn: (how: 'close' | 'destroy') => void): void {
     this.closeHooks.push(fn);
   }
 
@@ -84,7 +84,7 @@ export class UpstreamPool {
   /** Graceful: idle sockets close now, busy ones after their response. Idempotent. */
   close(): void {
     this.closed = true;
-    this.runCloseHooks();
+    this.runCloseHooks('close');
     for (const agent of this.agents.values()) retire(agent);
     this.agents.clear();
   }
@@ -92,13 +92,13 @@ export class UpstreamPool {
   /** Aborts every upstream connection, in flight or idle. Idempotent. */
   destroy(): void {
     this.closed = true;
-    this.runCloseHooks();
+    this.runCloseHooks('destroy');
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
   }
 
-  private runCloseHooks(): void {
-    for (const fn of this.closeHooks.splice(0)) fn();
+  private runCloseHooks(how: 'close' | 'destroy'): void {
+    for (const fn of this.closeHooks.splice(0)) fn(how);
   }
 }
 

@@ -85,7 +85,8 @@ const vectors: Vector[] = [
   { name: 'HTTP/1.2', bytes: req(['GET / HTTP/1.2', 'Host: app']), status: 400, reason: 'request-line' },
   { name: 'HTTP/2.0 in an HTTP/1 request line', bytes: req(['GET / HTTP/2.0', 'Host: app']), status: 505, reason: 'http-version' },
   { name: 'an HTTP/0.9 request line', bytes: 'GET /\r\n\r\n', status: 505, reason: 'http-version' },
-  { name: 'the HTTP/2 connection preface', bytes: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', status: 505, reason: 'http-version' },
+  // The HTTP/2 connection preface is no longer refused here: protocol detection hands it to the
+  // listener's h2c server (detect-protocol.ts; grpc-h2.test.ts).
   // Host.
   { name: 'two Host headers', bytes: req(['GET / HTTP/1.1', 'Host: app', 'Host: admin']), status: 400, reason: 'host-repeated' },
   { name: 'a space in Host', bytes: req(['GET / HTTP/1.1', 'Host: app admin']), status: 400, reason: 'host-invalid' },
