@@ -9,7 +9,7 @@ import { startControlPlane } from '@weft/control-plane';
 import { booleanFlag, parseHostPort, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
 import { NotAvailableError, UsageError } from './errors';
-import { serveUntilStopped } from './lifecycle';
+import { EXIT_WITH_PARENT_FLAG, serveUntilStopped } from './lifecycle';
 
 /** Checks that `dir` is an existing directory and returns its absolute path. */
 function manifestsDir(dir: string): string {
@@ -66,7 +66,7 @@ export const controlPlaneCommand: Command = {
     { name: 'kubeconfig', type: 'string', placeholder: 'FILE', help: 'Kubernetes mode (not supported yet: issue 8)' },
     { name: 'xds-address', type: 'string', placeholder: 'HOST:PORT', help: 'plaintext xDS listen address (default 127.0.0.1:15010)' },
     { name: 'debug-address', type: 'string', placeholder: 'HOST:PORT', help: '/metrics and /debug/* listen address (default 127.0.0.1:15014)' },
-    { name: 'exit-with-parent', type: 'boolean', hidden: true, help: 'exit when stdin closes (used by weft demo)' },
+    EXIT_WITH_PARENT_FLAG,
   ],
   available: true,
   run,

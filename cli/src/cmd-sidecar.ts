@@ -8,7 +8,7 @@ import { sidecarOptionsFromEnv, startSidecar, type SidecarOptions } from '@weft/
 import { booleanFlag, parseInteger, parsePort, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
 import { UsageError } from './errors';
-import { serveUntilStopped } from './lifecycle';
+import { EXIT_WITH_PARENT_FLAG, serveUntilStopped } from './lifecycle';
 
 /** Applies the flag overrides to the options read from the environment. Throws UsageError. */
 function withFlags(base: SidecarOptions, args: ParsedArgs): SidecarOptions {
@@ -61,15 +61,16 @@ export const sidecarCommand: Command = {
       '  POD_IP             its address; every port binds here (required)\n' +
       '  SERVICE_ACCOUNT    its service account (default "default")\n' +
       '  WEFT_TRUST_DOMAIN  SPIFFE trust domain (default cluster.local)\n' +
+      '  WEFT_CAPTURE       true when iptables capture is installed (weft capture-init)\n' +
       '  WEFT_LOG_LEVEL     debug | info | warn | error | silent (default info)',
-    'Logs are JSON lines on stderr. SIGINT or SIGTERM drains and exits 0; a second signal\n' +
-      'stops at once.',
+    'Logs are JSON lines on stderr. SIGINT or SIGTERM leaves the control plane, keeps accepting\n' +
+      'for 1 s, drains and exits 0; a second signal stops at once.',
   ],
   flags: [
     { name: 'admin-port', type: 'string', placeholder: 'N', help: 'admin port (default 15000)' },
     { name: 'health-port', type: 'string', placeholder: 'N', help: 'health port serving /healthz/ready (default 15021)' },
     { name: 'drain-timeout', type: 'string', placeholder: 'MS', help: 'longest graceful drain on SIGTERM, in ms (default 5000)' },
-    { name: 'exit-with-parent', type: 'boolean', hidden: true, help: 'exit when stdin closes (used by weft demo)' },
+    EXIT_WITH_PARENT_FLAG,
   ],
   available: true,
   run,

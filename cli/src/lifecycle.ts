@@ -6,6 +6,10 @@
  * the pipe's write end with the parent; no signal is needed).
  */
 import type { Logger } from '@weft/api';
+import type { FlagSpec } from './args';
+
+/** The hidden flag both long-running commands take (the demo starts its children with it). */
+export const EXIT_WITH_PARENT_FLAG: FlagSpec = { name: 'exit-with-parent', type: 'boolean', hidden: true, help: 'exit when stdin closes (used by weft demo)' };
 
 export interface Closable {
   /** Graceful; idempotent. */
