@@ -7,14 +7,22 @@
  * Backpressure follows the current attempt: the downstream request is paused while the attempt's
  * socket is full, and between attempts (during backoff), and resumed when data may flow again.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+
+/** Where an attempt's body goes: a `Writable`, or anything with its `write`/`end`/`'drain'` contract. */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  on(event: 'drain', fn: () => void): unknown;
+  off(event: 'drain', fn: () => void): unknown;
+}
 
 export class ReplayableBody {
   private chunks: Buffer[] = [];
   private bytes = 0;
   private overflowed = false;
   private ended = false;
-  private sink: Writable | undefined;
+  private sink: BodySink | undefined;
   private complete: ((chunks: readonly Buffer[] | undefined) => void)[] = [];
   private readonly onDrain = (): void => {
     if (this.sink) this.source.resume();
@@ -51,7 +59,7 @@ export class ReplayableBody {
    * arrives, then `end()`. Detaches the previous sink. For a second sink the caller must have
    * checked `replayable`.
    */
-  attach(sink: Writable): void {
+  attach(sink: BodySink): void {
     this.detach();
     for (const c of this.chunks) sink.write(c);
     this.sink = sink;

@@ -10,18 +10,18 @@
  * skip ejected endpoints; when every endpoint is ejected they use them all (fail open, Envoy's
  * panic mode), so outlier detection can never take a whole cluster down.
  */
-import type http from 'node:http';
 import { createBalancer, type CallResult, type Choice, type EndpointStats, type LoadBalancer, type Picker } from './balancer';
 import type { Cluster, Endpoint } from './config';
 import { OutlierDetector } from './outlier-detector';
 import { DEFAULT_CIRCUIT_BREAKERS, PoolLimits } from './pool-limits';
+import type { Http1Endpoint } from './upstream-http1';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
 /** One picked endpoint for one upstream call. */
 export interface UpstreamPick {
   readonly endpoint: Endpoint;
-  /** The endpoint's pooled agent, honouring the cluster's `maxRequestsPerConnection`. */
-  readonly agent: http.Agent;
+  /** The endpoint's pooled HTTP/1.1 connections, honouring the cluster's `maxRequestsPerConnection`. */
+  readonly upstream: Http1Endpoint;
   /**
    * Reports how the call ended; call exactly once (later calls are ignored). Latency is measured
    * from the pick to this call, so report as soon as the outcome is known (response headers).
@@ -189,7 +189,7 @@ export class ClusterPicker {
     let open = true;
     return {
       endpoint: choice.endpoint,
-      agent: owner.pool.agentFor(choice.endpoint, this.maxRequestsPerConnection),
+      upstream: owner.pool.endpointFor(choice.endpoint, this.maxRequestsPerConnection),
       done(result: CallResult) {
         if (!open) return;
         open = false;

@@ -5,11 +5,11 @@
  * timeout, backoff, and the route timeout that bounds all of them — and classifies failures into
  * `HttpProxyError`s; it never writes an error response itself — the listener does, in one place.
  */
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RetryPolicy } from './config';
-import { ReplayableBody } from './body-buffer';
-import { downstreamResponseHeaders } from './headers-http';
+import { ReplayableBody, type BodySink } from './body-buffer';
+import { downstreamRawHeaders, requestHead, type UpstreamHead } from './headers-http';
+import type { Http1Endpoint, Http1Exchange } from './upstream-http1';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
 import { SHARED_RETRY_BUDGETS, type RetryBudget, type RetryBudgets } from './retry-budget';
 import { decideRetry, grpcStatusOf, type AttemptFailure } from './retry-policy';
@@ -18,17 +18,17 @@ export type { AttemptFailure } from './retry-policy';
 
 /** Where one attempt goes. */
 export interface ForwardEndpoint {
-  readonly address: string;
-  readonly port: number;
-  /** The endpoint's pooled agent (`UpstreamPool.agentFor`). */
-  readonly agent: http.Agent;
-  /** Already rewritten for the upstream (`upstreamRequestHeaders`). */
-  readonly headers: OutgoingHttpHeaders;
+  /** The endpoint's pooled connections (`UpstreamPool.endpointFor`). */
+  readonly upstream: Http1Endpoint;
+  /** Sent as `x-weft-target-port` (outbound, when the endpoint is a peer sidecar). */
+  readonly targetPort?: number | undefined;
 }
 
 export interface ForwardTarget extends ForwardEndpoint {
   /** Request target sent upstream (path and query). */
   readonly path: string;
+  /** The request's upstream head without Host and target port (`upstreamHead`). */
+  readonly head: UpstreamHead;
   /** Cluster connect timeout; 0 means none. */
   readonly connectTimeoutMs: number;
   /** Route timeout, from the start of forwarding to the end of the response body, retries and backoff included; 0 means none. */
@@ -88,7 +88,7 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
   const budgets = target.budgets ?? SHARED_RETRY_BUDGETS;
   const started = performance.now();
   let settled = false;
-  let upstream: http.ClientRequest | undefined;
+  let upstream: Http1Exchange | undefined;
   let routeTimer: NodeJS.Timeout | undefined;
   let backoffTimer: NodeJS.Timeout | undefined;
   let retries = 0;
@@ -107,7 +107,7 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
     settled = true;
     if (routeTimer) clearTimeout(routeTimer);
     if (backoffTimer) clearTimeout(backoffTimer);
-    if (outcome.kind !== 'response') upstream?.destroy();
+    if (outcome.kind !== 'response') upstream?.abort();
     body?.release();
     done(retries ? { ...outcome, retries } : outcome);
   };
@@ -157,20 +157,16 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
     return true;
   };
 
+  const method = req.method ?? 'GET';
+  const skipBody = method === 'HEAD';
+
   const attempt = (endpoint: ForwardEndpoint, staleReplays: number): void => {
     let connected = false;
     let responded = false;
+    let discarding = false; // a response being retried: its body is dropped, its connection kept
     let over = false; // this attempt failed or was replaced: ignore its late events
     let tryTimer: NodeJS.Timeout | undefined;
-    const up = http.request({
-      host: endpoint.address,
-      port: endpoint.port,
-      method: req.method,
-      path: target.path,
-      headers: endpoint.headers,
-      agent: endpoint.agent,
-    });
-    upstream = up;
+    let exchange: Http1Exchange | undefined;
 
     const endAttempt = (): void => {
       over = true;
@@ -180,9 +176,85 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
     const failed = (failure: AttemptFailure, error: HttpProxyError): void => {
       if (over || settled) return;
       endAttempt();
-      up.destroy();
+      exchange?.abort();
       if (!retried(failure)) settle({ kind: 'error', error });
     };
+    const resume = (): void => {
+      exchange?.socket?.resume();
+    };
+
+    exchange = endpoint.upstream.request(
+      requestHead(method, target.path, target.head, endpoint.targetPort),
+      {
+        onConnect: () => {
+          connected = true;
+        },
+        onError: (err, info) => {
+          if (settled || over) return;
+          if (responded) {
+            // A body cut short by the upstream cannot be reported with a status any more.
+            endAttempt();
+            settle({ kind: 'error', error: new UpstreamResetError({ cause: err }) });
+            return;
+          }
+          if (staleReplays > 0 && bodyless && info.reused && RETRYABLE_ON_REUSED.has(err.code ?? '')) {
+            endAttempt();
+            attempt(endpoint, staleReplays - 1);
+            return;
+          }
+          if (info.connected || connected) failed({ kind: 'reset' }, new UpstreamResetError({ cause: err }));
+          else failed({ kind: 'connect-failure' }, new UpstreamConnectError({ cause: err }));
+        },
+        onResponse: (status, message, raw) => {
+          responded = true;
+          if (settled || over || res.headersSent) {
+            // Already answered on this side (the server refused the rest of the request, e.g. a
+            // framing error or a timeout mid-body): nothing of this response can be sent.
+            discarding = true;
+            if (!over) {
+              endAttempt();
+              settle({ kind: 'downstream-closed' });
+            }
+            return;
+          }
+          if (policy) {
+            const grpc = rawHeader(raw, 'grpc-status');
+            if (status >= 500 || policy.retriableStatusCodes.has(status) || grpc !== undefined) {
+              const grpcStatus = grpcStatusOf(grpc);
+              if (retried({ kind: 'status', status, ...(grpcStatus !== undefined ? { grpcStatus } : {}) })) {
+                endAttempt();
+                // A request still being sent cannot leave its connection reusable; a complete one can.
+                if (exchange!.requestFinished) discarding = true;
+                else exchange!.abort();
+                return;
+              }
+            }
+          }
+          const headers = downstreamRawHeaders(raw);
+          if (message) res.writeHead(status, message, headers);
+          else res.writeHead(status, headers);
+          res.once('finish', () => {
+            endAttempt();
+            settle({ kind: 'response', status });
+          });
+        },
+        onData: (chunk) => {
+          if (discarding || over) return;
+          if (!res.write(chunk)) {
+            exchange!.socket?.pause();
+            res.once('drain', resume);
+          }
+        },
+        onEnd: () => {
+          if (discarding || over) return;
+          res.end();
+        },
+      },
+      bodyless ? 'none' : target.head.framing,
+      skipBody,
+      target.connectTimeoutMs,
+    );
+    upstream = exchange;
 
     if (policy && policy.perTryTimeoutMs > 0) {
       tryTimer = setTimeout(() => {
@@ -192,71 +264,8 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
       }, policy.perTryTimeoutMs);
     }
 
-    up.on('socket', (socket: Socket) => {
-      if (!socket.connecting) {
-        connected = true;
-        return;
-      }
-      const timer =
-        target.connectTimeoutMs > 0
-          ? setTimeout(() => up.destroy(new UpstreamConnectError({ cause: new Error(`connect timeout after ${target.connectTimeoutMs} ms`) })), target.connectTimeoutMs)
-          : undefined;
-      socket.once('connect', () => {
-        connected = true;
-        if (timer) clearTimeout(timer);
-      });
-      socket.once('close', () => timer && clearTimeout(timer));
-    });
-
-    up.on('error', (err: NodeJS.ErrnoException) => {
-      if (settled || over || responded) return;
-      if (staleReplays > 0 && bodyless && up.reusedSocket && RETRYABLE_ON_REUSED.has(err.code ?? '')) {
-        endAttempt();
-        attempt(endpoint, staleReplays - 1);
-        return;
-      }
-      if (err instanceof HttpProxyError) failed({ kind: 'connect-failure' }, err);
-      else if (connected) failed({ kind: 'reset' }, new UpstreamResetError({ cause: err }));
-      else failed({ kind: 'connect-failure' }, new UpstreamConnectError({ cause: err }));
-    });
-
-    up.on('response', (ures: IncomingMessage) => {
-      responded = true;
-      if (settled || over || res.headersSent) {
-        // Already answered on this side (the server refused the rest of the request, e.g. a
-        // framing error or a timeout mid-body): nothing of this response can be sent.
-        ures.resume();
-        if (!over) settle({ kind: 'downstream-closed' });
-        return;
-      }
-      const status = ures.statusCode ?? 502;
-      if (policy && (status >= 500 || policy.retriableStatusCodes.has(status) || ures.headers['grpc-status'] !== undefined)) {
-        const grpcStatus = grpcStatusOf(ures.headers['grpc-status']);
-        if (retried({ kind: 'status', status, ...(grpcStatus !== undefined ? { grpcStatus } : {}) })) {
-          endAttempt();
-          // A request still being sent cannot leave its connection reusable; a complete one can.
-          if (up.writableFinished) ures.resume();
-          else up.destroy();
-          return;
-        }
-      }
-      const headers = downstreamResponseHeaders(ures.headers);
-      if (ures.statusMessage) res.writeHead(status, ures.statusMessage, headers);
-      else res.writeHead(status, headers);
-      ures.on('close', () => {
-        // A body cut short by the upstream cannot be reported with a status any more.
-        if (!ures.complete) settle({ kind: 'error', error: new UpstreamResetError() });
-      });
-      ures.on('error', () => undefined); // reported through 'close' above
-      res.once('finish', () => {
-        endAttempt();
-        settle({ kind: 'response', status });
-      });
-      ures.pipe(res);
-    });
-
-    if (body) body.attach(up);
-    else up.end();
+    if (body) body.attach(sinkOf(exchange));
+    else exchange.end();
   };
 
   if (bodyless) {
@@ -280,4 +289,22 @@ function hasNoBody(req: IncomingMessage): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return false;
   const length = req.headers['content-length'];
   return length === undefined || Number(length) === 0;
+}
+
+/** The first value of header `name` (lower case) in raw `[name, value, ...]`. */
+function rawHeader(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  }
+  return undefined;
+}
+
+/** An exchange as the body's sink: writes and ends it, and relays its socket's 'drain'. */
+function sinkOf(exchange: Http1Exchange): BodySink {
+  return {
+    write: (chunk) => exchange.write(chunk),
+    end: () => exchange.end(),
+    on: (_event, fn) => exchange.socket?.on('drain', fn),
+    off: (_event, fn) => exchange.socket?.off('drain', fn),
+  };
 }

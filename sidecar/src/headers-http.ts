@@ -77,3 +77,109 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders): Outgoin
 function normalizeAddress(address: string | undefined): string | undefined {
   return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
+
+/**
+ * How a request body is framed on the upstream connection: `none` (no body), `length` (the head
+ * carries the client's Content-Length), `chunked` (the client sent `Transfer-Encoding: chunked`;
+ * the body is re-chunked hop by hop, since Transfer-Encoding is hop-by-hop).
+ */
+export type BodyFraming = 'none' | 'length' | 'chunked';
+
+/**
+ * An upstream request head, prepared once per request from the client's raw headers
+ * (`[name, value, ...]`, as received, duplicates kept), with the rules of `upstreamRequestHeaders`.
+ * `Host` and `x-weft-target-port` are left out of `lines`: each attempt (and a mirror copy) adds
+ * its own (`requestHead`).
+ */
+export interface UpstreamHead {
+  /** The client's Host value; `undefined` when it sent none. */
+  readonly host: string | undefined;
+  /** Every other forwarded header as `name: value\r\n` lines, in the client's order. */
+  readonly lines: string;
+  readonly framing: BodyFraming;
+}
+
+export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderContext, 'targetPort'>): UpstreamHead {
+  const named = connectionNamed(raw);
+  let lines = '';
+  let host: string | undefined;
+  let forwardedFor: string | undefined;
+  let proto = false;
+  let requestId = false;
+  let framing: BodyFraming = 'none';
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case 'host':
+        host ??= value;
+        continue;
+      case 'transfer-encoding':
+        framing = 'chunked';
+        continue;
+      case 'content-length':
+        if (framing === 'none' && Number(value) > 0) framing = 'length';
+        break;
+      case 'x-forwarded-for':
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+        proto = true;
+        break;
+      case 'x-request-id':
+        requestId = true;
+        break;
+      case 'expect':
+      case TARGET_PORT_HEADER:
+        continue;
+    }
+    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    lines += `${name}: ${value}\r\n`;
+  }
+  // With chunked framing a Content-Length was refused by the strict stage; never send both.
+  if (framing === 'chunked') lines += 'transfer-encoding: chunked\r\n';
+  const client = normalizeAddress(ctx.clientAddress);
+  if (client) lines += `x-forwarded-for: ${forwardedFor === undefined ? client : `${forwardedFor}, ${client}`}\r\n`;
+  else if (forwardedFor !== undefined) lines += `x-forwarded-for: ${forwardedFor}\r\n`;
+  if (!proto) lines += 'x-forwarded-proto: http\r\n';
+  if (!requestId) lines += `x-request-id: ${randomUUID()}\r\n`;
+  return { host, lines, framing };
+}
+
+/**
+ * The whole request head for one attempt: request line, `Host` (`host`, default the client's),
+ * the prepared lines, `x-weft-target-port` when the endpoint is a peer sidecar (outbound only),
+ * and the empty line.
+ */
+export function requestHead(method: string, path: string, head: UpstreamHead, targetPort: number | undefined, host = head.host): string {
+  const hostLine = host === undefined ? '' : `Host: ${host}\r\n`;
+  const portLine = targetPort === undefined ? '' : `${TARGET_PORT_HEADER}: ${targetPort}\r\n`;
+  return `${method} ${path} HTTP/1.1\r\n${hostLine}${head.lines}${portLine}\r\n`;
+}
+
+/** A response's raw headers (`[name, value, ...]`) without hop-by-hop ones, as a flat array for `writeHead`. */
+export function downstreamRawHeaders(raw: readonly string[]): string[] {
+  const named = connectionNamed(raw);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** Header names listed in the `Connection` headers of `raw`: hop-by-hop too (RFC 9110 §7.6.1). */
+function connectionNamed(raw: readonly string[]): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      for (const token of raw[i + 1]!.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t) (named ??= new Set()).add(t);
+      }
+    }
+  }
+  return named;
+}

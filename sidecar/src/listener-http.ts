@@ -26,7 +26,7 @@ import type { Logger } from '@weft/api';
 import { TARGET_PORT_HEADER, type HttpListener, type MirrorPolicy, type ProxyConfig, type Route } from './config';
 import { forwardHttp, type ForwardEndpoint, type ForwardOutcome, type ForwardTarget } from './forward-http';
 import type { CallResult } from './balancer';
-import { upstreamRequestHeaders } from './headers-http';
+import { requestHead, upstreamHead, upstreamRequestHeaders, type UpstreamHead } from './headers-http';
 import type { HttpLimits } from './http-limits';
 import { checkRequest, recordRejection, respondAndClose } from './http-strict';
 import { requestTarget, type RequestTarget } from './path-normalize';
@@ -280,11 +280,9 @@ export class HttpProxyListener {
   ): void {
     // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
     let attempt = pick;
-    const to = ({ endpoint: e, agent }: UpstreamPick): ForwardEndpoint => ({
-      address: e.address,
-      port: e.port,
-      agent,
-      headers: upstreamRequestHeaders(req.headers, { direction: spec.direction, clientAddress: req.socket.remoteAddress, targetPort: e.targetPort }),
+    const to = ({ endpoint: e, upstream }: UpstreamPick): ForwardEndpoint => ({
+      upstream,
+      targetPort: spec.direction === 'outbound' ? e.targetPort : undefined,
     });
     const repick = (): ForwardEndpoint | HttpProxyError => {
       const next = endpointStage(backend);
@@ -294,15 +292,17 @@ export class HttpProxyListener {
       return to(next);
     };
     const first = to(pick);
+    const head = upstreamHead(req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress });
     const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
     const forward: ForwardTarget = {
       ...first,
       path: target.path,
+      head,
       connectTimeoutMs: backend.cluster.connectTimeoutMs,
       timeoutMs,
       ...(copies.length
         ? {
-            onBody: (body: readonly Buffer[] | undefined) => this.mirrorStage(req, spec, snap, route, copies, first.headers, target, body),
+            onBody: (body: readonly Buffer[] | undefined) => this.mirrorStage(req, spec, snap, route, copies, head, target, body),
             keepBodyBytes: route.retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
           }
         : {}),
@@ -328,7 +328,7 @@ export class HttpProxyListener {
     snap: ProxySnapshot,
     route: Route,
     copies: readonly MirrorPolicy[],
-    primary: ForwardEndpoint['headers'],
+    primary: UpstreamHead,
     target: RequestTarget,
     body: readonly Buffer[] | undefined,
   ): void {
@@ -347,16 +347,11 @@ export class HttpProxyListener {
         pick.done({ kind: 'cancelled' });
         continue;
       }
-      const headers: ForwardEndpoint['headers'] = { ...primary, host: shadowHost(String(primary.host ?? target.host)) };
-      delete headers[TARGET_PORT_HEADER];
-      if (spec.direction === 'outbound' && pick.endpoint.targetPort !== undefined) headers[TARGET_PORT_HEADER] = String(pick.endpoint.targetPort);
+      const targetPort = spec.direction === 'outbound' ? pick.endpoint.targetPort : undefined;
       this.mirrors.send({
-        address: pick.endpoint.address,
-        port: pick.endpoint.port,
-        agent: pick.agent,
-        method: req.method ?? 'GET',
-        path: target.path,
-        headers,
+        upstream: pick.upstream,
+        head: requestHead(req.method ?? 'GET', target.path, primary, targetPort, shadowHost(primary.host ?? target.host)),
+        framing: primary.framing,
         body,
         timeoutMs: route.timeoutMs || DEFAULT_MIRROR_TIMEOUT_MS,
         done: (result) => pick.done(result),

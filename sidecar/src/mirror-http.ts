@@ -7,18 +7,17 @@
  * mirrored. At most `maxInFlight` copies are outstanding per process: beyond that a copy is
  * dropped and counted, so a slow or hung shadow cannot grow memory without bound.
  */
-import http, { type OutgoingHttpHeaders } from 'node:http';
 import type { CallResult } from './balancer';
+import type { BodyFraming } from './headers-http';
+import type { Http1Endpoint } from './upstream-http1';
 
 /** Where one copy goes and what it carries. */
 export interface MirrorRequest {
-  readonly address: string;
-  readonly port: number;
-  readonly agent: http.Agent;
-  readonly method: string;
-  readonly path: string;
-  /** The primary's upstream headers with `Host` already suffixed (`shadowHost`). */
-  readonly headers: OutgoingHttpHeaders;
+  /** The shadow endpoint's pooled connections. */
+  readonly upstream: Http1Endpoint;
+  /** The whole request head, `Host` already suffixed (`shadowHost`; headers-http.ts `requestHead`). */
+  readonly head: string;
+  readonly framing: BodyFraming;
   /** The whole body (empty for none). */
   readonly body: readonly Buffer[];
   /** The copy is abandoned after this long (the route timeout, or `DEFAULT_MIRROR_TIMEOUT_MS`). */
@@ -74,29 +73,31 @@ export class RequestMirrors {
       clearTimeout(timer);
       this.inFlight--;
       if (result.kind !== 'response') this.stats.failed++;
-      up.destroy();
+      up.abort();
       m.done?.(result);
     };
     let connected = false;
-    const up = http.request({ host: m.address, port: m.port, method: m.method, path: m.path, headers: m.headers, agent: m.agent });
+    let status = 502;
     const timer = setTimeout(() => end({ kind: 'timeout' }), m.timeoutMs);
-    up.on('socket', (s) => {
-      if (!s.connecting) connected = true;
-      else s.once('connect', () => (connected = true));
-    });
-    up.on('error', () => end(connected ? { kind: 'reset' } : { kind: 'connect-failure' }));
-    up.on('response', (res) => {
-      const status = res.statusCode ?? 502;
-      res.on('error', () => undefined);
-      res.on('end', () => {
-        if (over) return;
-        over = true;
-        clearTimeout(timer);
-        this.inFlight--;
-        m.done?.({ kind: 'response', status });
-      });
-      res.resume();
-    });
+    const up = m.upstream.request(
+      m.head,
+      {
+        onConnect: () => (connected = true),
+        onError: () => end(connected ? { kind: 'reset' } : { kind: 'connect-failure' }),
+        onResponse: (s) => (status = s),
+        onData: () => undefined,
+        onEnd: () => {
+          if (over) return;
+          over = true;
+          clearTimeout(timer);
+          this.inFlight--;
+          m.done?.({ kind: 'response', status });
+        },
+      },
+      m.framing,
+      false,
+      0,
+    );
     for (const chunk of m.body) up.write(chunk);
     up.end();
   }
