@@ -12,6 +12,11 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  /**
+   * Whether `level` is written, so a hot path can skip building the fields of a line never written.
+   * Absent (a hand-made logger): assume it is.
+   */
+  enabled?(level: Level): boolean;
 }
 
 export type LogSink = (line: string) => void;
@@ -40,6 +45,7 @@ export function createLogger(
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
     child: (fields) => createLogger({ ...context, ...fields }, sink, threshold),
+    enabled: (level) => ORDER[level] >= threshold,
   };
 }
 

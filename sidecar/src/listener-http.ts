@@ -163,6 +163,11 @@ export class HttpProxyListener {
     else req.headers[TARGET_PORT_HEADER] = port;
   }
 
+  /** The end of a request's life at debug level: one line with what each stage decided. */
+  private debugFinish(logged: Record<string, unknown>, started: number): Finish {
+    return (status, error) => this.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) });
+  }
+
   /**
    * An `Upgrade` request: the HTTP server handed the socket over. A response bound to it serves
    * refusals and non-101 answers (then the connection closes); the stages are the same.
@@ -182,12 +187,10 @@ export class HttpProxyListener {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeContext): void {
-    const started = performance.now();
     const spec = this.served;
-    const logged: Record<string, unknown> = { method: req.method, host: req.headers.host, path: req.url };
-    const finish = (status: number, error?: HttpProxyError): void => {
-      this.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) });
-    };
+    // The per-request debug line, built only when debug logging is on (the hot path skips it).
+    const logged: Record<string, unknown> | undefined = this.log.enabled?.('debug') !== false ? { method: req.method, host: req.headers.host, path: req.url } : undefined;
+    const finish = logged ? this.debugFinish(logged, performance.now()) : NO_FINISH;
 
     // Strict stage: refuse what two parsers could read differently, then normalize the target
     // that route matching sees and the upstream is sent (docs/http-safety.md).
@@ -195,15 +198,17 @@ export class HttpProxyListener {
     if (refused) return this.fail(res, refused, finish);
     const target = requestTarget(req.url ?? '/', req.headers.host, req.method ?? 'GET', spec.direction);
     if (target instanceof HttpProxyError) return this.fail(res, target, finish);
-    logged.host = target.host;
-    logged.path = target.path;
+    if (logged) {
+      logged.host = target.host;
+      logged.path = target.path;
+    }
 
     if (spec.direction === 'inbound' && this.originalDestination) this.takeTargetPort(req);
     const snap = snapshotOf(this.current(), this.pool);
 
     const route = routeStage(spec, snap, target, req);
     if (route instanceof HttpProxyError) return this.fail(res, route, finish);
-    logged.route = route.name;
+    if (logged) logged.route = route.name;
     if (route.action.kind === 'direct-response') {
       res.writeHead(route.action.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(route.action.body) });
       res.end(route.action.body);
@@ -216,7 +221,7 @@ export class HttpProxyListener {
     if (!fault || (fault.delayMs === 0 && fault.abortStatus === undefined)) {
       return this.forwardStage(req, res, spec, snap, route, target, timeoutMs, logged, finish, upgrade);
     }
-    logged.fault = fault;
+    if (logged) logged.fault = fault;
     applyFault(fault, timeoutMs, res, (outcome) => {
       if (outcome.kind === 'downstream-closed') finish(499);
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
@@ -233,13 +238,13 @@ export class HttpProxyListener {
     route: Route,
     target: RequestTarget,
     timeoutMs: number,
-    logged: Record<string, unknown>,
-    finish: (status: number, error?: HttpProxyError) => void,
+    logged: Record<string, unknown> | undefined,
+    finish: Finish,
     upgrade: UpgradeContext | undefined,
   ): void {
     const backend = backendStage(snap, route);
     if (backend instanceof HttpProxyError) return this.fail(res, backend, finish);
-    logged.cluster = backend.cluster.name;
+    if (logged) logged.cluster = backend.cluster.name;
 
     // Pool-limits stage (pool-limits.ts): forward now, wait for a free slot, or overflow (503).
     let release: (() => void) | undefined;
@@ -252,7 +257,7 @@ export class HttpProxyListener {
       const pick = endpointStage(backend);
       if (pick instanceof HttpProxyError) return this.fail(res, pick, done);
       // Upstream addresses go to debug logs only, never into responses.
-      logged.upstream = endpointKey(pick.endpoint);
+      if (logged) logged.upstream = endpointKey(pick.endpoint);
       if (upgrade) this.upgradeStage(req, res, upgrade, spec, backend, pick, target, timeoutMs, done);
       else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done);
     });
@@ -276,7 +281,7 @@ export class HttpProxyListener {
     pick: UpstreamPick,
     target: RequestTarget,
     timeoutMs: number,
-    finish: (status: number, error?: HttpProxyError) => void,
+    finish: Finish,
   ): void {
     // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
     let attempt = pick;
@@ -369,7 +374,7 @@ export class HttpProxyListener {
     pick: UpstreamPick,
     target: RequestTarget,
     timeoutMs: number,
-    finish: (status: number, error?: HttpProxyError) => void,
+    finish: Finish,
   ): void {
     const headers = upstreamRequestHeaders(req.headers, { direction: spec.direction, clientAddress: req.socket.remoteAddress, targetPort: pick.endpoint.targetPort });
     let answered = false;
@@ -406,7 +411,7 @@ export class HttpProxyListener {
    * refused request (`DownstreamProtocolError`) is counted and closes the connection: what follows
    * it on the wire cannot be trusted to start where we think it does.
    */
-  private fail(res: ServerResponse, error: HttpProxyError, finish: (status: number, error?: HttpProxyError) => void): void {
+  private fail(res: ServerResponse, error: HttpProxyError, finish: Finish): void {
     if (res.headersSent) {
       res.destroy();
       finish(res.statusCode, error);
@@ -422,6 +427,10 @@ export class HttpProxyListener {
     finish(error.status, error);
   }
 }
+
+/** Called once when a request's life ends, with the status the client got. */
+type Finish = (status: number, error?: HttpProxyError) => void;
+const NO_FINISH: Finish = () => undefined;
 
 /** Route stage: the listener's table (RDS by name, or inline), then vhost and route. */
 export function routeStage(spec: HttpListener, snap: ProxySnapshot, target: RequestTarget, req: { readonly method?: string | undefined; readonly headers: IncomingMessage['headers'] }): Route | HttpProxyError {

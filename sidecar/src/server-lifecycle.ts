@@ -107,7 +107,7 @@ export class ManagedHttpServer {
       h2.on('sessionError', () => undefined);
       const limits = [DEFAULT_DETECT_TIMEOUT_MS, this.limits.idleTimeoutMs, this.limits.headersTimeoutMs].filter((ms) => ms > 0);
       const detectMs = Math.min(...limits);
-      this.front = net.createServer((socket) => {
+      this.front = net.createServer({ noDelay: true }, (socket) => {
         if (this.closing) return void socket.destroy();
         this.accepted.add(socket);
         socket.once('close', () => this.accepted.delete(socket));
