@@ -63,7 +63,8 @@ export type ForwardOutcome =
   /** The client went away first; the upstream request was aborted. */
   | { readonly kind: 'downstream-closed'; readonly retries?: number };
 
-const RETRYABLE_ON_REUSED = new Set(['ECONNRESET', 'EPIPE']);
+// Errors that mean the request never reached a live upstream (the pooled connection was already closing).
+const RETRYABLE_ON_REUSED = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_STREAM_DESTROYED']);
 
 /**
  * Forwards `req` to `target`, piping bodies both ways, and calls `done` exactly once. Returns at

@@ -11,7 +11,10 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ForwardOutcome } from './forward-http';
-import { downstreamResponseHeaders } from './headers-http';
+import type { ListenerDirection } from './config';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers-http';
+import type { UpstreamPick } from './proxy-snapshot';
+import { callResult } from './proxy-stages';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
 
 export interface UpgradeTarget {
@@ -144,4 +147,56 @@ export function upgradeRequestHeaders(upstream: OutgoingHttpHeaders, upgrade: st
   const tokens = upgrade.split(',').map((t) => t.trim()).filter((t) => t && t.toLowerCase() !== 'h2c');
   if (!tokens.length) return upstream;
   return { ...upstream, connection: 'upgrade', upgrade: tokens.join(', ') };
+}
+
+/** What the upgrade stage needs besides the request: the listener's direction and the timers. */
+export interface UpgradeStageContext {
+  readonly direction: ListenerDirection;
+  readonly connectTimeoutMs: number;
+  /** What is left of the route timeout; 0: none. */
+  readonly timeoutMs: number;
+  /** The listener's idle timeout, which bounds a quiet tunnel. */
+  readonly idleTimeoutMs: number;
+}
+
+/**
+ * Connect stage for an `Upgrade` request: one attempt to `pick`, then a tunnel (`forwardUpgrade`).
+ * The balancer learns from the upstream's answer, not from how long a tunnel stays open; `done`
+ * gets the outcome (an error outcome before any answer: nothing was written, the caller answers).
+ */
+export function upgradeStage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  socket: Socket,
+  head: Buffer,
+  pick: UpstreamPick,
+  path: string,
+  ctx: UpgradeStageContext,
+  done: (outcome: ForwardOutcome) => void,
+): void {
+  const headers = upstreamRequestHeaders(req.headers, { direction: ctx.direction, clientAddress: req.socket.remoteAddress, targetPort: pick.endpoint.targetPort });
+  let answered = false;
+  forwardUpgrade(
+    req,
+    socket,
+    head,
+    res,
+    {
+      address: pick.endpoint.address,
+      port: pick.endpoint.port,
+      headers: upgradeRequestHeaders(headers, String(req.headers.upgrade ?? '')),
+      path,
+      connectTimeoutMs: ctx.connectTimeoutMs,
+      timeoutMs: ctx.timeoutMs,
+      idleTimeoutMs: ctx.idleTimeoutMs,
+    },
+    (status) => {
+      answered = true;
+      pick.done({ kind: 'response', status });
+    },
+    (outcome) => {
+      if (!answered) pick.done(callResult(outcome));
+      done(outcome);
+    },
+  );
 }

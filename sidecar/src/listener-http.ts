@@ -2,17 +2,19 @@
  * One HTTP/1.1 proxy listener. Each request runs the stages in order, each a small function:
  *
  *   strict (refuse smuggling vectors, limits; http-strict.ts) → target (normalize path and Host;
- *     path-normalize.ts) → snapshot (config read once) → route (vhost + route)
- *     → fault (delay, then abort; fault-inject.ts) → backend (cluster, weighted) → pool limits
- *     (admit, queue or overflow) → endpoint (cluster balancer; the pick is completed with the
- *     outcome) → connect (forward through the pool, forward-http.ts; copies to mirror clusters,
- *     mirror-http.ts)
+ *     path-normalize.ts) → snapshot (config read once) → route (vhost + route; proxy-stages.ts)
+ *     → fault (delay, then abort; fault-inject.ts) → backend (cluster, weighted; proxy-stages.ts)
+ *     → pool limits (admit, queue or overflow; pool-limits.ts) → endpoint (cluster balancer; the
+ *     pick is completed with the outcome) → connect (forward through the pool's lean HTTP/1.1
+ *     client, forward-http.ts over upstream-http1.ts; copies to mirror clusters, the mirror stage
+ *     in proxy-stages.ts)
  *
  * HTTP/2 (h2c) and gRPC streams on the same port, after protocol detection, run the same route,
  * backend and endpoint stages in listener-h2.ts.
  *
  * An HTTP/1.1 `Upgrade` request (WebSocket, ...) runs the same stages on a response bound to the
- * handed-over socket, and connects through forward-upgrade.ts instead: no retries, no mirror.
+ * handed-over socket, and connects through `upgradeStage` (forward-upgrade.ts) instead: no
+ * retries, no mirror.
  *
  * What llhttp refuses before a request exists (and the header timeouts) is answered by the server
  * itself (`ManagedHttpServer`, server-lifecycle.ts); docs/http-safety.md lists every case.
@@ -23,25 +25,26 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import { TARGET_PORT_HEADER, type HttpListener, type MirrorPolicy, type ProxyConfig, type Route } from './config';
-import { forwardHttp, type ForwardEndpoint, type ForwardOutcome, type ForwardTarget } from './forward-http';
-import type { CallResult } from './balancer';
-import { requestHead, upstreamHead, upstreamRequestHeaders, type UpstreamHead } from './headers-http';
+import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
+import { forwardHttp, type ForwardEndpoint, type ForwardTarget } from './forward-http';
+import { upstreamHead } from './headers-http';
 import type { HttpLimits } from './http-limits';
 import { checkRequest, recordRejection, respondAndClose } from './http-strict';
 import { requestTarget, type RequestTarget } from './path-normalize';
-import { ClusterNotFoundError, DownstreamProtocolError, HttpProxyError, MalformedRequestError, NoHealthyUpstreamError, NoRouteError, UpstreamOverflowError } from './proxy-errors';
+import { DownstreamProtocolError, HttpProxyError, MalformedRequestError, UpstreamOverflowError } from './proxy-errors';
 import { applyFault, decideFault } from './fault-inject';
-import { forwardUpgrade, upgradeRequestHeaders } from './forward-upgrade';
-import { DEFAULT_MIRROR_TIMEOUT_MS, SHARED_MIRRORS, shadowHost, type RequestMirrors } from './mirror-http';
+import { upgradeStage } from './forward-upgrade';
+import { SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
 import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
-import type { CompiledRouteTable } from './route-table';
-import { pickWeightedCluster } from './route-weighted';
+import { backendStage, callResult, endpointStage, mirrorStage, RETRIED_ATTEMPT, routeStage } from './proxy-stages';
 import { ManagedHttpServer } from './server-lifecycle';
 import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
+
+// The stages shared with listener-h2.ts live in proxy-stages.ts; re-exported for existing importers.
+export { backendStage, endpointStage, routeStage } from './proxy-stages';
 
 export interface ProxyListenerDeps {
   readonly log: Logger;
@@ -258,7 +261,14 @@ export class HttpProxyListener {
       if (pick instanceof HttpProxyError) return this.fail(res, pick, done);
       // Upstream addresses go to debug logs only, never into responses.
       if (logged) logged.upstream = endpointKey(pick.endpoint);
-      if (upgrade) this.upgradeStage(req, res, upgrade, spec, backend, pick, target, timeoutMs, done);
+      if (upgrade) {
+        const ctx = { direction: spec.direction, connectTimeoutMs: backend.cluster.connectTimeoutMs, timeoutMs, idleTimeoutMs: this.server.limits.idleTimeoutMs };
+        upgradeStage(req, res, upgrade.socket, upgrade.head, pick, target.path, ctx, (outcome) => {
+          if (outcome.kind === 'response') done(outcome.status);
+          else if (outcome.kind === 'error') this.fail(res, outcome.error, done);
+          else done(499);
+        });
+      }
       else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done);
     });
     if (!withdraw) return this.fail(res, new UpstreamOverflowError(backend.cluster.name), finish);
@@ -307,7 +317,7 @@ export class HttpProxyListener {
       timeoutMs,
       ...(copies.length
         ? {
-            onBody: (body: readonly Buffer[] | undefined) => this.mirrorStage(req, spec, snap, route, copies, head, target, body),
+            onBody: (body: readonly Buffer[] | undefined) => mirrorStage(this.mirrors, { method: req.method ?? 'GET', direction: spec.direction, snap, route, copies, primary: head, target }, body),
             keepBodyBytes: route.retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
           }
         : {}),
@@ -321,89 +331,6 @@ export class HttpProxyListener {
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
       else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)
     });
-  }
-
-  /**
-   * Mirror stage: a fire-and-forget copy per selected mirror policy, once the body is whole. Every
-   * failure here is counted and swallowed: nothing reaches the primary request.
-   */
-  private mirrorStage(
-    req: IncomingMessage,
-    spec: HttpListener,
-    snap: ProxySnapshot,
-    route: Route,
-    copies: readonly MirrorPolicy[],
-    primary: UpstreamHead,
-    target: RequestTarget,
-    body: readonly Buffer[] | undefined,
-  ): void {
-    const stats = this.mirrors.stats;
-    if (!body) {
-      stats.bodyTooLarge += copies.length;
-      return;
-    }
-    for (const m of copies) {
-      const pick = snap.clusters.get(m.cluster)?.balancer.pick();
-      if (!pick) {
-        stats.noUpstream++;
-        continue;
-      }
-      if (!this.mirrors.admit()) {
-        pick.done({ kind: 'cancelled' });
-        continue;
-      }
-      const targetPort = spec.direction === 'outbound' ? pick.endpoint.targetPort : undefined;
-      this.mirrors.send({
-        upstream: pick.upstream,
-        head: requestHead(req.method ?? 'GET', target.path, primary, targetPort, shadowHost(primary.host ?? target.host)),
-        framing: primary.framing,
-        body,
-        timeoutMs: route.timeoutMs || DEFAULT_MIRROR_TIMEOUT_MS,
-        done: (result) => pick.done(result),
-      });
-    }
-  }
-
-  /** Connect stage for an `Upgrade` request (forward-upgrade.ts): one attempt, then a tunnel. */
-  private upgradeStage(
-    req: IncomingMessage,
-    res: ServerResponse,
-    upgrade: UpgradeContext,
-    spec: HttpListener,
-    backend: ClusterSnapshot,
-    pick: UpstreamPick,
-    target: RequestTarget,
-    timeoutMs: number,
-    finish: Finish,
-  ): void {
-    const headers = upstreamRequestHeaders(req.headers, { direction: spec.direction, clientAddress: req.socket.remoteAddress, targetPort: pick.endpoint.targetPort });
-    let answered = false;
-    forwardUpgrade(
-      req,
-      upgrade.socket,
-      upgrade.head,
-      res,
-      {
-        address: pick.endpoint.address,
-        port: pick.endpoint.port,
-        headers: upgradeRequestHeaders(headers, String(req.headers.upgrade ?? '')),
-        path: target.path,
-        connectTimeoutMs: backend.cluster.connectTimeoutMs,
-        timeoutMs,
-        idleTimeoutMs: this.server.limits.idleTimeoutMs,
-      },
-      // The balancer learns from the answer, not from how long a tunnel stays open.
-      (status) => {
-        answered = true;
-        pick.done({ kind: 'response', status });
-      },
-      (outcome) => {
-        if (!answered) pick.done(callResult(outcome));
-        if (outcome.kind === 'response') finish(outcome.status);
-        else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
-        else finish(499);
-      },
-    );
   }
 
   /**
@@ -432,37 +359,3 @@ export class HttpProxyListener {
 type Finish = (status: number, error?: HttpProxyError) => void;
 const NO_FINISH: Finish = () => undefined;
 
-/** Route stage: the listener's table (RDS by name, or inline), then vhost and route. */
-export function routeStage(spec: HttpListener, snap: ProxySnapshot, target: RequestTarget, req: { readonly method?: string | undefined; readonly headers: IncomingMessage['headers'] }): Route | HttpProxyError {
-  const table: CompiledRouteTable | undefined =
-    spec.routes.kind === 'rds' ? snap.routeTables.get(spec.routes.name) : compiledRouteTable(spec.routes.table);
-  const selected = table?.select({ host: target.host, method: req.method ?? 'GET', path: target.path, headers: req.headers });
-  return selected ? selected.route : new NoRouteError(target.host);
-}
-
-/** Backend stage: the route's cluster (a weighted route picks one by weight). */
-export function backendStage(snap: ProxySnapshot, route: Route): ClusterSnapshot | HttpProxyError {
-  const action = route.action;
-  const name = action.kind === 'cluster' ? action.cluster : action.kind === 'weighted' ? pickWeightedCluster(action) : undefined;
-  const cluster = name === undefined ? undefined : snap.clusters.get(name);
-  return cluster ?? new ClusterNotFoundError(name ?? '');
-}
-
-/** Endpoint stage: the cluster's balancer picks a healthy endpoint (a handle to complete with the outcome). */
-export function endpointStage(backend: ClusterSnapshot): UpstreamPick | HttpProxyError {
-  return backend.balancer.pick() ?? new NoHealthyUpstreamError(backend.cluster.name);
-}
-
-/** An attempt given up for a retry: forward-http.ts does not say why, so it counts as a gateway error. */
-const RETRIED_ATTEMPT: CallResult = { kind: 'failed' };
-
-/** The last attempt's outcome, as balancers and outlier detection read it. */
-function callResult(outcome: ForwardOutcome): CallResult {
-  if (outcome.kind === 'response') return { kind: 'response', status: outcome.status };
-  if (outcome.kind === 'downstream-closed') return { kind: 'cancelled' };
-  const code = outcome.error.code;
-  if (code === 'UPSTREAM_CONNECT') return { kind: 'connect-failure' };
-  if (code === 'UPSTREAM_RESET') return { kind: 'reset' };
-  if (code.includes('TIMEOUT')) return { kind: 'timeout' };
-  return { kind: 'failed' };
-}

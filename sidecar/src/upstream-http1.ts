@@ -109,7 +109,12 @@ class Conn {
     });
     socket.on('end', () => {
       const ex = this.exchange;
-      if (!ex) return;
+      if (!ex) {
+        // The upstream closed an idle connection: out of the pool now, before anyone picks it.
+        this.endpoint.forget(this);
+        socket.destroy();
+        return;
+      }
       // A response delimited by the close of the connection ends here.
       const r = parser.finish();
       if (r) ex.fail(r as NodeJS.ErrnoException);
@@ -282,7 +287,12 @@ export class Http1Endpoint {
    * (a HEAD request). `connectTimeoutMs` > 0 bounds a new connection's connect.
    */
   request(head: string, handler: ExchangeHandler, framing: 'none' | 'length' | 'chunked', skipBody: boolean, connectTimeoutMs: number): Http1Exchange {
-    const pooled = this.idle.pop();
+    let pooled = this.idle.pop();
+    // A connection the upstream is closing may not have been noticed yet; never write to one.
+    while (pooled && (!pooled.socket.writable || pooled.socket.readableEnded)) {
+      pooled.socket.destroy();
+      pooled = this.idle.pop();
+    }
     if (pooled) {
       clearTimeout(pooled.idleTimer);
       pooled.idleTimer = undefined;

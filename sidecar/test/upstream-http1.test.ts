@@ -257,3 +257,17 @@ test('destroy() aborts an exchange in flight', async (t) => {
   const a = await inFlight;
   assert.equal(a.error?.code, 'ECONNRESET');
 });
+
+test('a pooled connection the upstream closed while idle is never reused: the next exchange opens a new one', async (t) => {
+  const up = await startUpstream('a');
+  const e = new Http1Endpoint('127.0.0.1', up.port);
+  t.after(async () => {
+    e.destroy();
+    await up.close();
+  });
+  assert.equal((await exchange(e, GET())).status, 200);
+  // Close the upstream side of the idle connection, as a server's keep-alive timeout does.
+  await up.close();
+  await sleep(30);
+  assert.equal(e.connections, 0);
+});
