@@ -7,7 +7,13 @@
  * Backpressure follows the current attempt: the downstream request is paused while the attempt's
  * socket is full, and between attempts (during backoff), and resumed when data may flow again.
  */
-import type { Readable } from 'node:stream';
+/** Where a body comes from: a `Readable`, or the lean server's request (http1-message.ts). */
+export interface BodySource {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  once(event: 'end', fn: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
 
 /** Where an attempt's body goes: a `Writable`, or anything with its `write`/`end`/`'drain'` contract. */
 export interface BodySink {
@@ -30,7 +36,7 @@ export class ReplayableBody {
 
   /** Takes over `source` (pauses it until the first `attach`). `limit` 0 keeps nothing. */
   constructor(
-    private readonly source: Readable,
+    private readonly source: BodySource,
     private readonly limit: number,
   ) {
     source.on('data', (chunk: Buffer) => this.onData(chunk));

@@ -5,7 +5,7 @@
  * The delay counts against the route timeout: a delay that would outlast it ends at the timeout
  * with `504 upstream request timeout`, and what is left of the timeout bounds the forwarding.
  */
-import type { ServerResponse } from 'node:http';
+import type { DownstreamResponse } from './http1-message';
 import type { FaultPolicy } from './config';
 import { HttpProxyError, UpstreamTimeoutError } from './proxy-errors';
 
@@ -48,7 +48,7 @@ export type FaultOutcome =
  * exactly once: synchronously without a delay, else when the delay (or the timeout, or the client
  * closing `res`) ends.
  */
-export function applyFault(decision: FaultDecision, timeoutMs: number, res: ServerResponse, next: (outcome: FaultOutcome) => void): void {
+export function applyFault(decision: FaultDecision, timeoutMs: number, res: DownstreamResponse, next: (outcome: FaultOutcome) => void): void {
   const after = (): FaultOutcome =>
     decision.abortStatus !== undefined
       ? { kind: 'error', error: new FaultAbortError(decision.abortStatus) }

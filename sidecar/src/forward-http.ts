@@ -5,10 +5,10 @@
  * timeout, backoff, and the route timeout that bounds all of them — and classifies failures into
  * `HttpProxyError`s; it never writes an error response itself — the listener does, in one place.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RetryPolicy } from './config';
 import { ReplayableBody, type BodySink } from './body-buffer';
 import { downstreamRawHeaders, requestHead, type UpstreamHead } from './headers-http';
+import type { DownstreamRequest, DownstreamResponse } from './http1-message';
 import type { Http1Endpoint, Http1Exchange } from './upstream-http1';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
 import { SHARED_RETRY_BUDGETS, type RetryBudget, type RetryBudgets } from './retry-budget';
@@ -84,7 +84,7 @@ const RETRYABLE_ON_REUSED = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_WRITE_AF
  * A request with a body is started on the next turn of the event loop, and not at all if the
  * server has answered it meanwhile (a framing error in the bytes received with the headers).
  */
-export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, done: (outcome: ForwardOutcome) => void): void {
+export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, target: ForwardTarget, done: (outcome: ForwardOutcome) => void): void {
   const policy = target.retry;
   const budgets = target.budgets ?? SHARED_RETRY_BUDGETS;
   const started = performance.now();
@@ -286,7 +286,7 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: F
 }
 
 /** No body follows the headers: no `transfer-encoding` and no (or a zero) `content-length`. */
-function hasNoBody(req: IncomingMessage): boolean {
+function hasNoBody(req: DownstreamRequest): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return false;
   const length = req.headers['content-length'];
   return length === undefined || Number(length) === 0;

@@ -8,7 +8,8 @@
  * Timers: the cluster connect timeout, and the route timeout until the upstream's answer; once
  * tunnelled, only the listener's idle timeout (no byte either way) bounds the tunnel.
  */
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { DownstreamRequest, DownstreamResponse } from './http1-message';
 import type { Socket } from 'node:net';
 import type { ForwardOutcome } from './forward-http';
 import type { ListenerDirection } from './config';
@@ -41,10 +42,10 @@ const DROP_ON_101 = new Set(['keep-alive', 'proxy-connection', 'transfer-encodin
  * been written: the caller answers through `res`.
  */
 export function forwardUpgrade(
-  req: IncomingMessage,
+  req: DownstreamRequest,
   socket: Socket,
   head: Buffer,
-  res: ServerResponse,
+  res: DownstreamResponse,
   target: UpgradeTarget,
   onAnswer: (status: number) => void,
   done: (outcome: ForwardOutcome) => void,
@@ -103,7 +104,13 @@ export function forwardUpgrade(
       }
     });
     res.once('finish', () => finish({ kind: 'response', status }));
-    ures.pipe(res);
+    ures.on('data', (chunk: Buffer) => {
+      if (!res.write(chunk)) {
+        ures.pause();
+        res.once('drain', () => ures.resume());
+      }
+    });
+    ures.on('end', () => res.end());
   });
 
   // 101: relay it, then splice the sockets.
@@ -113,7 +120,7 @@ export function forwardUpgrade(
     answered = true;
     clearTimeout(routeTimer);
     onAnswer(101);
-    res.detachSocket(socket);
+    // From here the socket is the tunnel's: `res` is never written.
     let raw = `HTTP/1.1 101 ${ures.statusMessage || 'Switching Protocols'}\r\n`;
     for (let i = 0; i < ures.rawHeaders.length; i += 2) {
       if (!DROP_ON_101.has(ures.rawHeaders[i]!.toLowerCase())) raw += `${ures.rawHeaders[i]}: ${ures.rawHeaders[i + 1]}\r\n`;
@@ -165,8 +172,8 @@ export interface UpgradeStageContext {
  * gets the outcome (an error outcome before any answer: nothing was written, the caller answers).
  */
 export function upgradeStage(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
   socket: Socket,
   head: Buffer,
   pick: UpstreamPick,

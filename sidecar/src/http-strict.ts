@@ -67,7 +67,7 @@ const DECIMAL = /^[0-9]{1,15}$/;
  * The request-path checks, in the order a desync matters most. `undefined`: acceptable. Synchronous,
  * one pass over `rawHeaders`; allocation-free for an acceptable request.
  */
-export function checkRequest(req: http.IncomingMessage, limits: HttpLimits): DownstreamProtocolError | undefined {
+export function checkRequest(req: Pick<http.IncomingMessage, 'httpVersion' | 'httpVersionMajor' | 'httpVersionMinor' | 'rawHeaders'>, limits: HttpLimits): DownstreamProtocolError | undefined {
   if (req.httpVersionMajor !== 1) return new HttpVersionError(req.httpVersion);
   const raw = req.rawHeaders;
   if (raw.length / 2 > limits.maxHeaderCount) {
@@ -160,7 +160,7 @@ function framingReason(code: string, detail: string): string {
  * Answers `error` through `res` (whose headers must not have gone out) with `Connection: close`;
  * Node closes the connection once it is written. For callers outside the listener's `fail()`.
  */
-export function respondAndClose(res: http.ServerResponse, error: DownstreamProtocolError): void {
+export function respondAndClose(res: { shouldKeepAlive: boolean; writeHead(status: number, headers: http.OutgoingHttpHeaders): unknown; end(body: string): unknown }, error: DownstreamProtocolError): void {
   res.shouldKeepAlive = false;
   res.writeHead(error.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(error.message), connection: 'close' });
   res.end(error.message);

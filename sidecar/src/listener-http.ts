@@ -22,12 +22,12 @@
  * Every stage returns a value or an `HttpProxyError`; `fail()` is the one place an error becomes
  * a response. Only immutable snapshots are read on this path; compiling happens once per config.
  */
-import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
 import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
 import { forwardHttp, type ForwardEndpoint, type ForwardTarget } from './forward-http';
 import { upstreamHead } from './headers-http';
+import { Http1Response, socketSink, type DownstreamRequest, type DownstreamResponse, type Http1Request } from './http1-message';
 import type { HttpLimits } from './http-limits';
 import { checkRequest, recordRejection, respondAndClose } from './http-strict';
 import { requestTarget, type RequestTarget } from './path-normalize';
@@ -98,7 +98,11 @@ export class HttpProxyListener {
     this.mirrors = deps.mirrors ?? SHARED_MIRRORS;
     this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, {
       limits: deps.limits ?? {},
-      onUpgrade: (req, socket, head) => this.handleUpgrade(req, socket, head),
+      // HTTP/1.1 through the lean server (server-http1.ts), behind protocol detection.
+      http1: {
+        onRequest: (req, res) => this.handle(req, res),
+        onUpgrade: (req, socket, head) => this.handleUpgrade(req, socket, head),
+      },
       // h2c and gRPC (listener-h2.ts), behind protocol detection.
       onHttp2Stream: h2StreamHandler({
         spec: () => this.served,
@@ -156,7 +160,7 @@ export class HttpProxyListener {
   }
 
   /** Capture mode: the app port is the redirected connection's original port. */
-  private takeTargetPort(req: IncomingMessage): void {
+  private takeTargetPort(req: DownstreamRequest): void {
     let port = redirectedPort.get(req.socket);
     if (port === undefined) {
       const d = this.originalDestination!(req.socket);
@@ -175,12 +179,10 @@ export class HttpProxyListener {
    * An `Upgrade` request: the HTTP server handed the socket over. A response bound to it serves
    * refusals and non-101 answers (then the connection closes); the stages are the same.
    */
-  private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  private handleUpgrade(req: Http1Request, socket: Socket, head: Buffer): void {
     socket.on('error', () => undefined); // the server's handler left with the socket
-    const res = new ServerResponse(req);
-    res.assignSocket(socket);
-    res.shouldKeepAlive = false;
-    res.once('finish', () => socket.end());
+    // Its last response: the socket ends after it (or becomes the tunnel, never written by `res`).
+    const res: Http1Response = new Http1Response(req, socketSink(socket, () => res), false);
     // The tunnel starts right after the request head: there is no body to frame.
     const length = req.headers['content-length'];
     if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0)) {
@@ -189,7 +191,7 @@ export class HttpProxyListener {
     this.handle(req, res, { socket, head });
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeContext): void {
+  private handle(req: DownstreamRequest, res: DownstreamResponse, upgrade?: UpgradeContext): void {
     const spec = this.served;
     // The per-request debug line, built only when debug logging is on (the hot path skips it).
     const logged: Record<string, unknown> | undefined = this.log.enabled?.('debug') !== false ? { method: req.method, host: req.headers.host, path: req.url } : undefined;
@@ -234,8 +236,8 @@ export class HttpProxyListener {
 
   /** Backend → pool limits → endpoint → connect; `timeoutMs` is what is left of the route timeout. */
   private forwardStage(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: DownstreamRequest,
+    res: DownstreamResponse,
     spec: HttpListener,
     snap: ProxySnapshot,
     route: Route,
@@ -282,8 +284,8 @@ export class HttpProxyListener {
   }
 
   private connectStage(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: DownstreamRequest,
+    res: DownstreamResponse,
     spec: HttpListener,
     snap: ProxySnapshot,
     route: Route,
@@ -338,7 +340,7 @@ export class HttpProxyListener {
    * refused request (`DownstreamProtocolError`) is counted and closes the connection: what follows
    * it on the wire cannot be trusted to start where we think it does.
    */
-  private fail(res: ServerResponse, error: HttpProxyError, finish: Finish): void {
+  private fail(res: DownstreamResponse, error: HttpProxyError, finish: Finish): void {
     if (res.headersSent) {
       res.destroy();
       finish(res.statusCode, error);

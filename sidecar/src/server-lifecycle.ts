@@ -11,6 +11,9 @@ import type { Logger } from '@weft/api';
 import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
 import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
 import { ListenError, MethodNotAllowedError, RequestTimeoutError } from './proxy-errors';
+import type { Http1Request, Http1Response } from './http1-message';
+import { Http1Server } from './server-http1';
+import { answerRefusal } from './http-refusal';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 /** An HTTP/1.1 `Upgrade` request: the socket is the handler's from now on (Node's `upgrade` event). */
@@ -28,6 +31,15 @@ export interface ManagedHttpServerOptions {
    * headers timeout when shorter.
    */
   readonly onHttp2Stream?: Http2StreamHandler;
+  /**
+   * With `onHttp2Stream`: HTTP/1.1 connections are served by the lean server (server-http1.ts)
+   * with these handlers instead of by `http.Server` (the constructor's `handler` and `onUpgrade`
+   * then go unused). The proxy listeners' data path; docs/performance.md says why.
+   */
+  readonly http1?: {
+    readonly onRequest: (req: Http1Request, res: Http1Response) => void;
+    readonly onUpgrade: (req: Http1Request, socket: Socket, head: Buffer) => void;
+  };
 }
 
 /** One HTTP/2 stream (Node's core API `stream` event). */
@@ -56,6 +68,8 @@ export class ManagedHttpServer {
   private readonly front: net.Server | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly accepted = new Set<Socket>();
+  /** With `http1`: the lean HTTP/1.1 server behind detection. */
+  private readonly lean: Http1Server | undefined;
   /** The limits in force (defaults filled in). */
   readonly limits: HttpLimits;
 
@@ -107,6 +121,8 @@ export class ManagedHttpServer {
       h2.on('sessionError', () => undefined);
       const limits = [DEFAULT_DETECT_TIMEOUT_MS, this.limits.idleTimeoutMs, this.limits.headersTimeoutMs].filter((ms) => ms > 0);
       const detectMs = Math.min(...limits);
+      const lean = options.http1 ? new Http1Server({ what, log, limits: this.limits, onRequest: options.http1.onRequest, onUpgrade: options.http1.onUpgrade }) : undefined;
+      this.lean = lean;
       this.front = net.createServer({ noDelay: true }, (socket) => {
         if (this.closing) return void socket.destroy();
         this.accepted.add(socket);
@@ -114,6 +130,7 @@ export class ManagedHttpServer {
         detectProtocol(socket, detectMs, (protocol) => {
           if (this.closing && protocol === 'http1') return void socket.destroy();
           if (protocol === 'http2') return void h2.emit('connection', socket);
+          if (lean) return void lean.accept(socket);
           this.server.emit('connection', socket);
           // Detection paused the socket; the HTTP/1 server reads the put-back bytes once it flows.
           socket.resume();
@@ -169,6 +186,7 @@ export class ManagedHttpServer {
         // The HTTP/1 server is closed too, for its idle keep-alive connections (it never listened).
         this.closed = new Promise((resolve) => front.close(() => resolve()));
         this.server.close(() => undefined);
+        this.lean?.close();
         for (const session of this.sessions) session.close();
       } else {
         this.closed = new Promise((resolve) => this.server.close(() => resolve()));
@@ -185,6 +203,7 @@ export class ManagedHttpServer {
     void this.close();
     for (const socket of this.active.keys()) socket.destroy();
     this.server.closeAllConnections();
+    this.lean?.destroy();
     for (const session of this.sessions) session.destroy();
     for (const socket of this.accepted) socket.destroy();
   }
@@ -210,28 +229,7 @@ export class ManagedHttpServer {
       return;
     }
     recordRejection(this.log, error, { server: this.what, client: socket.remoteAddress });
-    const inFlight = res && !res.writableEnded ? res : undefined;
-    const answer = (): void => {
-      if (socket.writable && !socket.writableEnded) socket.end(rawErrorResponse(error), () => socket.destroy());
-      else socket.destroy();
-    };
-    if (!inFlight) {
-      answer();
-    } else if (!inFlight.headersSent && !inFlight.req.complete) {
-      // The error lies in the body of the request being served: it is that request's answer,
-      // sent through its response so it keeps its place behind earlier pipelined responses. The
-      // handler, finding the response ended, forwards nothing.
-      respondAndClose(inFlight, error);
-    } else if (inFlight.req.complete) {
-      // The error belongs to a later pipelined request: answer once the responses before it are out.
-      inFlight.once('finish', answer);
-      inFlight.once('close', () => {
-        if (!inFlight.writableFinished) socket.destroy();
-      });
-    } else {
-      // Mid-response to the very request that failed: no status can be sent any more.
-      socket.destroy();
-    }
+    answerRefusal(error, socket, res && !res.writableEnded ? res : undefined);
   }
 
   /**
