@@ -128,7 +128,9 @@ function message(s: string, start: number, limits: RefLimits): RefMessage {
   const counted = { bytes: 0 };
   const rl = line(s, start);
   counted.bytes += rl.text.length + 2;
-  const m = /^([^ ]+) ([^ ]+) HTTP\/(\d)\.(\d)$/.exec(rl.text);
+  // Runs of SP between the parts are accepted, as RFC 9112 §3 allows and llhttp does; the sidecar
+  // writes a fresh request line upstream, so no other parser ever sees them.
+  const m = /^([^ ]+) +([^ ]+) +HTTP\/(\d)\.(\d)$/.exec(rl.text);
   if (!m) throw new Reject(start, 400, 'malformed request line');
   const [, method, target, major, minor] = m as unknown as [string, string, string, string, string];
   if (!TCHAR.test(method) || !KNOWN_METHODS.has(method)) throw new Reject(start, 400, 'unknown method');
@@ -197,7 +199,7 @@ function chunked(s: string, pos: number, limits: RefLimits): { body: string; end
     if (significant.length > 15) throw new Reject(pos, 400, 'chunk size overflow');
     // Extension names must be tokens; values are not checked beyond CTLs: the sidecar re-frames
     // every chunked body and drops extensions, so their syntax never reaches an upstream parser.
-    if (semi >= 0 && !/^(;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(=[^;\x00-\x1f\x7f]*)?)+$/.test(l.text.slice(semi))) {
+    if (semi >= 0 && !/^(;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(=("[^"\x00-\x1f\x7f]*"|[^;"\x00-\x20\x7f]*))?)+$/.test(l.text.slice(semi))) {
       throw new Reject(pos, 400, 'invalid chunk extension');
     }
     if (l.text.length > limits.maxHeaderBytes) throw new Reject(pos, 400, 'chunk extensions too long');
@@ -232,8 +234,10 @@ export function parseStream(s: string, limits: RefLimits): RefParse {
       const msg = message(s, pos, limits);
       messages.push(msg);
       pos = msg.end;
-      // An upgrade request hands the connection over: what follows is not HTTP.
-      if (isUpgrade(msg) || msg.method === 'CONNECT') return { messages, end: { kind: 'clean' } };
+      // An upgrade request hands the connection over: what follows is not HTTP. After a request
+      // that does not keep the connection (HTTP/1.0 without keep-alive, `Connection: close`), the
+      // server closes it: nothing after is read.
+      if (isUpgrade(msg) || msg.method === 'CONNECT' || !persistent(msg)) return { messages, end: { kind: 'clean' } };
     } catch (e) {
       if (e instanceof NeedMore) {
         const headEnd = headEndOf(s, pos);
@@ -252,17 +256,26 @@ function headEndOf(s: string, pos: number): number | undefined {
   return i < 0 ? undefined : i + 4;
 }
 
+/** RFC 9112 §9.3: whether the connection persists after `msg`. */
+export function persistent(msg: Pick<RefMessage, 'headers' | 'version'>): boolean {
+  const tokens = connectionTokens(msg);
+  return msg.version === '1.1' ? !tokens.includes('close') : tokens.includes('keep-alive') && !tokens.includes('close');
+}
+
+// llhttp reads `Proxy-Connection` as `Connection` (a non-standard field old clients send).
+const connectionTokens = (msg: Pick<RefMessage, 'headers'>): string[] =>
+  [...fieldsNamed(msg.headers, 'connection'), ...fieldsNamed(msg.headers, 'proxy-connection')].join(',').toLowerCase().split(',').map((t) => t.trim());
+
 /** `Connection: upgrade` (a token of it) and an `Upgrade` field: the connection is handed over. */
 export function isUpgrade(msg: Pick<RefMessage, 'headers'>): boolean {
-  const connection = fieldsNamed(msg.headers, 'connection').join(',').toLowerCase().split(',').map((t) => t.trim());
-  return connection.includes('upgrade') && fieldsNamed(msg.headers, 'upgrade').length > 0;
+  return connectionTokens(msg).includes('upgrade') && fieldsNamed(msg.headers, 'upgrade').length > 0;
 }
 
 // ---- the proxy's rules (docs/http-safety.md), re-implemented -------------------------------
 
 export type Verdict =
   /** Forwarded upstream as `path` (normalized target) for `host`. `upgrade`: the connection then closes. */
-  | { readonly kind: 'forward'; readonly path: string; readonly upgrade: boolean }
+  | { readonly kind: 'forward'; readonly path: string; readonly upgrade: boolean; readonly authority?: string }
   /** Refused by the proxy: status, and the connection closes. */
   | { readonly kind: 'refuse'; readonly status: number; readonly why: string }
   /** Answered by the proxy without forwarding, connection kept (OPTIONS * → 404, Expect → 417). */
@@ -277,12 +290,13 @@ export function judgeRequest(msg: RefMessage, direction: 'outbound' | 'inbound')
   if (msg.method === 'CONNECT') return { kind: 'refuse', status: 405, why: 'CONNECT' };
   if (hosts.length > 1) return { kind: 'refuse', status: 400, why: 'repeated host' };
   if (hosts.length === 0 && msg.version === '1.1') return { kind: 'refuse', status: 400, why: 'missing host' };
-  if (hosts.length === 1 && !AUTHORITY.test(hosts[0]!)) return { kind: 'refuse', status: 400, why: 'invalid host' };
   const upgrade = isUpgrade(msg);
   if (upgrade && msg.framing !== 'none') return { kind: 'refuse', status: 400, why: 'upgrade with a body' };
   let target = msg.target;
+  let authority: string | undefined;
   if (target === '*') {
     if (msg.method !== 'OPTIONS') return { kind: 'refuse', status: 400, why: 'asterisk-form without OPTIONS' };
+    if (hosts.length === 1 && !AUTHORITY.test(hosts[0]!)) return { kind: 'refuse', status: 400, why: 'invalid host' };
     return { kind: 'answer', status: 404, why: 'OPTIONS * matches no route' };
   }
   if (!target.startsWith('/')) {
@@ -290,7 +304,11 @@ export function judgeRequest(msg: RefMessage, direction: 'outbound' | 'inbound')
     if (!m || direction !== 'outbound') return { kind: 'refuse', status: 400, why: 'not origin-form' };
     if (m[1]!.includes('@')) return { kind: 'refuse', status: 400, why: 'userinfo' };
     if (!AUTHORITY.test(m[1]!)) return { kind: 'refuse', status: 400, why: 'invalid authority' };
+    authority = m[1]!;
     target = m[2]!.startsWith('/') ? m[2]! : `/${m[2]!}`;
+  } else if (hosts.length === 1 && !AUTHORITY.test(hosts[0]!)) {
+    // With absolute-form the Host field is ignored (RFC 9112 §3.2.2), so only origin-form checks it.
+    return { kind: 'refuse', status: 400, why: 'invalid host' };
   }
   if (target.includes('#')) return { kind: 'refuse', status: 400, why: 'fragment' };
   const q = target.indexOf('?');
@@ -300,7 +318,7 @@ export function judgeRequest(msg: RefMessage, direction: 'outbound' | 'inbound')
   if (expect.length > 0 && !(expect.length === 1 && expect[0]!.toLowerCase() === '100-continue')) {
     return { kind: 'answer', status: 417, why: 'expectation other than 100-continue' };
   }
-  return { kind: 'forward', path: q < 0 ? path : path + target.slice(q), upgrade };
+  return { kind: 'forward', path: q < 0 ? path : path + target.slice(q), upgrade, ...(authority !== undefined ? { authority } : {}) };
 }
 
 /**
