@@ -302,10 +302,13 @@ function rawHeader(raw: readonly string[], name: string): string | undefined {
 
 /** An exchange as the body's sink: writes and ends it, and relays its socket's 'drain'. */
 function sinkOf(exchange: Http1Exchange): BodySink {
+  // The socket as it is now: once the exchange is over it lets go of it, and a pooled socket
+  // must not keep this request's 'drain' listener.
+  const socket = exchange.socket;
   return {
     write: (chunk) => exchange.write(chunk),
     end: () => exchange.end(),
-    on: (_event, fn) => exchange.socket?.on('drain', fn),
-    off: (_event, fn) => exchange.socket?.off('drain', fn),
+    on: (_event, fn) => socket?.on('drain', fn),
+    off: (_event, fn) => socket?.off('drain', fn),
   };
 }

@@ -164,6 +164,8 @@ export interface UpgradeStageContext {
   readonly timeoutMs: number;
   /** The listener's idle timeout, which bounds a quiet tunnel. */
   readonly idleTimeoutMs: number;
+  /** An absolute-form target's authority: sent as Host instead of the client's. */
+  readonly authority?: string | undefined;
 }
 
 /**
@@ -182,6 +184,7 @@ export function upgradeStage(
   done: (outcome: ForwardOutcome) => void,
 ): void {
   const headers = upstreamRequestHeaders(req.headers, { direction: ctx.direction, clientAddress: req.socket.remoteAddress, targetPort: pick.endpoint.targetPort });
+  if (ctx.authority !== undefined) headers.host = ctx.authority;
   let answered = false;
   forwardUpgrade(
     req,

@@ -99,7 +99,7 @@ export interface UpstreamHead {
   readonly framing: BodyFraming;
 }
 
-export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderContext, 'targetPort'>): UpstreamHead {
+export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderContext, 'targetPort'> & { readonly authority?: string | undefined }): UpstreamHead {
   const named = connectionNamed(raw);
   let lines = '';
   let host: string | undefined;
@@ -122,7 +122,8 @@ export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderCon
         if (framing === 'none' && Number(value) > 0) framing = 'length';
         break;
       case 'x-forwarded-for':
-        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        // An empty field adds no hop (as `upstreamRequestHeaders` reads it).
+        if (value) forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
         continue;
       case 'x-forwarded-proto':
         proto = true;
@@ -144,7 +145,8 @@ export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderCon
   else if (forwardedFor !== undefined) lines += `x-forwarded-for: ${forwardedFor}\r\n`;
   if (!proto) lines += 'x-forwarded-proto: http\r\n';
   if (!requestId) lines += `x-request-id: ${randomUUID()}\r\n`;
-  return { host, lines, framing };
+  // An absolute-form target's authority replaces the Host field (RFC 9112 §3.2.2).
+  return { host: ctx.authority ?? host, lines, framing };
 }
 
 /**

@@ -7,11 +7,13 @@
  *   `ManagedHttpServer` writes the raw response and closes the connection;
  * - llhttp accepted it but a proxy must not (`checkRequest`, run first in the request path):
  *   `Transfer-Encoding` other than `chunked` or repeated, Transfer-Encoding on HTTP/1.0, a
- *   missing or repeated Host, too many header fields, a version other than 1.x. Belt and braces, it re-checks
+ *   missing or repeated Host, too many header fields, a version other than 1.x, any request pipelined
+ *   behind a refused one on the same connection. Belt and braces, it re-checks
  *   what llhttp is known to enforce today (Content-Length shape, header characters), so a
  *   relaxed parser (an `--insecure-http-parser` flag, a future Node) cannot silently reopen a hole.
  */
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from '@weft/api';
 import type { HttpLimits } from './http-limits';
 import {
@@ -64,10 +66,18 @@ const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DECIMAL = /^[0-9]{1,15}$/;
 
 /**
+ * Connections a refusal was written on (`respondAndClose`). Node's parser has often read the
+ * requests pipelined behind a refused one already, and dispatches them while the refusal is still
+ * being written: none of them may be forwarded (the bytes after a refusal cannot be trusted).
+ */
+const refusedConnections = new WeakSet<object>();
+
+/**
  * The request-path checks, in the order a desync matters most. `undefined`: acceptable. Synchronous,
  * one pass over `rawHeaders`; allocation-free for an acceptable request.
  */
-export function checkRequest(req: Pick<http.IncomingMessage, 'httpVersion' | 'httpVersionMajor' | 'httpVersionMinor' | 'rawHeaders'>, limits: HttpLimits): DownstreamProtocolError | undefined {
+export function checkRequest(req: Pick<http.IncomingMessage, 'httpVersion' | 'httpVersionMajor' | 'httpVersionMinor' | 'rawHeaders' | 'socket'>, limits: HttpLimits): DownstreamProtocolError | undefined {
+  if (refusedConnections.has(req.socket)) return new MalformedRequestError('after-refusal', 'request after a refused request on this connection');
   if (req.httpVersionMajor !== 1) return new HttpVersionError(req.httpVersion);
   const raw = req.rawHeaders;
   if (raw.length / 2 > limits.maxHeaderCount) {
@@ -160,7 +170,11 @@ function framingReason(code: string, detail: string): string {
  * Answers `error` through `res` (whose headers must not have gone out) with `Connection: close`;
  * Node closes the connection once it is written. For callers outside the listener's `fail()`.
  */
-export function respondAndClose(res: { shouldKeepAlive: boolean; writeHead(status: number, headers: http.OutgoingHttpHeaders): unknown; end(body: string): unknown }, error: DownstreamProtocolError): void {
+export function respondAndClose(
+  res: { shouldKeepAlive: boolean; readonly req: { readonly socket: Socket }; writeHead(status: number, headers: http.OutgoingHttpHeaders): unknown; end(body: string): unknown },
+  error: DownstreamProtocolError,
+): void {
+  refusedConnections.add(res.req.socket);
   res.shouldKeepAlive = false;
   res.writeHead(error.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(error.message), connection: 'close' });
   res.end(error.message);
@@ -176,4 +190,21 @@ export function rawErrorResponse(error: DownstreamProtocolError): string {
     'connection: close\r\n\r\n' +
     body
   );
+}
+
+/**
+ * Whether the request carries an expectation this proxy does not meet: any `Expect` but a single
+ * `100-continue` (answered by the server before the body). Checked after the framing and target
+ * stages, so it never saves an ambiguous request from its 400.
+ */
+export function unmetExpectation(raw: readonly string[]): boolean {
+  let seen = 0;
+  let met = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 6 && raw[i]!.toLowerCase() === 'expect') {
+      seen++;
+      met = raw[i + 1]!.toLowerCase() === '100-continue';
+    }
+  }
+  return seen > 1 || (seen === 1 && !met);
 }

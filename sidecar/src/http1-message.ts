@@ -88,6 +88,7 @@ export class Http1Request implements DownstreamRequest {
   private explicitlyPaused = false;
   private ended = false;
   private flushScheduled = false;
+  private dumped = false;
 
   constructor(
     readonly socket: Socket,
@@ -129,8 +130,22 @@ export class Http1Request implements DownstreamRequest {
     return this;
   }
 
+  /**
+   * @internal Its response is complete: whatever of the body is still to come is read and dropped,
+   * so the connection stays in step for the next request (Node's `req._dump()`).
+   */
+  dump(): void {
+    if (this.complete && this.queued.length === 0) return;
+    this.dumped = true;
+    this.dataListeners = [];
+    this.queued = [];
+    this.queuedBytes = 0;
+    this.readable(true);
+  }
+
   /** @internal a body chunk from the parser. */
   push(chunk: Buffer): void {
+    if (this.dumped) return;
     if (this.flowing && this.queued.length === 0) {
       for (const fn of this.dataListeners) fn(chunk);
       return;

@@ -29,9 +29,9 @@ import { forwardHttp, type ForwardEndpoint, type ForwardTarget } from './forward
 import { upstreamHead } from './headers-http';
 import { Http1Response, socketSink, type DownstreamRequest, type DownstreamResponse, type Http1Request } from './http1-message';
 import type { HttpLimits } from './http-limits';
-import { checkRequest, recordRejection, respondAndClose } from './http-strict';
+import { checkRequest, recordRejection, respondAndClose, unmetExpectation } from './http-strict';
 import { requestTarget, type RequestTarget } from './path-normalize';
-import { DownstreamProtocolError, HttpProxyError, MalformedRequestError, UpstreamOverflowError } from './proxy-errors';
+import { DownstreamProtocolError, ExpectationFailedError, HttpProxyError, MalformedRequestError, UpstreamOverflowError } from './proxy-errors';
 import { applyFault, decideFault } from './fault-inject';
 import { upgradeStage } from './forward-upgrade';
 import { SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
@@ -203,6 +203,7 @@ export class HttpProxyListener {
     if (refused) return this.fail(res, refused, finish);
     const target = requestTarget(req.url ?? '/', req.headers.host, req.method ?? 'GET', spec.direction);
     if (target instanceof HttpProxyError) return this.fail(res, target, finish);
+    if (unmetExpectation(req.rawHeaders)) return this.fail(res, new ExpectationFailedError(), finish);
     if (logged) {
       logged.host = target.host;
       logged.path = target.path;
@@ -264,7 +265,7 @@ export class HttpProxyListener {
       // Upstream addresses go to debug logs only, never into responses.
       if (logged) logged.upstream = endpointKey(pick.endpoint);
       if (upgrade) {
-        const ctx = { direction: spec.direction, connectTimeoutMs: backend.cluster.connectTimeoutMs, timeoutMs, idleTimeoutMs: this.server.limits.idleTimeoutMs };
+        const ctx = { direction: spec.direction, connectTimeoutMs: backend.cluster.connectTimeoutMs, timeoutMs, idleTimeoutMs: this.server.limits.idleTimeoutMs, authority: absoluteAuthority(req.url) };
         upgradeStage(req, res, upgrade.socket, upgrade.head, pick, target.path, ctx, (outcome) => {
           if (outcome.kind === 'response') done(outcome.status);
           else if (outcome.kind === 'error') this.fail(res, outcome.error, done);
@@ -309,7 +310,7 @@ export class HttpProxyListener {
       return to(next);
     };
     const first = to(pick);
-    const head = upstreamHead(req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress });
+    const head = upstreamHead(req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress, authority: absoluteAuthority(req.url) });
     const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
     const forward: ForwardTarget = {
       ...first,
@@ -355,6 +356,16 @@ export class HttpProxyListener {
     }
     finish(error.status, error);
   }
+}
+
+const ABSOLUTE_AUTHORITY = /^https?:\/\/([^/?#]*)/i;
+
+/**
+ * The authority of an absolute-form target (outbound only, `http://app/x`): the request was routed
+ * by it, and the upstream gets it as Host (RFC 9112 §3.2.2). `undefined` for origin-form.
+ */
+function absoluteAuthority(url: string | undefined): string | undefined {
+  return url !== undefined && url[0] !== '/' ? ABSOLUTE_AUTHORITY.exec(url)?.[1] : undefined;
 }
 
 /** Called once when a request's life ends, with the status the client got. */

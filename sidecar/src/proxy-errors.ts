@@ -174,3 +174,15 @@ export class MethodNotAllowedError extends DownstreamProtocolError {
     super(reason, `method not allowed: ${detail}`);
   }
 }
+
+/**
+ * An `Expect` other than `100-continue` (RFC 9110 §10.1.1): answered 417 once the request passed
+ * the framing and target checks, so it is well framed and the connection stays open.
+ */
+export class ExpectationFailedError extends HttpProxyError {
+  readonly code = 'EXPECTATION_FAILED';
+  readonly status = 417;
+  constructor() {
+    super('expectation failed: only 100-continue is supported');
+  }
+}

@@ -20,7 +20,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '@weft/api';
 import type { HttpLimits } from './http-limits';
-import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
+import { clientErrorToProxyError, recordRejection, respondAndClose } from './http-strict';
 import { answerRefusal } from './http-refusal';
 import { Http1Request, Http1Response, type ResponseSink } from './http1-message';
 import { MethodNotAllowedError, RequestTimeoutError } from './proxy-errors';
@@ -59,6 +59,8 @@ class Connection implements ResponseSink {
   private partialUrl = '';
   /** The most recently finished response, while the connection lives (for `onParseError`). */
   private lastFinished: Http1Response | undefined;
+  /** An upgrade request waiting for the responses before it. */
+  private pendingUpgrade: { readonly req: Http1Request; readonly head: Buffer } | undefined;
   /** Set when llhttp finished an `Upgrade` request's head: the socket is handed over after `execute`. */
   private upgrade: Http1Request | undefined;
   /** When the request being parsed began (0: between requests); for the headers/request timeouts. */
@@ -76,6 +78,8 @@ class Connection implements ResponseSink {
     const p = this.parser;
     p.initialize(HTTPParser.REQUEST, {}, server.limits.maxHeaderBytes, 0);
     p[kOnMessageBegin] = () => {
+      this.partial = undefined;
+      this.partialUrl = '';
       this.startedAt = Date.now();
       this.headersDone = false;
       this.idleSince = 0;
@@ -90,6 +94,9 @@ class Connection implements ResponseSink {
       this.onHeaders(maj, min, headers ?? this.partial ?? [], methods[method] ?? 'GET', url || this.partialUrl, upgrade, keepAlive);
     p[HTTPParser.kOnBody] = (chunk: Buffer) => this.current?.push(chunk);
     p[HTTPParser.kOnMessageComplete] = () => {
+      // Trailer fields arrive like header fields (kOnHeaders) after the head; they are dropped.
+      this.partial = undefined;
+      this.partialUrl = '';
       const req = this.current;
       this.current = undefined;
       this.startedAt = 0;
@@ -173,6 +180,7 @@ class Connection implements ResponseSink {
     if (this.responses[0] !== res) return;
     this.responses.shift();
     this.lastFinished = res;
+    res.req.dump();
     res.emitFinish();
     if (!res.shouldKeepAlive) {
       this.close();
@@ -185,6 +193,12 @@ class Connection implements ResponseSink {
         this.held.delete(next);
         this.flush(next, h.parts, h.last);
       }
+      return;
+    }
+    const upgrade = this.pendingUpgrade;
+    if (upgrade) {
+      this.pendingUpgrade = undefined;
+      this.handOver(upgrade.req, upgrade.head);
       return;
     }
     if (this.startedAt === 0) this.idleSince = Date.now();
@@ -201,7 +215,13 @@ class Connection implements ResponseSink {
     const up = this.upgrade;
     if (up) {
       this.upgrade = undefined;
-      this.handOver(up, data.subarray(r));
+      // The socket changes hands only once the responses before the upgrade are out: its handler
+      // writes to the socket directly. If one of them closes the connection, it never does.
+      this.dead = true;
+      this.socket.pause();
+      const head = data.subarray(r);
+      if (this.responses.length === 0) this.handOver(up, head);
+      else this.pendingUpgrade = { req: up, head };
     }
   }
 
@@ -216,11 +236,16 @@ class Connection implements ResponseSink {
     });
     this.current = req;
     if (method === 'CONNECT') {
-      // A TCP tunnel to any host is not proxied: refused, counted, never left hanging.
+      // A TCP tunnel to any host is not proxied: refused, counted, never left hanging. What follows
+      // is tunnel data, never parsed; the 405 goes out after any earlier pipelined responses.
       const error = new MethodNotAllowedError('connect-method', 'CONNECT is not supported');
       recordRejection(this.server.log, error, { server: this.server.what, client: this.socket.remoteAddress });
       this.dead = true;
-      this.socket.end(rawErrorResponse(error), () => this.socket.destroy());
+      this.socket.pause();
+      const res = new Http1Response(req, this, false);
+      this.responses.push(res);
+      req.finish();
+      respondAndClose(res, error);
       return 0;
     }
     if (upgrade) {
@@ -229,15 +254,10 @@ class Connection implements ResponseSink {
     }
     const res = new Http1Response(req, this, keepAlive && !this.server.isClosing);
     this.responses.push(res);
-    const expect = min >= 1 ? expectation(raw) : undefined;
-    if (expect !== undefined) {
-      if (expect.toLowerCase() !== '100-continue') {
-        res.writeHead(417, { 'content-type': 'text/plain', 'content-length': 18 });
-        res.end('expectation failed');
-        return 0;
-      }
-      // Only when no earlier response is still going out: a 100 must not land inside one.
-      if (this.responses.length === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    // `100 Continue` only when no earlier response is still going out (a 100 must not land inside
+    // one). Any other expectation is refused by the strict stage, after the framing checks.
+    if (min >= 1 && this.responses.length === 1 && expectation(raw)?.toLowerCase() === '100-continue') {
+      this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     }
     this.server.onRequest(req, res);
     return 0;
@@ -274,9 +294,11 @@ class Connection implements ResponseSink {
       return;
     }
     const res = this.responses[this.responses.length - 1] ?? this.lastFinished;
-    if (res && res.writableEnded && !res.shouldKeepAlive) {
-      // A response that closes the connection (typically a rejection, already counted) is written:
-      // what the parser choked on is the rest of that request. Flush, close, count nothing more.
+    if (res && !res.shouldKeepAlive && (res.writableEnded || res.req.complete)) {
+      // The last request closes the connection (`Connection: close`, HTTP/1.0, or a rejection,
+      // already counted) and was read whole: what the parser choked on comes after it and is
+      // nobody's request. The connection ends once that response is out; nothing more is
+      // answered or counted.
       server.log.debug('unparsed bytes after a closing response', { server: server.what, code: error.code, reason: error.reason });
       return;
     }

@@ -170,3 +170,66 @@ test('garbage after a pipelined request in flight is answered 400 after that req
   assert.ok(r.closed);
   assert.equal(pair.upstream.received.length, before + 1);
 });
+
+// ---- found by the fuzzer (http-fuzz.test.ts; docs/http-safety.md, "Fuzzing") --------------
+
+test('a request pipelined behind a refused one is never forwarded: one 400, the connection closed, the upstream sees nothing', async () => {
+  for (const proxy of [pair.outbound, pair.inbound]) {
+    const before = { requests: pair.upstream.received.length, counted: httpRejections.get('after-refusal') };
+    const r = await rawExchange(proxy.port, get([], '*') + get([], '/second') + get([], '/third'));
+    assert.deepEqual(r.statuses, [400], r.text);
+    assert.ok(r.closed);
+    assert.equal(pair.upstream.received.length, before.requests, 'nothing after the refusal reached the upstream');
+    assert.equal(httpRejections.get('after-refusal'), before.counted + 2);
+  }
+});
+
+// Bugs the fuzzer found (http-fuzz-oracle.ts), each as its minimal vector; all fixed with the
+// lean HTTP/1.1 server and client (server-http1.ts, upstream-http1.ts).
+
+test('a DELETE with a chunked body reaches the upstream as one request with that body, never as two', async () => {
+  const before = pair.upstream.received.length;
+  const smuggled = 'GET /admin HTTP/1.1\r\nHost: admin\r\n\r\n';
+  const r = await rawExchange(pair.outbound.port, req(['DELETE /x HTTP/1.1', 'Host: app', 'Transfer-Encoding: chunked', 'Connection: close'], `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`));
+  assert.deepEqual(r.statuses, [200]);
+  const got = pair.upstream.received.slice(before);
+  assert.deepEqual(got.map((g) => [g.method, g.url, g.body]), [['DELETE', '/x', smuggled]]);
+});
+
+test('an Upgrade request pipelined behind another request: two answers, no uncaught exception', async () => {
+  const errors: unknown[] = [];
+  const onError = (e: unknown): void => void errors.push(e);
+  process.on('uncaughtException', onError);
+  try {
+    const r = await rawExchange(pair.outbound.port, get([]) + get(['Connection: upgrade', 'Upgrade: websocket']));
+    assert.deepEqual(errors, []);
+    assert.equal(r.statuses.length, 2, r.text);
+  } finally {
+    process.off('uncaughtException', onError);
+  }
+});
+
+test('a refusal queued behind an in-flight response, then unparsable bytes: the earlier answer still arrives', async () => {
+  const r = await rawExchange(pair.inbound.port, get([]) + get([], '*') + 'BAD\n\r\n');
+  assert.deepEqual(r.statuses, [200, 400], r.text);
+});
+
+test('a CONNECT pipelined behind another request is answered 405 after that request’s 200', async () => {
+  const r = await rawExchange(pair.outbound.port, get([]) + req(['CONNECT app:443 HTTP/1.1', 'Host: app:443']));
+  assert.deepEqual(r.statuses, [200, 405], r.text);
+});
+
+test('absolute-form: the upstream gets the Host of the authority it was routed by (RFC 9112 §3.2.2)', async () => {
+  const before = pair.upstream.received.length;
+  const r = await rawExchange(pair.outbound.port, req(['GET http://app/x HTTP/1.1', 'Host: admin', 'Connection: close']));
+  assert.deepEqual(r.statuses, [200]);
+  assert.equal(pair.upstream.received[before]?.headers.host, 'app');
+});
+
+test('Expect: foo does not save an ambiguous request from refusal: 400, closed, the next request not forwarded', async () => {
+  const before = pair.upstream.received.length;
+  const r = await rawExchange(pair.inbound.port, post(['Transfer-Encoding: "chunked"', 'Transfer-Encoding: chunked', 'Expect: foo'], '0\r\n\r\n') + get([], '/after'));
+  assert.deepEqual(r.statuses, [400], r.text);
+  assert.ok(r.closed);
+  assert.equal(pair.upstream.received.length, before);
+});
