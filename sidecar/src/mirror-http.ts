@@ -9,6 +9,7 @@
  */
 import http, { type OutgoingHttpHeaders } from 'node:http';
 import type { CallResult } from './balancer';
+import type { ClusterPicker, UpstreamPick } from './cluster-balancer';
 
 /** Where one copy goes and what it carries. */
 export interface MirrorRequest {
@@ -63,19 +64,34 @@ export class RequestMirrors {
     return false;
   }
 
-  /** Sends one copy. Returns at once; never throws; nothing of the copy reaches the caller. */
-  send(m: MirrorRequest): void {
+  /**
+   * Counts one copy as sent and in flight, and returns the function that ends it (call once; later
+   * calls are ignored): a result other than a response counts as failed, and `done` (the shadow
+   * pick) is told. Shared by the HTTP/1 copies (`send`) and the HTTP/2 ones (mirror-h2.ts).
+   */
+  begin(done?: (result: CallResult) => void): (result: CallResult) => void {
     this.inFlight++;
     this.stats.sent++;
+    let over = false;
+    return (result) => {
+      if (over) return;
+      over = true;
+      this.inFlight--;
+      if (result.kind !== 'response') this.stats.failed++;
+      done?.(result);
+    };
+  }
+
+  /** Sends one copy. Returns at once; never throws; nothing of the copy reaches the caller. */
+  send(m: MirrorRequest): void {
+    const finish = this.begin(m.done);
     let over = false;
     const end = (result: CallResult): void => {
       if (over) return;
       over = true;
       clearTimeout(timer);
-      this.inFlight--;
-      if (result.kind !== 'response') this.stats.failed++;
-      up.destroy();
-      m.done?.(result);
+      if (result.kind !== 'response') up.destroy();
+      finish(result);
     };
     let connected = false;
     const up = http.request({ host: m.address, port: m.port, method: m.method, path: m.path, headers: m.headers, agent: m.agent });
@@ -88,18 +104,30 @@ export class RequestMirrors {
     up.on('response', (res) => {
       const status = res.statusCode ?? 502;
       res.on('error', () => undefined);
-      res.on('end', () => {
-        if (over) return;
-        over = true;
-        clearTimeout(timer);
-        this.inFlight--;
-        m.done?.({ kind: 'response', status });
-      });
+      res.on('end', () => end({ kind: 'response', status }));
       res.resume();
     });
     for (const chunk of m.body) up.write(chunk);
     up.end();
   }
+}
+
+/**
+ * The shadow endpoint for one copy to `cluster`, or `undefined` when there is none: the cluster is
+ * unknown or has no healthy endpoint (counted `noUpstream`), or `maxInFlight` copies are out
+ * (counted `dropped`; the pick is released).
+ */
+export function pickShadow(mirrors: RequestMirrors, clusters: ReadonlyMap<string, { readonly balancer: ClusterPicker }>, cluster: string): UpstreamPick | undefined {
+  const pick = clusters.get(cluster)?.balancer.pick();
+  if (!pick) {
+    mirrors.stats.noUpstream++;
+    return undefined;
+  }
+  if (!mirrors.admit()) {
+    pick.done({ kind: 'cancelled' });
+    return undefined;
+  }
+  return pick;
 }
 
 /** The process-wide mirrors used when a listener is given none. */
