@@ -73,7 +73,8 @@ export type H2Done = (status: number, error?: HttpProxyError, retries?: number) 
 export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, done: H2Done): void {
   const run = new RetryRun(target.retry, target.budgets, target.method, target.timeoutMs);
   const keep = Math.max(target.retry?.bufferLimitBytes ?? 0, target.onBody ? target.keepBodyBytes ?? 0 : 0);
-  const body = new ReplayableBody(stream, keep);
+  // A reset stream's readable side ends too: never pass that on as the end of the request.
+  const body = new ReplayableBody(stream, keep, () => stream.aborted || (stream.rstCode ?? 0) !== 0);
   if (target.onBody) body.whenComplete(target.onBody);
 
   let settled = false;
@@ -162,7 +163,7 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
       if (over) return;
       endAttempt(result);
       // `up` is unset when the request could not even be made.
-      if (up !== undefined && !up.closed && !upEnded) up.close(NGHTTP2_CANCEL);
+      if (up !== undefined && !upEnded) cancelUpstream(up);
     };
     /** A failure before anything was committed: retry, or settle with `error`. */
     const failed = (failure: AttemptFailure, error: HttpProxyError): void => {
@@ -268,6 +269,18 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
   };
 
   attempt(target.pick);
+}
+
+/**
+ * Resets an upstream stream. A request still being sent is destroyed (RST_STREAM with NO_ERROR):
+ * Node's `close(CANCEL)` would first end the request (an empty DATA frame with END_STREAM), so the
+ * upstream would see a truncated request as complete before the reset. A complete request gets
+ * RST_STREAM(CANCEL).
+ */
+export function cancelUpstream(up: http2.ClientHttp2Stream): void {
+  if (up.closed || up.destroyed) return;
+  if (up.writableEnded) up.close(NGHTTP2_CANCEL);
+  else up.destroy();
 }
 
 /** A failed attempt as balancers and outlier detection read it. */

@@ -148,22 +148,25 @@ function guardSession(session: http2.ServerHttp2Session, limits: HttpLimits, h2:
       resets++;
       if (resets > h2.maxPrematureResets && resets * 2 >= streams) {
         calmed = true;
-        recordRejection(ctx.log, new Http2AbuseError('h2-rapid-reset', `${resets} streams reset by the client within ${h2.resetWindowMs} ms`), { server: ctx.what, client });
+        const error = new Http2AbuseError('h2-rapid-reset', `${resets} streams reset by the client within ${h2.resetWindowMs} ms`);
+        recordRejection(ctx.log, error, { server: ctx.what, client });
         ctx.log.warn('http/2 connection closed: rapid reset', { server: ctx.what, client, resets, streams });
-        session.destroy(undefined, NGHTTP2_ENHANCE_YOUR_CALM);
+        // The error makes Node send GOAWAY with the code given (without one it would send NO_ERROR).
+        session.destroy(error, NGHTTP2_ENHANCE_YOUR_CALM);
       }
     });
   });
   // nghttp2's and Node's own limits end the session with an error (flood, too many invalid frames
   // or refused streams); counted here, the server's `sessionError` listener keeps it from throwing.
   session.on('error', (err: NodeJS.ErrnoException) => {
-    if (TRANSPORT_ERRORS.has(err.code ?? '')) return; // the client went away: nothing to count
+    // The client went away (nothing to count), or this guard closed the session (counted already).
+    if (err instanceof Http2AbuseError || TRANSPORT_ERRORS.has(err.code ?? '')) return;
     recordRejection(ctx.log, new Http2AbuseError('h2-session-error', err.code ?? err.message), { server: ctx.what, client });
   });
   if (limits.idleTimeoutMs > 0) {
     session.setTimeout(limits.idleTimeoutMs, () => {
       ctx.log.debug('http/2 connection idle: closing', { server: ctx.what, client });
-      session.destroy(undefined, NGHTTP2_NO_ERROR);
+      session.destroy();
     });
   }
 }

@@ -8,11 +8,10 @@
  */
 import http2, { type OutgoingHttpHeaders } from 'node:http2';
 import { TARGET_PORT_HEADER, type ListenerDirection, type MirrorPolicy } from './config';
+import { cancelUpstream } from './forward-h2';
 import { pickShadow, shadowHost, type RequestMirrors } from './mirror-http';
 import type { ProxySnapshot } from './proxy-snapshot';
 import type { UpstreamH2Sessions } from './upstream-h2';
-
-const { NGHTTP2_CANCEL } = http2.constants;
 
 export interface H2MirrorContext {
   readonly mirrors: RequestMirrors;
@@ -51,7 +50,7 @@ export function mirrorH2(ctx: H2MirrorContext, copies: readonly MirrorPolicy[], 
     let status = 0;
     const timer = setTimeout(() => {
       end({ kind: 'timeout' });
-      if (!up.closed) up.close(NGHTTP2_CANCEL);
+      cancelUpstream(up);
     }, ctx.timeoutMs);
     up.on('error', () => undefined);
     up.once('response', (h) => {

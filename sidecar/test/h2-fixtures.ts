@@ -15,7 +15,7 @@ export interface H2Call {
 
 export interface H2App {
   readonly port: number;
-  /** Every stream seen (its headers and whole body), in arrival order. */
+  /** Every complete request seen (its headers and whole body), in arrival order. */
   readonly calls: H2Call[];
   endpoint(): Endpoint;
   close(): Promise<void>;
@@ -38,6 +38,8 @@ export async function startH2App(handler: (stream: http2.ServerHttp2Stream, call
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
+      // Node ends a reset stream's readable side too (after 'aborted'): that is no request.
+      if (stream.aborted) return;
       const call = { headers, body: Buffer.concat(chunks) };
       calls.push(call);
       handler(stream, call, calls.length - 1);
@@ -103,8 +105,7 @@ export async function h2Send(
   body: (Buffer | string)[] = [],
   gapMs = 0,
 ): Promise<H2Reply> {
-  const session = typeof to === 'number' ? http2.connect(`http://127.0.0.1:${to}`) : to;
-  session.on('error', () => undefined);
+  const session = typeof to === 'number' ? http2.connect(`http://127.0.0.1:${to}`).on('error', () => undefined) : to;
   try {
     return await new Promise<H2Reply>((resolve) => {
       const stream = session.request({ ':method': 'POST', ':path': '/', ...headers });
