@@ -144,18 +144,16 @@ export async function closeServer(s: http.Server | undefined): Promise<void> {
   await new Promise<void>((r) => s.close(() => r()));
 }
 
+/** Messages as raw bytes, both ways: test services need no protobuf definitions. */
+export const rawCodec = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+
+/** A raw-bytes gRPC method of `service` (`/weft.test.<service>/<name>`). */
+export function rawMethod(service: string, name: string, requestStream = false, responseStream = false): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path: `/weft.test.${service}/${name}`, requestStream, responseStream, ...rawCodec };
+}
+
 /** A raw-bytes unary gRPC method `/weft.test.Echo/Who` answering its server's name. */
-export const echoService: grpc.ServiceDefinition = {
-  Who: {
-    path: '/weft.test.Echo/Who',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (b: Buffer) => b,
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
-  },
-};
+export const echoService: grpc.ServiceDefinition = { Who: rawMethod('Echo', 'Who') };
 
 export async function grpcApp(ip: string, port: number, name: string): Promise<grpc.Server> {
   const server = new grpc.Server();

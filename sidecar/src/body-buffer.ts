@@ -34,13 +34,20 @@ export class ReplayableBody {
     if (this.sink) this.source.resume();
   };
 
-  /** Takes over `source` (pauses it until the first `attach`). `limit` 0 keeps nothing. */
+  /**
+   * Takes over `source` (pauses it until the first `attach`). `limit` 0 keeps nothing. `aborted`,
+   * asked when the source ends, tells an end that is really an abort (Node ends an HTTP/2 stream's
+   * readable side when the stream is reset): then no sink is ended and the body never completes,
+   * so no upstream sees a truncated request as whole.
+   */
   constructor(
     private readonly source: BodySource,
     private readonly limit: number,
+    aborted?: () => boolean,
   ) {
     source.on('data', (chunk: Buffer) => this.onData(chunk));
     source.once('end', () => {
+      if (aborted?.()) return;
       this.ended = true;
       this.sink?.end();
       const waiting = this.complete;

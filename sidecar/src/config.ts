@@ -60,8 +60,9 @@ export interface MirrorPolicy {
 }
 
 /**
- * What the sidecar can retry on (Envoy's `retry_on` names). `refused-stream` is accepted and means
- * nothing on HTTP/1; gRPC conditions match a `grpc-status` in response headers (trailers-only).
+ * What the sidecar can retry on (Envoy's `retry_on` names). `refused-stream` means nothing on
+ * HTTP/1; gRPC conditions match a `grpc-status` in response headers (trailers-only) and, on
+ * HTTP/2, in trailers that arrive before any DATA frame (forward-h2.ts).
  */
 export type RetryCondition =
   | '5xx' | 'gateway-error' | 'reset' | 'connect-failure' | 'retriable-status-codes' | 'refused-stream'

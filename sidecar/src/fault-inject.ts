@@ -5,6 +5,7 @@
  * The delay counts against the route timeout: a delay that would outlast it ends at the timeout
  * with `504 upstream request timeout`, and what is left of the timeout bounds the forwarding.
  */
+import type { ServerHttp2Stream } from 'node:http2';
 import type { DownstreamResponse } from './http1-message';
 import type { FaultPolicy } from './config';
 import { HttpProxyError, UpstreamTimeoutError } from './proxy-errors';
@@ -43,12 +44,15 @@ export type FaultOutcome =
   /** The client went away during the delay. */
   | { readonly kind: 'downstream-closed' };
 
+/** What the fault stage watches for the client leaving: an HTTP/1 response or an HTTP/2 stream (both emit `close`). */
+export type ClosingExchange = Pick<DownstreamResponse, 'once' | 'off'> | Pick<ServerHttp2Stream, 'once' | 'off'>;
+
 /**
  * Applies `decision` to a request whose route timeout is `timeoutMs` (0: none) and calls `next`
  * exactly once: synchronously without a delay, else when the delay (or the timeout, or the client
  * closing `res`) ends.
  */
-export function applyFault(decision: FaultDecision, timeoutMs: number, res: DownstreamResponse, next: (outcome: FaultOutcome) => void): void {
+export function applyFault(decision: FaultDecision, timeoutMs: number, res: ClosingExchange, next: (outcome: FaultOutcome) => void): void {
   const after = (): FaultOutcome =>
     decision.abortStatus !== undefined
       ? { kind: 'error', error: new FaultAbortError(decision.abortStatus) }
@@ -61,10 +65,15 @@ export function applyFault(decision: FaultDecision, timeoutMs: number, res: Down
   };
   const timer = setTimeout(
     () => {
-      res.off('close', onClose);
+      (res as Pick<DownstreamResponse, 'once' | 'off'>).off('close', onClose);
       next(timesOut ? { kind: 'error', error: new UpstreamTimeoutError() } : after());
     },
     timesOut ? timeoutMs : decision.delayMs,
   );
-  res.once('close', onClose);
+  (res as Pick<DownstreamResponse, 'once' | 'off'>).once('close', onClose);
+}
+
+/** Whether the fault filter does anything to this request (a decision with neither delay nor abort does not). */
+export function isNoFault(decision: FaultDecision | undefined): boolean {
+  return !decision || (decision.delayMs === 0 && decision.abortStatus === undefined);
 }

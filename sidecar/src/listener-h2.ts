@@ -1,10 +1,11 @@
 /**
  * HTTP/2 (h2c) and gRPC on a proxy listener. Streams arrive from the h2c server behind protocol
- * detection (detect-protocol.ts, server-lifecycle.ts) and run the same stages as HTTP/1
- * (listener-http.ts), with `:authority` as the Host:
+ * detection (detect-protocol.ts, server-lifecycle.ts; abuse and header limits in h2-limits.ts) and
+ * run the same stages as HTTP/1 (listener-http.ts), with `:authority` as the Host:
  *
- *   target (normalize `:path` and `:authority`) → snapshot → route → backend → pool limits →
- *     endpoint → connect (an HTTP/2 stream on the endpoint's shared session, upstream-h2.ts)
+ *   target (normalize `:path` and `:authority`) → snapshot → route → fault (delay, then abort;
+ *     fault-inject.ts) → backend → pool limits → endpoint → connect (forward-h2.ts: a stream on the
+ *     endpoint's shared session, retries; copies to mirror clusters, mirror-h2.ts)
  *
  * The upstream is spoken to in the protocol the client used (Envoy's USE_DOWNSTREAM_PROTOCOL):
  * HTTP/2 in, HTTP/2 out. Bodies stream both ways; response trailers (`grpc-status`,
@@ -14,24 +15,29 @@
  * shorter than the route's. On expiry the upstream stream is reset (CANCEL) and the client gets
  * `grpc-status: 4` (DEADLINE_EXCEEDED) — trailers-only if no response headers went out yet.
  *
- * Not on this path yet (docs/protocols.md): retries, fault injection and mirroring; request
- * trailers; an idle timeout per stream.
+ * Not on this path yet (docs/protocols.md): request trailers.
  */
 import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import type { CallResult } from './balancer';
-import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig } from './config';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers-http';
-import { requestTarget } from './path-normalize';
-import { HttpProxyError, MethodNotAllowedError, UpstreamConnectError, UpstreamOverflowError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
-import { snapshotOf, type ClusterSnapshot, type UpstreamPick } from './proxy-snapshot';
+import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
+import { applyFault, decideFault, isNoFault } from './fault-inject';
+import { forwardH2, withoutPseudo } from './forward-h2';
+import { upstreamRequestHeaders } from './headers-http';
+import { resetStream } from './h2-limits';
+import { DEFAULT_MIRROR_TIMEOUT_MS, SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
+import { mirrorH2 } from './mirror-h2';
+import { requestTarget, type RequestTarget } from './path-normalize';
+import { HttpProxyError, MethodNotAllowedError, UpstreamOverflowError, UpstreamTimeoutError } from './proxy-errors';
+import { snapshotOf, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
 import { backendStage, endpointStage, routeStage } from './listener-http';
+import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
+import { SHARED_RETRY_BUDGETS, type RetryBudgets } from './retry-budget';
 import type { Http2StreamHandler } from './server-lifecycle';
 import { h2SessionsOf } from './upstream-h2';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 /** What an HTTP/2 stream handler reads from its listener. */
 export interface H2ListenerContext {
@@ -41,6 +47,10 @@ export interface H2ListenerContext {
   readonly pool: UpstreamPool;
   readonly log: Logger;
   readonly originalDestination?: ((socket: Socket) => { readonly port: number } | undefined) | undefined;
+  /** Retry budgets and counters; default the process-wide `SHARED_RETRY_BUDGETS`, as HTTP/1's. */
+  readonly retryBudgets?: RetryBudgets | undefined;
+  /** Mirror copies in flight and their counters; default the process-wide `SHARED_MIRRORS`. */
+  readonly mirrors?: RequestMirrors | undefined;
 }
 
 /** gRPC status codes used here. */
@@ -52,6 +62,23 @@ export function h2StreamHandler(ctx: H2ListenerContext): Http2StreamHandler {
 }
 
 type Finish = (status: number, error?: HttpProxyError) => void;
+
+/** One stream's request, as the stages after the route see it. */
+interface H2Request {
+  readonly stream: ServerHttp2Stream;
+  readonly spec: HttpListener;
+  readonly snap: ProxySnapshot;
+  readonly route: Route;
+  readonly target: RequestTarget;
+  readonly method: string;
+  readonly authority: string | undefined;
+  /** The received headers, with the inbound target port applied. */
+  readonly headers: IncomingHttpHeaders;
+  readonly grpc: boolean;
+  readonly logged: Record<string, unknown>;
+  readonly finish: Finish;
+  readonly fail: (error: HttpProxyError, done?: Finish) => void;
+}
 
 function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received: IncomingHttpHeaders): void {
   stream.on('error', () => undefined); // a reset from either side ends up in 'close'
@@ -88,20 +115,37 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
     stream.end(route.action.body);
     return finish(route.action.status);
   }
-  const backend = backendStage(snap, route);
-  if (backend instanceof HttpProxyError) return fail(backend);
-  logged.cluster = backend.cluster.name;
+  const req: H2Request = { stream, spec, snap, route, target, method, authority, headers, grpc, logged, finish, fail };
 
   // The request lifetime: the route timeout, or the gRPC deadline when that is shorter.
   const deadlineMs = grpc ? grpcTimeoutMs(headers['grpc-timeout']) : undefined;
   const routeMs = route.timeoutMs ?? 0;
-  const deadlineFirst = deadlineMs !== undefined && (routeMs === 0 || deadlineMs < routeMs);
-  const timeoutMs = deadlineFirst ? deadlineMs : routeMs;
+  const deadline = deadlineMs !== undefined && (routeMs === 0 || deadlineMs < routeMs);
+  const timeoutMs = deadline ? deadlineMs : routeMs;
+
+  // Fault stage: delay, then abort, before any upstream is chosen (fault-inject.ts). An abort of a
+  // gRPC request is answered trailers-only, its HTTP status mapped to a gRPC status (`failStream`).
+  const fault = spec.faultFilter ? decideFault(route.fault) : undefined;
+  if (isNoFault(fault)) return forwardStage(ctx, req, timeoutMs, deadline);
+  logged.fault = fault;
+  applyFault(fault!, timeoutMs, stream, (outcome) => {
+    if (outcome.kind === 'downstream-closed') finish(499);
+    else if (outcome.kind === 'continue') forwardStage(ctx, req, outcome.timeoutMs, deadline);
+    else fail(outcome.error);
+  });
+}
+
+/** Backend → pool limits → endpoint → connect (forward-h2.ts) and mirror; `timeoutMs` is what is left of the lifetime. */
+function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number, deadline: boolean): void {
+  const { stream, spec, snap, route, target, method, headers, logged, fail } = req;
+  const backend = backendStage(snap, route);
+  if (backend instanceof HttpProxyError) return fail(backend);
+  logged.cluster = backend.cluster.name;
 
   let release: (() => void) | undefined;
   const done: Finish = (status, error) => {
     release?.();
-    finish(status, error);
+    req.finish(status, error);
   };
   const withdraw = backend.limits.enter((r) => {
     release = r;
@@ -109,132 +153,76 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
     const pick = endpointStage(backend);
     if (pick instanceof HttpProxyError) return fail(pick, done);
     logged.upstream = endpointKey(pick.endpoint);
-    const upstreamHeaders: OutgoingHttpHeaders = {
-      ...upstreamRequestHeaders(withoutPseudo(headers), {
-        direction: spec.direction,
-        clientAddress: stream.session?.socket?.remoteAddress,
-        targetPort: pick.endpoint.targetPort,
-      }),
-      ':method': method,
-      ':scheme': 'http',
-      ':authority': String(authority ?? target.host),
-      ':path': target.path,
+    const headersFor = (p: UpstreamPick): OutgoingHttpHeaders => {
+      const out: OutgoingHttpHeaders = {
+        ...upstreamRequestHeaders(withoutPseudo(headers), {
+          direction: spec.direction,
+          clientAddress: stream.session?.socket?.remoteAddress,
+          targetPort: p.endpoint.targetPort,
+        }),
+        ':method': method,
+        ':scheme': 'http',
+        ':authority': String(req.authority ?? target.host),
+        ':path': target.path,
+      };
+      // `te: trailers` is the one TE value HTTP/2 allows, and gRPC servers expect it.
+      if (headers.te === 'trailers') out.te = 'trailers';
+      delete out.host;
+      return out;
     };
-    // `te: trailers` is the one TE value HTTP/2 allows, and gRPC servers expect it.
-    if (headers.te === 'trailers') upstreamHeaders.te = 'trailers';
-    delete upstreamHeaders.host;
-    forwardStream(ctx, stream, upstreamHeaders, backend, pick, { timeoutMs, deadline: deadlineFirst, grpc }, (status, error) => {
-      if (error) fail(error, done);
-      else done(status);
-    });
+    const sessions = h2SessionsOf(ctx.pool);
+    const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
+    const first = headersFor(pick);
+    forwardH2(
+      stream,
+      {
+        sessions,
+        connectTimeoutMs: backend.cluster.connectTimeoutMs,
+        pick,
+        // Retries pick their endpoint again, through the same balancer.
+        repick: () => endpointStage(backend),
+        headersFor: (p) => (p === pick ? first : headersFor(p)),
+        method,
+        timeoutMs,
+        deadline,
+        grpc: req.grpc,
+        retry: route.retry,
+        budgets: ctx.retryBudgets ?? SHARED_RETRY_BUDGETS,
+        ...(copies.length
+          ? {
+              onBody: (body) =>
+                mirrorH2(
+                  { mirrors: ctx.mirrors ?? SHARED_MIRRORS, sessions, snap, direction: spec.direction, timeoutMs: route.timeoutMs || DEFAULT_MIRROR_TIMEOUT_MS },
+                  copies,
+                  first,
+                  body,
+                ),
+              keepBodyBytes: route.retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
+            }
+          : {}),
+      },
+      (status, error, retries) => {
+        if (retries) logged.retries = retries;
+        if (error) fail(error, done);
+        else done(status);
+      },
+    );
   });
   if (!withdraw) return fail(new UpstreamOverflowError(backend.cluster.name));
   if (!release) {
     stream.once('close', () => {
       if (release) return;
       withdraw();
-      finish(499);
+      req.finish(499);
     });
   }
-}
-
-/**
- * Connect stage: one stream on the endpoint's session, bodies piped both ways. Calls `onEnd` once:
- * with an error (nothing answered yet; the caller answers it) or the status that went out.
- */
-function forwardStream(
-  ctx: H2ListenerContext,
-  stream: ServerHttp2Stream,
-  headers: OutgoingHttpHeaders,
-  backend: ClusterSnapshot,
-  pick: UpstreamPick,
-  opts: { readonly timeoutMs: number; readonly deadline: boolean; readonly grpc: boolean },
-  onEnd: Finish,
-): void {
-  const upstream = h2SessionsOf(ctx.pool).sessionFor(pick.endpoint, backend.cluster.connectTimeoutMs);
-  let ended = false;
-  let status = 0;
-  let trailers: OutgoingHttpHeaders | undefined;
-  const end = (result: CallResult, error?: HttpProxyError): void => {
-    if (ended) return;
-    ended = true;
-    clearTimeout(timer);
-    if (result.kind !== 'response' || !stream.headersSent) pick.done(result);
-    onEnd(status, error);
-  };
-
-  let up: http2.ClientHttp2Stream;
-  try {
-    up = upstream.session.request(headers, { endStream: false });
-  } catch (err) {
-    return end({ kind: 'connect-failure' }, new UpstreamConnectError({ cause: err }));
-  }
-  up.on('error', () => undefined); // seen as 'close' with an rstCode
-
-  const timer =
-    opts.timeoutMs > 0
-      ? setTimeout(() => {
-          stream.unpipe(up);
-          up.unpipe(stream);
-          up.close(NGHTTP2_CANCEL);
-          if (!stream.headersSent) {
-            if (opts.deadline) {
-              status = 200;
-              respondDeadline(stream);
-              return end({ kind: 'timeout' });
-            }
-            return end({ kind: 'timeout' }, new UpstreamTimeoutError());
-          }
-          if (opts.grpc) {
-            trailers = deadlineTrailers();
-            stream.end(); // 'wantTrailers' sends them
-          } else {
-            stream.close(NGHTTP2_CANCEL);
-          }
-          end({ kind: 'timeout' });
-        }, opts.timeoutMs)
-      : undefined;
-
-  stream.pipe(up);
-  up.once('response', (responseHeaders, flags) => {
-    if (ended || stream.closed || stream.destroyed) return;
-    status = Number(responseHeaders[':status']);
-    pick.done({ kind: 'response', status });
-    const out: OutgoingHttpHeaders = { ...downstreamResponseHeaders(withoutPseudo(responseHeaders)), ':status': status };
-    if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
-      // Trailers-only (a gRPC error without a message): forwarded as it came, one HEADERS frame.
-      stream.respond(out, { endStream: true });
-      up.resume();
-      return;
-    }
-    stream.respond(out, { waitForTrailers: true });
-    up.pipe(stream);
-  });
-  up.on('trailers', (t) => {
-    trailers = downstreamResponseHeaders(withoutPseudo(t));
-  });
-  stream.on('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
-  up.once('close', () => {
-    if (ended) return;
-    if (!stream.headersSent) {
-      const error = upstream.connected() ? new UpstreamResetError() : new UpstreamConnectError();
-      return end(upstream.connected() ? { kind: 'reset' } : { kind: 'connect-failure' }, stream.closed ? undefined : error);
-    }
-    // Reset after the response began: pass the reset on rather than end the response cleanly.
-    if (up.rstCode !== undefined && up.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !stream.closed) stream.close(up.rstCode);
-  });
-  stream.once('close', () => {
-    if (!up.closed) up.close(NGHTTP2_CANCEL);
-    if (!stream.headersSent) return end({ kind: 'cancelled' });
-    end({ kind: 'response', status });
-  });
 }
 
 /** The one place an error becomes an HTTP/2 answer: a gRPC status for gRPC requests, else a status and text. */
 function failStream(stream: ServerHttp2Stream, error: HttpProxyError, grpc: boolean, finish: Finish): void {
   if (stream.closed || stream.destroyed) return finish(499, error);
   if (stream.headersSent) {
-    stream.close(NGHTTP2_INTERNAL_ERROR);
+    resetStream(stream, NGHTTP2_INTERNAL_ERROR);
     return finish(0, error);
   }
   if (grpc) {
@@ -247,14 +235,6 @@ function failStream(stream: ServerHttp2Stream, error: HttpProxyError, grpc: bool
     stream.end(error.message);
   }
   finish(error.status, error);
-}
-
-function respondDeadline(stream: ServerHttp2Stream): void {
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...deadlineTrailers() }, { endStream: true });
-}
-
-function deadlineTrailers(): OutgoingHttpHeaders {
-  return { 'grpc-status': String(GRPC.DEADLINE_EXCEEDED), 'grpc-message': 'deadline exceeded' };
 }
 
 /** HTTP status → gRPC status, as gRPC's own mapping (doc/http-grpc-status-mapping.md) and Envoy's local replies. */
@@ -296,9 +276,3 @@ function isGrpc(contentType: string | undefined): boolean {
   return contentType !== undefined && /^application\/grpc(\+|;|$)/i.test(contentType);
 }
 
-/** A copy without HTTP/2 pseudo-headers (`:method`, `:path`, `:status`, ...). */
-function withoutPseudo(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const out: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (!name.startsWith(':')) out[name] = value;
-  return out;
-}

@@ -32,7 +32,7 @@ import type { HttpLimits } from './http-limits';
 import { checkRequest, recordRejection, respondAndClose, unmetExpectation } from './http-strict';
 import { requestTarget, type RequestTarget } from './path-normalize';
 import { DownstreamProtocolError, ExpectationFailedError, HttpProxyError, MalformedRequestError, UpstreamOverflowError } from './proxy-errors';
-import { applyFault, decideFault } from './fault-inject';
+import { applyFault, decideFault, isNoFault } from './fault-inject';
 import { upgradeStage } from './forward-upgrade';
 import { SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
@@ -110,6 +110,8 @@ export class HttpProxyListener {
         pool: deps.pool,
         log: this.log,
         originalDestination: deps.originalDestination,
+        retryBudgets: deps.retryBudgets,
+        mirrors: this.mirrors,
       }),
     });
   }
@@ -224,7 +226,7 @@ export class HttpProxyListener {
     // Fault stage: delay, then abort, before any upstream is chosen (fault-inject.ts).
     const timeoutMs = route.timeoutMs ?? 0;
     const fault = spec.faultFilter ? decideFault(route.fault) : undefined;
-    if (!fault || (fault.delayMs === 0 && fault.abortStatus === undefined)) {
+    if (!fault || isNoFault(fault)) {
       return this.forwardStage(req, res, spec, snap, route, target, timeoutMs, logged, finish, upgrade);
     }
     if (logged) logged.fault = fault;

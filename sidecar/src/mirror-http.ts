@@ -8,6 +8,7 @@
  * dropped and counted, so a slow or hung shadow cannot grow memory without bound.
  */
 import type { CallResult } from './balancer';
+import type { ClusterPicker, UpstreamPick } from './cluster-balancer';
 import type { BodyFraming } from './headers-http';
 import type { Http1Endpoint } from './upstream-http1';
 
@@ -62,22 +63,37 @@ export class RequestMirrors {
     return false;
   }
 
-  /** Sends one copy. Returns at once; never throws; nothing of the copy reaches the caller. */
-  send(m: MirrorRequest): void {
+  /**
+   * Counts one copy as sent and in flight, and returns the function that ends it (call once; later
+   * calls are ignored): a result other than a response counts as failed, and `done` (the shadow
+   * pick) is told. Shared by the HTTP/1 copies (`send`) and the HTTP/2 ones (mirror-h2.ts).
+   */
+  begin(done?: (result: CallResult) => void): (result: CallResult) => void {
     this.inFlight++;
     this.stats.sent++;
     let over = false;
+    return (result) => {
+      if (over) return;
+      over = true;
+      this.inFlight--;
+      if (result.kind !== 'response') this.stats.failed++;
+      done?.(result);
+    };
+  }
+
+  /** Sends one copy. Returns at once; never throws; nothing of the copy reaches the caller. */
+  send(m: MirrorRequest): void {
+    const finish = this.begin(m.done);
+    let over = false;
+    let connected = false;
+    let status = 502;
     const end = (result: CallResult): void => {
       if (over) return;
       over = true;
       clearTimeout(timer);
-      this.inFlight--;
-      if (result.kind !== 'response') this.stats.failed++;
-      up.abort();
-      m.done?.(result);
+      if (result.kind !== 'response') up.abort();
+      finish(result);
     };
-    let connected = false;
-    let status = 502;
     const timer = setTimeout(() => end({ kind: 'timeout' }), m.timeoutMs);
     const up = m.upstream.request(
       m.head,
@@ -86,13 +102,7 @@ export class RequestMirrors {
         onError: () => end(connected ? { kind: 'reset' } : { kind: 'connect-failure' }),
         onResponse: (s) => (status = s),
         onData: () => undefined,
-        onEnd: () => {
-          if (over) return;
-          over = true;
-          clearTimeout(timer);
-          this.inFlight--;
-          m.done?.({ kind: 'response', status });
-        },
+        onEnd: () => end({ kind: 'response', status }),
       },
       m.framing,
       false,
@@ -101,6 +111,24 @@ export class RequestMirrors {
     for (const chunk of m.body) up.write(chunk);
     up.end();
   }
+}
+
+/**
+ * The shadow endpoint for one copy to `cluster`, or `undefined` when there is none: the cluster is
+ * unknown or has no healthy endpoint (counted `noUpstream`), or `maxInFlight` copies are out
+ * (counted `dropped`; the pick is released).
+ */
+export function pickShadow(mirrors: RequestMirrors, clusters: ReadonlyMap<string, { readonly balancer: ClusterPicker }>, cluster: string): UpstreamPick | undefined {
+  const pick = clusters.get(cluster)?.balancer.pick();
+  if (!pick) {
+    mirrors.stats.noUpstream++;
+    return undefined;
+  }
+  if (!mirrors.admit()) {
+    pick.done({ kind: 'cancelled' });
+    return undefined;
+  }
+  return pick;
 }
 
 /** The process-wide mirrors used when a listener is given none. */

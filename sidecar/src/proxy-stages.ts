@@ -9,7 +9,7 @@ import type { CallResult } from './balancer';
 import type { HttpListener, ListenerDirection, MirrorPolicy, Route } from './config';
 import type { ForwardOutcome } from './forward-http';
 import { requestHead, type UpstreamHead } from './headers-http';
-import { DEFAULT_MIRROR_TIMEOUT_MS, shadowHost, type RequestMirrors } from './mirror-http';
+import { DEFAULT_MIRROR_TIMEOUT_MS, pickShadow, shadowHost, type RequestMirrors } from './mirror-http';
 import type { RequestTarget } from './path-normalize';
 import { ClusterNotFoundError, HttpProxyError, NoHealthyUpstreamError, NoRouteError } from './proxy-errors';
 import { compiledRouteTable, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
@@ -76,15 +76,8 @@ export function mirrorStage(mirrors: RequestMirrors, m: MirrorContext, body: rea
     return;
   }
   for (const copy of m.copies) {
-    const pick = m.snap.clusters.get(copy.cluster)?.balancer.pick();
-    if (!pick) {
-      stats.noUpstream++;
-      continue;
-    }
-    if (!mirrors.admit()) {
-      pick.done({ kind: 'cancelled' });
-      continue;
-    }
+    const pick = pickShadow(mirrors, m.snap.clusters, copy.cluster);
+    if (!pick) continue;
     const targetPort = m.direction === 'outbound' ? pick.endpoint.targetPort : undefined;
     mirrors.send({
       upstream: pick.upstream,

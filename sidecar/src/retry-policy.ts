@@ -1,13 +1,13 @@
 /**
  * Retry decisions, as pure functions of a route's `RetryPolicy` and what happened to one attempt.
- * `forward-http.ts` asks `decideRetry` after every failed attempt; everything stateful (the budget,
+ * `forward-http.ts` and `forward-h2.ts` (through retry-run.ts) ask `decideRetry` after every failed attempt; everything stateful (the budget,
  * the counters) is passed in, so the rules here are testable without sockets or timers.
  *
  * The rules, in order (docs/configuration.md, "Retries"):
  *   1. the failure must match the policy's `retryOn` (Envoy's meaning of each condition);
  *   2. retries left (`numRetries`);
- *   3. the upstream may have seen the request (anything but a connect failure): only idempotent
- *      methods, unless the policy opts in (FIELD-NOTES 6);
+ *   3. the upstream may have seen the request (anything but a connect failure or, on HTTP/2, a
+ *      refused stream): only idempotent methods, unless the policy opts in (FIELD-NOTES 6);
  *   4. the request body was kept for replay (within `bufferLimitBytes`, FIELD-NOTES 9);
  *   5. the backoff ends before the route timeout (FIELD-NOTES 7);
  *   6. the retry budget has room (FIELD-NOTES 8).
@@ -48,6 +48,11 @@ export type AttemptFailure =
   | { readonly kind: 'connect-failure' }
   /** Connected, then reset before response headers. */
   | { readonly kind: 'reset' }
+  /**
+   * HTTP/2: the upstream refused the stream (RST_STREAM REFUSED_STREAM, or a GOAWAY whose last
+   * stream id is below this stream's, which nghttp2 reports the same way): it never processed it.
+   */
+  | { readonly kind: 'refused-stream' }
   /** The attempt's per-try timeout elapsed before response headers. */
   | { readonly kind: 'per-try-timeout' }
   /** Response headers arrived with this status (and `grpc-status`, when present). */
@@ -60,6 +65,9 @@ export function matchesRetryOn(policy: RetryPolicy, failure: AttemptFailure): bo
     // Envoy: 5xx, gateway-error and reset all include a request that got no response at all.
     case 'connect-failure':
       return on.has('connect-failure') || on.has('5xx') || on.has('gateway-error') || on.has('reset');
+    // Envoy: `5xx` includes refused streams; a refused stream is a kind of reset.
+    case 'refused-stream':
+      return on.has('refused-stream') || on.has('5xx') || on.has('gateway-error') || on.has('reset');
     case 'reset':
     case 'per-try-timeout':
       return on.has('5xx') || on.has('gateway-error') || on.has('reset');
@@ -71,6 +79,26 @@ export function matchesRetryOn(policy: RetryPolicy, failure: AttemptFailure): bo
       return failure.grpcStatus !== undefined && policy.grpcStatuses.has(failure.grpcStatus);
     }
   }
+}
+
+/**
+ * The upstream provably did not process the request (FIELD-NOTES 6): the connection never came up,
+ * or an HTTP/2 upstream refused the stream. Safe to retry whatever the method.
+ */
+export function neverProcessed(failure: AttemptFailure): boolean {
+  return failure.kind === 'connect-failure' || failure.kind === 'refused-stream';
+}
+
+/**
+ * Whether a failure reported later, once response headers are in (a status, or a `grpc-status`
+ * in trailers), could still be retried: the policy has retries left, the method (or the policy's
+ * opt-in) allows retrying after the upstream read the request, and the body is still replayable.
+ * The budget and the deadline are not consulted: they are checked when the failure is known.
+ * HTTP/2 holds response headers only while this is true (forward-h2.ts).
+ */
+export function mayRetryResponse(policy: RetryPolicy | undefined, method: string | undefined, retriesDone: number, bodyReplayable: boolean): boolean {
+  if (!policy || retriesDone >= policy.numRetries || !bodyReplayable) return false;
+  return policy.retryNonIdempotent || isIdempotent(method);
 }
 
 /** Why a retry the policy asked for was not made (bounded: a metric label). */
@@ -99,7 +127,7 @@ export function decideRetry(ctx: RetryContext, failure: AttemptFailure): RetryDe
   const { policy } = ctx;
   if (!matchesRetryOn(policy, failure)) return { retry: false };
   if (ctx.retriesDone >= policy.numRetries) return { retry: false, skipped: 'limit' };
-  if (failure.kind !== 'connect-failure' && !policy.retryNonIdempotent && !isIdempotent(ctx.method)) {
+  if (!neverProcessed(failure) && !policy.retryNonIdempotent && !isIdempotent(ctx.method)) {
     return { retry: false, skipped: 'non-idempotent' };
   }
   if (!ctx.bodyReplayable) return { retry: false, skipped: 'body-too-large' };
@@ -119,7 +147,7 @@ export function backoffMs(policy: RetryPolicy, n: number, random: () => number =
   return Math.floor(random() * ceiling);
 }
 
-/** `grpc-status` from response headers (a trailers-only gRPC response), when it is a number. */
+/** `grpc-status` from response headers (a trailers-only gRPC response) or trailers, when it is a number. */
 export function grpcStatusOf(value: string | string[] | undefined): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   if (v === undefined || !/^\d{1,2}$/.test(v.trim())) return undefined;

@@ -7,6 +7,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { DEFAULT_DETECT_TIMEOUT_MS, detectProtocol } from './detect-protocol';
+import { createH2Server } from './h2-limits';
 import type { Logger } from '@weft/api';
 import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
 import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
@@ -111,13 +112,13 @@ export class ManagedHttpServer {
     this.server.on('timeout', (socket: Socket) => this.onIdleTimeout(socket));
     const onStream = options.onHttp2Stream;
     if (onStream) {
-      const h2 = http2.createServer({ maxHeaderListPairs: this.limits.maxHeaderCount + 4, maxSendHeaderBlockLength: this.limits.maxHeaderBytes * 4 });
+      // Abuse limits, header limits and the idle timeout on HTTP/2: h2-limits.ts.
+      const h2 = createH2Server(this.limits, onStream, { log, what });
       h2.on('session', (session: http2.ServerHttp2Session) => {
         this.sessions.add(session);
         session.once('close', () => this.sessions.delete(session));
         if (this.closing) session.close();
       });
-      h2.on('stream', onStream);
       h2.on('sessionError', () => undefined);
       const limits = [DEFAULT_DETECT_TIMEOUT_MS, this.limits.idleTimeoutMs, this.limits.headersTimeoutMs].filter((ms) => ms > 0);
       const detectMs = Math.min(...limits);
