@@ -38,7 +38,7 @@ import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
 import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
 import type { CompiledRouteTable } from './route-table';
 import { pickWeightedCluster } from './route-weighted';
-import { ManagedHttpServer } from './server-lifecycle';
+import { ManagedHttpServer, type ConnectionDispatch } from './server-lifecycle';
 import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
@@ -58,6 +58,8 @@ export interface ProxyListenerDeps {
   readonly retryBudgets?: RetryBudgets;
   /** Mirror copies in flight and their counters; default the process-wide `SHARED_MIRRORS`. */
   readonly mirrors?: RequestMirrors;
+  /** Filter chains and TCP proxies before HTTP (listener-dispatch.ts); absent: every connection is HTTP. */
+  readonly connections?: (spec: () => HttpListener) => ConnectionDispatch;
 }
 
 /** The socket an `Upgrade` request handed over, and the bytes the client sent after its head. */
@@ -104,6 +106,7 @@ export class HttpProxyListener {
         log: this.log,
         originalDestination: deps.originalDestination,
       }),
+      ...(deps.connections ? { dispatch: deps.connections(() => this.served) } : {}),
     });
   }
 

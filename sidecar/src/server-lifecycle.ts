@@ -6,7 +6,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { DEFAULT_DETECT_TIMEOUT_MS, detectProtocol } from './detect-protocol';
+import { DEFAULT_DETECT_TIMEOUT_MS, detectProtocol, type DetectedProtocol } from './detect-protocol';
 import type { Logger } from '@weft/api';
 import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
 import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
@@ -28,6 +28,18 @@ export interface ManagedHttpServerOptions {
    * headers timeout when shorter.
    */
   readonly onHttp2Stream?: Http2StreamHandler;
+  /**
+   * With `onHttp2Stream`: sorts each accepted connection onto a filter chain first
+   * (listener-dispatch.ts), which may hand it back for HTTP or proxy it as TCP. Without it, every
+   * connection is HTTP. `destroy()` is called with the server's.
+   */
+  readonly dispatch?: ConnectionDispatch;
+}
+
+/** What `ManagedHttpServer` needs of a connection dispatcher (listener-dispatch.ts). */
+export interface ConnectionDispatch {
+  dispatch(socket: Socket, serveHttp: (socket: Socket, protocol: DetectedProtocol) => void, httpDetectMs: number): void;
+  destroy(): void;
 }
 
 /** One HTTP/2 stream (Node's core API `stream` event). */
@@ -56,6 +68,7 @@ export class ManagedHttpServer {
   private readonly front: net.Server | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly accepted = new Set<Socket>();
+  private readonly dispatcher: ConnectionDispatch | undefined;
   /** The limits in force (defaults filled in). */
   readonly limits: HttpLimits;
 
@@ -107,17 +120,25 @@ export class ManagedHttpServer {
       h2.on('sessionError', () => undefined);
       const limits = [DEFAULT_DETECT_TIMEOUT_MS, this.limits.idleTimeoutMs, this.limits.headersTimeoutMs].filter((ms) => ms > 0);
       const detectMs = Math.min(...limits);
-      this.front = net.createServer((socket) => {
+      const serveHttp = (socket: Socket, protocol: DetectedProtocol): void => {
+        if (this.closing && protocol === 'http1') return void socket.destroy();
+        if (protocol === 'http2') {
+          socket.allowHalfOpen = false; // as the h2 server's own sockets
+          return void h2.emit('connection', socket);
+        }
+        this.server.emit('connection', socket);
+        // Detection paused the socket; the HTTP/1 server reads the put-back bytes once it flows.
+        socket.resume();
+      };
+      const dispatcher = (this.dispatcher = options.dispatch);
+      // With a dispatcher a connection may be TCP-proxied, where a client's FIN must be forwarded,
+      // not answered by closing (the HTTP servers manage `end` themselves either way).
+      this.front = net.createServer({ allowHalfOpen: dispatcher !== undefined }, (socket) => {
         if (this.closing) return void socket.destroy();
         this.accepted.add(socket);
         socket.once('close', () => this.accepted.delete(socket));
-        detectProtocol(socket, detectMs, (protocol) => {
-          if (this.closing && protocol === 'http1') return void socket.destroy();
-          if (protocol === 'http2') return void h2.emit('connection', socket);
-          this.server.emit('connection', socket);
-          // Detection paused the socket; the HTTP/1 server reads the put-back bytes once it flows.
-          socket.resume();
-        });
+        if (dispatcher) dispatcher.dispatch(socket, serveHttp, detectMs);
+        else detectProtocol(socket, detectMs, (protocol) => serveHttp(socket, protocol));
       });
     }
   }
@@ -187,6 +208,7 @@ export class ManagedHttpServer {
     this.server.closeAllConnections();
     for (const session of this.sessions) session.destroy();
     for (const socket of this.accepted) socket.destroy();
+    this.dispatcher?.destroy();
   }
 
   /**
