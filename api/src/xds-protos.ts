@@ -34,6 +34,12 @@ export const RESOURCE_PROTO_FILES: readonly string[] = [
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
+  // TCP: the proxy filter, and the listener filters for original destination, PROXY and detection.
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
+  'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
+  'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   // Cluster extensions: load-balancing policies (and TypedStruct for Weft's own), HTTP protocol options.
   'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',

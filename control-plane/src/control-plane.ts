@@ -198,7 +198,7 @@ class MeshState {
         return;
       case '/debug/syncz': return json(this.sync.toJSON());
       case '/debug/policies': return json(this.world.policyStatus);
-      case '/debug/diagnostics': return json(this.diagnostics);
+      case '/debug/diagnostics': return json([...this.diagnostics, ...this.world.diagnostics]);
       case '/debug/config_dump': {
         const id = url.searchParams.get('node') ?? '';
         const n = this.sync.nodes.get(id);

@@ -24,3 +24,14 @@ export const TARGET_PORT_HEADER = 'x-weft-target-port';
 
 /** Endpoint metadata namespace carrying Weft's own endpoint facts. */
 export const METADATA_NS = 'weft.dev';
+
+/** Capture mode: where outbound TCP to no known Service goes (Istio's name; an ORIGINAL_DST cluster). */
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+
+/**
+ * Local mode's per-upstream listener for a Service port: `0.0.0.0_<port>` (Istio's name for a
+ * listener that serves a port whatever the destination address), bound on the pod's IP.
+ */
+export function localPortListenerName(port: number): string {
+  return `0.0.0.0_${port}`;
+}

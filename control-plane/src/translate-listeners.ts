@@ -1,6 +1,15 @@
-/** Listeners: a sidecar's outbound and inbound capture listeners, and proxyless API listeners. */
-import { TypeUrl, matchesSelector, type Pod, type Service } from '@weft/api';
-import { inboundClusterName, INBOUND_LISTENER, INBOUND_PORT, INBOUND_ROUTES, OUTBOUND_LISTENER, OUTBOUND_PORT, OUTBOUND_ROUTES, TARGET_PORT_HEADER } from './names';
+/**
+ * Listeners: a sidecar's outbound and inbound listeners, local mode's per-upstream ports, and
+ * proxyless API listeners. Which connection takes which filter chain (HTTP, TCP proxy, detection,
+ * PROXY v2 in local mode, original destination in capture mode) is in docs/protocols.md.
+ */
+import { TypeUrl, matchesSelector, serviceHost, type Pod, type Service, type ServicePort } from '@weft/api';
+import {
+  inboundClusterName, INBOUND_LISTENER, INBOUND_PORT, INBOUND_ROUTES, localPortListenerName, outboundClusterName, OUTBOUND_LISTENER, OUTBOUND_PORT,
+  OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER, TARGET_PORT_HEADER,
+} from './names';
+import { isIP } from 'node:net';
+import { portProtocol, type LocalPortOwner } from './port-protocol';
 import type { World } from './world';
 import { FAULT_FILTER } from './translate-fault';
 
@@ -27,12 +36,84 @@ function socketListener(name: string, address: string, port: number, direction: 
     name,
     address: { socket_address: { address, port_value: port } },
     traffic_direction: direction,
-    filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: manager }] }],
+    filter_chains: [{ filters: [httpFilter(manager)] }],
   };
 }
 
-export function outboundListener(podIp: string): Obj {
-  return socketListener(OUTBOUND_LISTENER, podIp, OUTBOUND_PORT, 'OUTBOUND', hcm('outbound', { rds: OUTBOUND_ROUTES }));
+const httpFilter = (manager: Obj): Obj => ({ name: 'envoy.filters.network.http_connection_manager', typed_config: manager });
+
+const F = 'type.googleapis.com/envoy.extensions.filters.';
+/** What Envoy's http_inspector reports for HTTP; the HTTP chains match on it (as Istio's do). */
+const HTTP_PROTOCOLS = ['http/1.1', 'http/1.0', 'h2c'];
+/** How long detection waits for a client's first bytes before a connection is opaque TCP. */
+export const DETECTION_TIMEOUT = { seconds: 1 };
+const INSPECTORS = [
+  { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': `${F}listener.tls_inspector.v3.TlsInspector` } },
+  { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': `${F}listener.http_inspector.v3.HttpInspector` } },
+];
+const ORIGINAL_DST = { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': `${F}listener.original_dst.v3.OriginalDst` } };
+const PROXY_PROTOCOL = {
+  name: 'envoy.filters.listener.proxy_protocol',
+  typed_config: { '@type': `${F}listener.proxy_protocol.v3.ProxyProtocol`, allow_requests_without_proxy_protocol: true },
+};
+/** Detection with a fallback: a silent client is opaque TCP after `DETECTION_TIMEOUT`. */
+const DETECTING = { listener_filters_timeout: DETECTION_TIMEOUT, continue_on_listener_filters_timeout: true };
+
+export function tcpProxyFilter(cluster: string): Obj {
+  // idle_timeout unset: Envoy's 1 h.
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': `${F}network.tcp_proxy.v3.TcpProxy`, stat_prefix: cluster, cluster } };
+}
+
+/**
+ * The outbound listener. Local mode: HTTP only, routed by Host (TCP goes through per-upstream
+ * ports). Capture mode: connections to a Service's cluster IP and a non-HTTP port take that
+ * Service's chains (opaque: straight to its TCP proxy; undeclared: HTTP if detected, else its TCP
+ * proxy); other HTTP is routed by Host; anything else passes through to its original destination.
+ */
+export function outboundListener(address: string, capture?: { readonly services: readonly Service[] }): Obj {
+  const manager = hcm('outbound', { rds: OUTBOUND_ROUTES });
+  const listener = socketListener(OUTBOUND_LISTENER, address, OUTBOUND_PORT, 'OUTBOUND', manager);
+  if (!capture) return listener;
+  const chains: Obj[] = [];
+  for (const svc of capture.services) {
+    const ip = svc.clusterIP;
+    if (!ip || !isIP(ip)) continue; // headless (`None`): pods are reached directly, passed through
+    for (const port of servicePortsOf(svc)) {
+      const protocol = portProtocol(port);
+      if (protocol === 'http') continue;
+      const match = { prefix_ranges: [{ address_prefix: ip, prefix_len: { value: ip.includes(':') ? 128 : 32 } }], destination_port: { value: port.port } };
+      const cluster = outboundClusterName(port.port, '', serviceHost(svc.meta.namespace, svc.meta.name));
+      const name = `${ip}_${port.port}`;
+      if (protocol === 'detect') chains.push({ name: `${name}-http`, filter_chain_match: { ...match, application_protocols: HTTP_PROTOCOLS }, filters: [httpFilter(manager)] });
+      chains.push({ name, filter_chain_match: match, filters: [tcpProxyFilter(cluster)] });
+    }
+  }
+  return {
+    ...listener,
+    listener_filters: [ORIGINAL_DST, ...INSPECTORS],
+    ...DETECTING,
+    filter_chains: [...chains, { name: 'http', filter_chain_match: { application_protocols: HTTP_PROTOCOLS }, filters: [httpFilter(manager)] }],
+    default_filter_chain: { name: PASSTHROUGH_CLUSTER, filters: [tcpProxyFilter(PASSTHROUGH_CLUSTER)] },
+  };
+}
+
+/**
+ * Local mode's per-upstream port `POD_IP:<port>` for one Service port: opaque, a TCP proxy to the
+ * Service's cluster at once; otherwise detection (HTTP routed by Host as on the outbound listener,
+ * anything else or a silent client TCP-proxied to the Service).
+ */
+export function localPortListener(podIp: string, owner: LocalPortOwner): Obj {
+  const { service, port, protocol } = owner;
+  const cluster = outboundClusterName(port.port, '', serviceHost(service.meta.namespace, service.meta.name));
+  const base = { name: localPortListenerName(port.port), address: { socket_address: { address: podIp, port_value: port.port } }, traffic_direction: 'OUTBOUND' };
+  if (protocol === 'opaque') return { ...base, filter_chains: [{ name: cluster, filters: [tcpProxyFilter(cluster)] }] };
+  return {
+    ...base,
+    listener_filters: INSPECTORS,
+    ...DETECTING,
+    filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_PROTOCOLS }, filters: [httpFilter(hcm('outbound', { rds: OUTBOUND_ROUTES }))] }],
+    default_filter_chain: { name: cluster, filters: [tcpProxyFilter(cluster)] },
+  };
 }
 
 /** The app ports this pod serves for some Service, as Kubernetes would resolve targetPort. */
@@ -40,23 +121,26 @@ export function podTargetPorts(world: World, pod: Pod): number[] {
   const ports = new Set<number>();
   for (const svc of world.services.values()) {
     if (svc.meta.namespace !== pod.meta.namespace || !svc.selector || !matchesSelector(pod.meta.labels, svc.selector)) continue;
-    for (const p of svc.ports) {
-      if (p.protocol !== 'TCP') continue;
-      if (typeof p.targetPort === 'number') ports.add(p.targetPort);
-      else {
-        const named = pod.containerPorts.find((c) => c.name === p.targetPort);
-        if (named) ports.add(named.containerPort);
-      }
+    for (const p of servicePortsOf(svc)) {
+      const target = resolveTargetPort(p, pod);
+      if (target !== undefined) ports.add(target);
     }
   }
   return [...ports].sort((a, b) => a - b);
 }
 
 /**
- * The inbound listener: a request names its app port in `x-weft-target-port` (set by the calling
- * sidecar); a request without it goes to the pod's only app port, if it has exactly one.
+ * The inbound listener. HTTP names its app port in `x-weft-target-port` (set by the calling
+ * sidecar in local mode, from the original destination in capture mode); a request without it
+ * goes to the pod's only app port, if it has exactly one. TCP:
+ * - local mode: a peer sidecar's TCP connection starts with a PROXY v2 header whose destination
+ *   port is the app port; each app port has a chain (TCP to the app), any other port has none (the
+ *   connection is refused), and a connection without the header is HTTP;
+ * - capture mode: the original destination port picks the chain; an opaque app port goes to the
+ *   app as TCP at once, other app ports detect (HTTP, else TCP to the app); HTTP to a port no
+ *   Service declares is routed as above.
  */
-export function inboundListener(podIp: string, targetPorts: readonly number[]): Obj {
+export function inboundListener(address: string, targetPorts: readonly number[], opaquePorts: ReadonlySet<number>, capture: boolean): Obj {
   const routes: Obj[] = targetPorts.map((p) => ({
     name: `port-${p}`,
     match: { prefix: '/', headers: [{ name: TARGET_PORT_HEADER, string_match: { exact: String(p) } }] },
@@ -72,7 +156,25 @@ export function inboundListener(podIp: string, targetPorts: readonly number[]): 
     });
   }
   const table = { name: INBOUND_ROUTES, virtual_hosts: [{ name: 'inbound', domains: ['*'], routes }] };
-  return socketListener(INBOUND_LISTENER, podIp, INBOUND_PORT, 'INBOUND', hcm('inbound', { inline: table }, false));
+  const manager = hcm('inbound', { inline: table }, false);
+  const listener = socketListener(INBOUND_LISTENER, address, INBOUND_PORT, 'INBOUND', manager);
+  const http = (match: Obj, name: string): Obj => ({ name, filter_chain_match: match, filters: [httpFilter(manager)] });
+  const tcp = (p: number, match: Obj = { destination_port: { value: p } }): Obj => ({ name: inboundClusterName(p), filter_chain_match: match, filters: [tcpProxyFilter(inboundClusterName(p))] });
+  if (!capture) {
+    return {
+      ...listener,
+      listener_filters: [PROXY_PROTOCOL],
+      ...DETECTING,
+      filter_chains: [http({ destination_port: { value: INBOUND_PORT } }, 'http'), ...targetPorts.map((p) => tcp(p))],
+    };
+  }
+  const chains: Obj[] = [];
+  for (const p of targetPorts) {
+    if (!opaquePorts.has(p)) chains.push(http({ destination_port: { value: p }, application_protocols: HTTP_PROTOCOLS }, `port-${p}-http`));
+    chains.push(tcp(p));
+  }
+  chains.push(http({ application_protocols: HTTP_PROTOCOLS }, 'http'));
+  return { ...listener, listener_filters: [ORIGINAL_DST, ...INSPECTORS], ...DETECTING, filter_chains: chains };
 }
 
 /** A proxyless gRPC client's API listener for `xds:///<host>:<port>`: routes by RDS of the same name. */
@@ -82,4 +184,23 @@ export function apiListener(name: string): Obj {
 
 export function servicePortsOf(svc: Service): Service['ports'] {
   return svc.ports.filter((p) => p.protocol === 'TCP');
+}
+
+/** The app ports of `pod` that some selecting Service declares opaque (docs/configuration.md). */
+export function podOpaquePorts(world: World, pod: Pod): Set<number> {
+  const out = new Set<number>();
+  for (const svc of world.services.values()) {
+    if (svc.meta.namespace !== pod.meta.namespace || !svc.selector || !matchesSelector(pod.meta.labels, svc.selector)) continue;
+    for (const p of servicePortsOf(svc)) {
+      if (portProtocol(p) !== 'opaque') continue;
+      const target = resolveTargetPort(p, pod);
+      if (target !== undefined) out.add(target);
+    }
+  }
+  return out;
+}
+
+/** The container port a Service port's `targetPort` names on `pod`, as Kubernetes resolves it. */
+function resolveTargetPort(p: ServicePort, pod: Pod): number | undefined {
+  return typeof p.targetPort === 'number' ? p.targetPort : pod.containerPorts.find((c) => c.name === p.targetPort)?.containerPort;
 }

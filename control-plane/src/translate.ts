@@ -6,9 +6,9 @@
 import { TypeUrl, serviceHost, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
 import { nsName, type World } from './world';
 import { outboundClusters, staticCluster } from './translate-clusters';
-import { apiListener, inboundListener, outboundListener, podTargetPorts, servicePortsOf } from './translate-listeners';
+import { apiListener, inboundListener, localPortListener, outboundListener, podOpaquePorts, podTargetPorts, servicePortsOf } from './translate-listeners';
 import { domainsFor, routesFor, virtualHostName } from './translate-routes';
-import { inboundClusterName, OUTBOUND_ROUTES } from './names';
+import { inboundClusterName, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
 
 type Obj = Record<string, unknown>;
 
@@ -52,14 +52,24 @@ export function translate(world: World, node: NodeIdentity): Resources {
     routeConfigs.set(OUTBOUND_ROUTES, { name: OUTBOUND_ROUTES, virtual_hosts: dedupeDomains(outboundVhosts) });
     // Captured traffic arrives redirected to the sidecar on any local address.
     const bindAddress = node.capture ? '0.0.0.0' : node.podIp;
-    listeners.set('virtualOutbound', outboundListener(bindAddress));
+    listeners.set('virtualOutbound', outboundListener(bindAddress, node.capture ? { services } : undefined));
+    if (node.capture) clusters.set(PASSTHROUGH_CLUSTER, passthroughCluster());
     const pod = world.pods.get(nsName(node.namespace, node.podName));
     const targetPorts = pod ? podTargetPorts(world, pod) : [];
     for (const p of targetPorts) {
       const c = staticCluster(inboundClusterName(p), node.podIp, p);
       clusters.set(c.name as string, c);
     }
-    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts));
+    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture));
+    if (!node.capture) {
+      // Local mode's per-upstream ports, except where the pod's own app listens (docs/protocols.md).
+      const own = new Set([...targetPorts, ...(pod?.containerPorts.map((c) => c.containerPort) ?? [])]);
+      for (const [port, owner] of world.localPorts.owners) {
+        if (own.has(port)) continue;
+        const l = localPortListener(node.podIp, owner);
+        listeners.set(l.name as string, l);
+      }
+    }
   }
 
   return new Map<ResourceTypeUrl, ReadonlyMap<string, Obj>>([
@@ -68,6 +78,11 @@ export function translate(world: World, node: NodeIdentity): Resources {
     [TypeUrl.Listener, listeners],
     [TypeUrl.RouteConfiguration, routeConfigs],
   ]);
+}
+
+/** Envoy's PassthroughCluster: a TCP connection to no known Service goes where it was going. */
+function passthroughCluster(): Obj {
+  return { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: { seconds: 1 } };
 }
 
 /**

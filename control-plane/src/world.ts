@@ -13,6 +13,8 @@ import {
   type TrafficPolicy,
 } from '@weft/api';
 import { deriveEndpointSlices } from './endpoints-derive';
+import type { Diagnostic } from './manifests-load';
+import { localPorts, type LocalPorts } from './port-protocol';
 
 export interface Condition {
   readonly type: 'Accepted' | 'ResolvedRefs';
@@ -41,6 +43,10 @@ export interface World {
   readonly policyStatus: readonly PolicyStatus[];
   /** `<ns>/<pod>` of every pod whose sidecar is connected to this control plane. */
   readonly meshedPods: ReadonlySet<string>;
+  /** Local mode's per-upstream ports and the Service that owns each (port-protocol.ts). */
+  readonly localPorts: LocalPorts;
+  /** Problems found in a consistent view (not in one document): served at `/debug/diagnostics`. */
+  readonly diagnostics: readonly Diagnostic[];
 }
 
 export const nsName = (namespace: string, name: string): string => `${namespace}/${name}`;
@@ -72,7 +78,9 @@ export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlyS
   }
 
   const { accepted, status } = acceptPolicies(policies, services);
-  return { generation, services, pods, slices, policies: accepted, policyStatus: status, meshedPods };
+  const ports = localPorts([...services.values()]);
+  const diagnostics: Diagnostic[] = ports.problems.map((p) => ({ file: `Service ${p.service}`, severity: 'warning', reason: p.message }));
+  return { generation, services, pods, slices, policies: accepted, policyStatus: status, meshedPods, localPorts: ports, diagnostics };
 }
 
 function acceptPolicies(

@@ -6,9 +6,10 @@
  */
 import { TypeUrl } from '@weft/api';
 import type {
-  Cluster, Endpoint, FaultPolicy, HeaderMatcher, HttpListener, MirrorPolicy, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
+  Cluster, Endpoint, FaultPolicy, HeaderMatcher, HttpListener, MirrorPolicy, TcpListener, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
 } from './config';
 import { circuitBreakersOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, type Parsed } from './cluster-from-xds';
+import { listenerChainsOf } from './listener-from-xds';
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BUDGET, DEFAULT_BUFFER_LIMIT_BYTES, GRPC_CONDITIONS, RETRY_CONDITIONS } from './retry-policy';
 
 type Obj = Record<string, any>;
@@ -41,48 +42,62 @@ export function buildProxyConfig(r: XdsResources): BuildResult {
     }
     return out;
   };
-  const listeners = collect(r.listeners, 'Listener', (o, at) => [o.name, listener(o, at)]);
+  const all = collect(r.listeners, 'Listener', (o, at) => [o.name, listener(o, at)]);
+  const listeners = new Map<string, HttpListener>();
+  const tcpListeners = new Map<string, TcpListener>();
+  for (const [name, l] of all) {
+    if (l.kind === 'http') listeners.set(name, l.value);
+    else tcpListeners.set(name, l.value);
+  }
   const routeTables = collect(r.routes, 'RouteConfiguration', (o, at) => [o.name, routeTable(o, at)]);
   const clusters = collect(r.clusters, 'Cluster', (o, at) => [o.name, cluster(o, at)]);
   const endpoints = collect(r.assignments, 'ClusterLoadAssignment', (o, at) => [o.cluster_name, lbEndpoints(o, at)]);
   if (errors.length) return { ok: false, errors };
-  return { ok: true, config: { listeners, routeTables, clusters, endpoints } };
+  return { ok: true, config: { listeners, ...(tcpListeners.size ? { tcpListeners } : {}), routeTables, clusters, endpoints } };
 }
 
-function listener(o: Obj, at: string): HttpListener {
+/** A listener with an HTTP connection manager (`http`) or with TCP proxies only (`tcp`). */
+function listener(o: Obj, at: string): { kind: 'http'; value: HttpListener } | { kind: 'tcp'; value: TcpListener } {
   if (!o.name) invalid(at, 'name is required');
   const sa = o.address?.socket_address;
   if (!sa?.address || !sa.port_value) invalid(at, 'address.socket_address with address and port_value is required (API listeners are for proxyless clients)');
-  const chains = o.filter_chains ?? [];
-  if (chains.length !== 1) invalid(at, `exactly one filter chain is supported, got ${chains.length}`);
-  const filters = chains[0].filters ?? [];
-  const hcm = filters[0]?.typed_config;
-  if (filters.length !== 1 || hcm?.['@type'] !== TypeUrl.HttpConnectionManager) {
-    invalid(`${at}.filter_chains[0]`, 'only a single HTTP connection manager filter is supported');
-  }
+  // Filter chains, matches, TCP proxies and listener filters: listener-from-xds.ts.
+  const parsed = listenerChainsOf(o, at);
+  if (!parsed.ok) throw new Invalid(parsed.error);
+  const { hcm: found, connections } = parsed.value;
+  const base = {
+    name: o.name as string,
+    direction: (o.traffic_direction === 'INBOUND' ? 'inbound' : 'outbound') as HttpListener['direction'],
+    address: sa.address as string,
+    port: Number(sa.port_value),
+  };
+  if (!found) return { kind: 'tcp', value: { ...base, connections: connections! } };
+  const hcm = found.config;
+  const hat = at; // errors name the listener, as when it had one chain
   const httpFilters: Obj[] = hcm.http_filters ?? [];
   const last = httpFilters[httpFilters.length - 1];
-  if (last?.typed_config?.['@type'] !== TypeUrl.Router) invalid(`${at}.http_filters`, 'the router filter must be last');
+  if (last?.typed_config?.['@type'] !== TypeUrl.Router) invalid(`${hat}.http_filters`, 'the router filter must be last');
   let faultFilter = false;
   for (const f of httpFilters.slice(0, -1)) {
     if (f.typed_config?.['@type'] === TypeUrl.HttpFault) {
       // Faults are configured per route; a listener-wide fault would apply to every route.
-      const top = faultPolicy(f.typed_config, `${at}.http_filters[${JSON.stringify(f.name)}]`);
-      if (top) invalid(`${at}.http_filters[${JSON.stringify(f.name)}]`, 'a listener-wide delay or abort is not supported by this sidecar version (configure faults per route)');
+      const top = faultPolicy(f.typed_config, `${hat}.http_filters[${JSON.stringify(f.name)}]`);
+      if (top) invalid(`${hat}.http_filters[${JSON.stringify(f.name)}]`, 'a listener-wide delay or abort is not supported by this sidecar version (configure faults per route)');
       faultFilter = true;
-    } else if (!f.is_optional) invalid(`${at}.http_filters`, `filter ${f.name} is not supported by this sidecar`);
+    } else if (!f.is_optional) invalid(`${hat}.http_filters`, `filter ${f.name} is not supported by this sidecar`);
   }
   let routes: HttpListener['routes'];
   if (hcm.rds?.route_config_name) routes = { kind: 'rds', name: hcm.rds.route_config_name };
-  else if (hcm.route_config) routes = { kind: 'inline', table: routeTable(hcm.route_config, `${at}.route_config`) };
-  else return invalid(at, 'the HTTP connection manager needs rds or route_config');
+  else if (hcm.route_config) routes = { kind: 'inline', table: routeTable(hcm.route_config, `${hat}.route_config`) };
+  else return invalid(hat, 'the HTTP connection manager needs rds or route_config');
   return {
-    name: o.name,
-    direction: o.traffic_direction === 'INBOUND' ? 'inbound' : 'outbound',
-    address: sa.address,
-    port: Number(sa.port_value),
-    ...(faultFilter ? { faultFilter } : {}),
-    routes,
+    kind: 'http',
+    value: {
+      ...base,
+      ...(faultFilter ? { faultFilter } : {}),
+      routes,
+      ...(connections ? { connections } : {}),
+    },
   };
 }
 
@@ -305,7 +320,13 @@ function compile(source: unknown, at: string): RegExp {
 function cluster(o: Obj, at: string): Cluster {
   if (!o.name) invalid(at, 'name is required');
   const type = o.type ?? 'STATIC';
-  if (type !== 'EDS' && type !== 'STATIC') invalid(at, `discovery type ${type} is not supported (EDS or STATIC)`);
+  if (type !== 'EDS' && type !== 'STATIC' && type !== 'ORIGINAL_DST') invalid(at, `discovery type ${type} is not supported (EDS, STATIC or ORIGINAL_DST)`);
+  if (type === 'ORIGINAL_DST') {
+    // Envoy's PassthroughCluster: the connection's original destination is the endpoint (TCP proxies only).
+    if (o.lb_policy !== 'CLUSTER_PROVIDED') invalid(at, 'an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED');
+    if (o.transport_socket) invalid(at, 'transport_socket (TLS) is not supported by this sidecar version');
+    return { name: o.name, discovery: 'ORIGINAL_DST', edsServiceName: o.name, lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: o.connect_timeout ? durationMs(o.connect_timeout) : 1000, staticEndpoints: [] };
+  }
   if (o.transport_socket) invalid(at, 'transport_socket (TLS) is not supported by this sidecar version');
   // Load balancing, outlier detection and pool limits: cluster-from-xds.ts.
   const value = <T>(r: Parsed<T>): T => (r.ok ? r.value : invalid(at, r.error));

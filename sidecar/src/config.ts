@@ -120,6 +120,70 @@ export interface HttpListener {
   readonly faultFilter?: boolean;
   /** Routes come from RDS by name, or inline in the listener. */
   readonly routes: { readonly kind: 'rds'; readonly name: string } | { readonly kind: 'inline'; readonly table: RouteTable };
+  /**
+   * Filter chains beside the HTTP connection manager (TCP proxies, matches, listener filters).
+   * Absent: every connection is HTTP (HTTP/1 or h2c by the preface), as a listener with a single
+   * unconditional HTTP chain.
+   */
+  readonly connections?: ConnectionDispatch;
+}
+
+/**
+ * Envoy's `FilterChainMatch`, the fields this sidecar implements (docs/protocols.md, "Filter
+ * chains"). An absent field matches anything.
+ */
+export interface ChainMatch {
+  /** The connection's destination port: original destination (capture), PROXY header, else the listener's port. */
+  readonly destinationPort?: number;
+  /** Destination address ranges (`prefix_ranges`), IPv4 or IPv6 CIDRs. */
+  readonly prefixRanges?: readonly { readonly address: string; readonly prefixLen: number }[];
+  /** `tls` (a TLS ClientHello was seen) or `raw_buffer`. */
+  readonly transportProtocol?: string;
+  /** Detected: `http/1.1` (also `http/1.0`) or `h2c`; none for TLS or opaque bytes. */
+  readonly applicationProtocols?: readonly string[];
+}
+
+/** Envoy's `envoy.filters.network.tcp_proxy`: bytes both ways between the client and one upstream. */
+export interface TcpProxy {
+  readonly statPrefix: string;
+  readonly target: { readonly kind: 'cluster'; readonly cluster: string } | { readonly kind: 'weighted'; readonly clusters: readonly WeightedCluster[]; readonly totalWeight: number };
+  /** No byte either way for this long closes both sides; 0: never (Envoy's default is 1 h). */
+  readonly idleTimeoutMs: number;
+}
+
+export interface FilterChain {
+  readonly name: string;
+  readonly match: ChainMatch;
+  /** `http`: the listener's HTTP connection manager (one per listener); `tcp`: a TCP proxy. */
+  readonly filter: { readonly kind: 'http' } | { readonly kind: 'tcp'; readonly proxy: TcpProxy };
+}
+
+/** How a listener sorts accepted connections onto its filter chains (listener-dispatch.ts). */
+export interface ConnectionDispatch {
+  /** In order; Envoy's matching picks the most specific, not the first. */
+  readonly chains: readonly FilterChain[];
+  /** `default_filter_chain`: used when no chain matches; absent: the connection is closed. */
+  readonly defaultChain?: FilterChain;
+  /** Listener filter `original_dst`: in capture mode the destination is SO_ORIGINAL_DST's. */
+  readonly originalDst: boolean;
+  /**
+   * Listener filter `proxy_protocol` (with `allow_requests_without_proxy_protocol`): a PROXY v2
+   * header, when present, gives the destination port. Never honoured in capture mode.
+   */
+  readonly proxyProtocol: boolean;
+  /** `listener_filters_timeout`: how long protocol detection may wait for the client's first bytes. */
+  readonly detectTimeoutMs: number;
+  /** `continue_on_listener_filters_timeout`: a silent client is then opaque TCP, not closed. */
+  readonly fallbackOnTimeout: boolean;
+}
+
+/** A listener with TCP proxies only: per-upstream opaque ports (docs/protocols.md). */
+export interface TcpListener {
+  readonly name: string;
+  readonly direction: ListenerDirection;
+  readonly address: string;
+  readonly port: number;
+  readonly connections: ConnectionDispatch;
 }
 
 /** `PEAK_EWMA` comes from `load_balancing_policy` (docs/configuration.md, "Load balancing"). */
@@ -149,7 +213,8 @@ export interface CircuitBreakers {
 export interface Cluster {
   readonly name: string;
   /** EDS clusters take endpoints from `ClusterLoadAssignment`s; STATIC ones carry them inline. */
-  readonly discovery: 'EDS' | 'STATIC';
+  /** ORIGINAL_DST (Envoy's, for TCP proxies only): the connection's original destination is the endpoint. */
+  readonly discovery: 'EDS' | 'STATIC' | 'ORIGINAL_DST';
   readonly edsServiceName: string;
   readonly lbPolicy: LbPolicy;
   readonly connectTimeoutMs: number;
@@ -179,6 +244,8 @@ export interface Endpoint {
 
 export interface ProxyConfig {
   readonly listeners: ReadonlyMap<string, HttpListener>;
+  /** Listeners without an HTTP connection manager; absent: none. Names are unique across both maps. */
+  readonly tcpListeners?: ReadonlyMap<string, TcpListener>;
   readonly routeTables: ReadonlyMap<string, RouteTable>;
   readonly clusters: ReadonlyMap<string, Cluster>;
   /** Keyed by EDS service name (the CLA's `cluster_name`). */

@@ -115,9 +115,9 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
 
   if (target.timeoutMs > 0) routeTimer = setTimeout(() => settle({ kind: 'error', error: new UpstreamTimeoutError() }), target.timeoutMs);
 
-  res.on('close', () => {
-    if (!res.writableFinished) settle({ kind: 'downstream-closed' });
-  });
+  // The response is over and this request has not settled: the client went away, or the server
+  // answered it itself (a refusal of its body). Either way the upstream attempt is abandoned.
+  res.on('close', () => settle({ kind: 'downstream-closed' }));
 
   if (bodyless) req.resume();
   if (policy) {

@@ -38,7 +38,7 @@ import { SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
 import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
 import { backendStage, callResult, endpointStage, mirrorStage, RETRIED_ATTEMPT, routeStage } from './proxy-stages';
-import { ManagedHttpServer } from './server-lifecycle';
+import { ManagedHttpServer, type ConnectionDispatch } from './server-lifecycle';
 import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
@@ -61,6 +61,8 @@ export interface ProxyListenerDeps {
   readonly retryBudgets?: RetryBudgets;
   /** Mirror copies in flight and their counters; default the process-wide `SHARED_MIRRORS`. */
   readonly mirrors?: RequestMirrors;
+  /** Filter chains and TCP proxies before HTTP (listener-dispatch.ts); absent: every connection is HTTP. */
+  readonly connections?: (spec: () => HttpListener) => ConnectionDispatch;
 }
 
 /** The socket an `Upgrade` request handed over, and the bytes the client sent after its head. */
@@ -113,6 +115,7 @@ export class HttpProxyListener {
         retryBudgets: deps.retryBudgets,
         mirrors: this.mirrors,
       }),
+      ...(deps.connections ? { dispatch: deps.connections(() => this.served) } : {}),
     });
   }
 

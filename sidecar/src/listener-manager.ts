@@ -1,37 +1,48 @@
 /**
  * Reconciles running proxy listeners with each new `ProxyConfig` (Envoy's listener manager):
  * starts new ones, rebinds moved ones, drains removed ones, updates the rest in place, and trims
- * the upstream pool to the endpoints the config still names.
+ * the upstream pool to the endpoints the config still names. HTTP listeners (`config.listeners`,
+ * listener-http.ts, with their TCP filter chains) and TCP-only listeners (`config.tcpListeners`,
+ * listener-tcp.ts) are reconciled together; a name that changes kind is replaced.
  */
 import type { Logger } from '@weft/api';
-import type { HttpListener, ProxyConfig } from './config';
+import type { HttpListener, ProxyConfig, TcpListener } from './config';
+import { ConnectionDispatcher } from './listener-dispatch';
 import { HttpProxyListener, type ProxyListenerDeps } from './listener-http';
+import { TcpProxyListener } from './listener-tcp';
 import { retainUpstreams, snapshotOf } from './proxy-snapshot';
 
+type Spec = { readonly kind: 'http'; readonly spec: HttpListener } | { readonly kind: 'tcp'; readonly spec: TcpListener };
+type Running = HttpProxyListener | TcpProxyListener;
+
 /**
- * Owns the `HttpProxyListener`s (not the pool: close the manager first, then the pool). The caller
- * makes `current()` return a config before passing that config to `apply`.
+ * Owns the listeners (not the pool: close the manager first, then the pool). The caller makes
+ * `current()` return a config before passing that config to `apply`.
  */
 export class ListenerManager {
-  private readonly listeners = new Map<string, HttpProxyListener>();
-  /** Removed or rebound listeners still draining their in-flight requests. */
-  private readonly draining = new Set<HttpProxyListener>();
+  private readonly listeners = new Map<string, Running>();
+  /** Removed or rebound listeners still draining their in-flight requests and connections. */
+  private readonly draining = new Set<Running>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly log: Logger;
+  private readonly deps: ProxyListenerDeps;
 
   constructor(
     private readonly current: () => ProxyConfig,
-    private readonly deps: ProxyListenerDeps,
+    deps: ProxyListenerDeps,
   ) {
     this.log = deps.log.child({ module: 'listener-manager' });
+    // Every HTTP listener sorts its connections onto filter chains first (listener-dispatch.ts).
+    this.deps = { ...deps, connections: (spec) => new ConnectionDispatcher(spec, { ...dispatchDeps(deps), current }) };
   }
 
   /**
-   * Brings the listeners in line with `config.listeners`. Applies run one at a time, in call order.
-   * Resolves (never rejects) with one line per problem, e.g. a port that could not be bound; a
-   * listener that failed to bind is not kept, so the next `apply` tries again. Removed listeners
-   * stop accepting at once and drain in the background; in-flight requests are never cut.
+   * Brings the listeners in line with `config.listeners` and `config.tcpListeners`. Applies run
+   * one at a time, in call order. Resolves (never rejects) with one line per problem, e.g. a port
+   * that could not be bound; a listener that failed to bind is not kept, so the next `apply` tries
+   * again. Removed listeners stop accepting at once and drain in the background; in-flight
+   * requests and open TCP connections are never cut.
    */
   apply(config: ProxyConfig): Promise<string[]> {
     const run = this.queue.then(() => this.reconcile(config));
@@ -39,9 +50,16 @@ export class ListenerManager {
     return run;
   }
 
-  /** The running listener called `name`. */
+  /** The running HTTP listener called `name`. */
   get(name: string): HttpProxyListener | undefined {
-    return this.listeners.get(name);
+    const l = this.listeners.get(name);
+    return l instanceof HttpProxyListener ? l : undefined;
+  }
+
+  /** The running TCP-only listener called `name`. */
+  getTcp(name: string): TcpProxyListener | undefined {
+    const l = this.listeners.get(name);
+    return l instanceof TcpProxyListener ? l : undefined;
   }
 
   /** Names of the running listeners. */
@@ -71,26 +89,31 @@ export class ListenerManager {
     if (this.closed) return ['listener manager is closed'];
     // Compile routes and balancers now, so the first request on the new config does not pay.
     snapshotOf(config, this.deps.pool);
-    const toStart: HttpListener[] = [];
+    const specs = new Map<string, Spec>();
+    for (const [name, spec] of config.listeners) specs.set(name, { kind: 'http', spec });
+    for (const [name, spec] of config.tcpListeners ?? []) specs.set(name, { kind: 'tcp', spec });
+    const toStart: Spec[] = [];
 
     for (const [name, running] of this.listeners) {
-      const spec = config.listeners.get(name);
-      if (!spec) {
+      const want = specs.get(name);
+      const kind = running instanceof HttpProxyListener ? 'http' : 'tcp';
+      if (!want) {
         this.log.info('listener removed', { listener: name });
         this.listeners.delete(name);
         this.retire(running);
-      } else if (spec.address !== running.spec.address || spec.port !== running.spec.port) {
-        this.log.info('listener rebinding', { listener: name, from: `${running.spec.address}:${running.spec.port}`, to: `${spec.address}:${spec.port}` });
+      } else if (want.kind !== kind || want.spec.address !== running.spec.address || want.spec.port !== running.spec.port) {
+        this.log.info('listener rebinding', { listener: name, from: `${running.spec.address}:${running.spec.port}`, to: `${want.spec.address}:${want.spec.port}`, kind: want.kind });
         this.listeners.delete(name);
         // close() releases the old socket synchronously, so the new bind cannot collide with it.
         this.retire(running);
-        toStart.push(spec);
-      } else if (spec !== running.spec) {
-        running.update(spec);
+        toStart.push(want);
+      } else if (want.spec !== running.spec) {
+        if (running instanceof HttpProxyListener) running.update(want.spec as HttpListener);
+        else running.update(want.spec as TcpListener);
       }
     }
-    for (const [name, spec] of config.listeners) {
-      if (!this.listeners.has(name) && !toStart.includes(spec)) toStart.push(spec);
+    for (const [name, want] of specs) {
+      if (!this.listeners.has(name) && !toStart.some((s) => s.spec === want.spec)) toStart.push(want);
     }
 
     const results = await Promise.all(toStart.map((spec) => this.start(spec)));
@@ -99,27 +122,33 @@ export class ListenerManager {
     return results.filter((r): r is string => r !== undefined);
   }
 
-  /** Starts a listener for `spec`; resolves with an error line on failure. */
-  private async start(spec: HttpListener): Promise<string | undefined> {
-    const listener = new HttpProxyListener(spec, this.current, this.deps);
+  /** Starts a listener for `want`; resolves with an error line on failure. */
+  private async start(want: Spec): Promise<string | undefined> {
+    const listener: Running = want.kind === 'http'
+      ? new HttpProxyListener(want.spec, this.current, this.deps)
+      : new TcpProxyListener(want.spec, this.current, dispatchDeps(this.deps));
     try {
       await listener.listen();
     } catch (err) {
       listener.destroy();
       const message = err instanceof Error ? err.message : String(err);
-      this.log.warn('listener failed to start', { listener: spec.name, err: message });
+      this.log.warn('listener failed to start', { listener: want.spec.name, err: message });
       return message;
     }
     if (this.closed) {
       listener.destroy();
       return undefined;
     }
-    this.listeners.set(spec.name, listener);
+    this.listeners.set(want.spec.name, listener);
     return undefined;
   }
 
-  private retire(listener: HttpProxyListener): void {
+  private retire(listener: Running): void {
     this.draining.add(listener);
     void listener.close().then(() => this.draining.delete(listener));
   }
+}
+
+function dispatchDeps(deps: ProxyListenerDeps): { log: Logger; pool: ProxyListenerDeps['pool']; originalDestination?: ProxyListenerDeps['originalDestination'] } {
+  return { log: deps.log, pool: deps.pool, ...(deps.originalDestination ? { originalDestination: deps.originalDestination } : {}) };
 }

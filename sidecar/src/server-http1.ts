@@ -104,6 +104,7 @@ class Connection implements ResponseSink {
     };
 
     socket.on('data', (data: Buffer) => this.onData(data));
+    socket.on('end', () => this.onEnd());
     socket.on('drain', () => this.responses[0]?.emitDrain());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.onClose());
@@ -225,6 +226,23 @@ class Connection implements ResponseSink {
     }
   }
 
+  /**
+   * The client sent FIN. As `http.Server` does by default, that is the client going away: a request
+   * cut short is a parse error like any other; requests in flight are abandoned (their responses
+   * close, which aborts their upstream requests) and the connection ends once what was written is
+   * flushed.
+   */
+  private onEnd(): void {
+    if (this.dead) {
+      if (!this.socket.writableEnded) this.socket.end();
+      return;
+    }
+    const r = this.parser.finish();
+    if (r) return this.onParseError(r as Error & { code?: string });
+    this.abandon();
+    this.close();
+  }
+
   private onHeaders(maj: number, min: number, raw: string[], method: string, url: string, upgrade: boolean, keepAlive: boolean): number {
     this.partial = undefined;
     this.partialUrl = '';
@@ -269,6 +287,7 @@ class Connection implements ResponseSink {
     this.server.forget(this);
     const s = this.socket;
     s.removeAllListeners('data');
+    s.removeAllListeners('end');
     s.removeAllListeners('drain');
     s.removeAllListeners('timeout');
     s.removeAllListeners('close');
@@ -336,6 +355,11 @@ class Connection implements ResponseSink {
     this.dead = true;
     this.server.forget(this);
     this.parser.close();
+    this.abandon();
+  }
+
+  /** Responses still owed will never go out: each closes (the stages abort their upstream work). */
+  private abandon(): void {
     const pending = this.responses.splice(0);
     this.held.clear();
     for (const r of pending) {
@@ -383,6 +407,8 @@ export class Http1Server {
       return;
     }
     socket.setNoDelay(true);
+    // A client's FIN must not cut off the responses it is still owed: the connection ends itself.
+    socket.allowHalfOpen = true;
     this.connections.add(new Connection(socket, this));
     if (!this.timer) {
       // One timer for every connection's headers, request and keep-alive timeouts (as Node's

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { DEFAULT_DETECT_TIMEOUT_MS, detectProtocol } from './detect-protocol';
+import { DEFAULT_DETECT_TIMEOUT_MS, detectProtocol, type DetectedProtocol } from './detect-protocol';
 import { createH2Server } from './h2-limits';
 import type { Logger } from '@weft/api';
 import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
@@ -41,6 +41,18 @@ export interface ManagedHttpServerOptions {
     readonly onRequest: (req: Http1Request, res: Http1Response) => void;
     readonly onUpgrade: (req: Http1Request, socket: Socket, head: Buffer) => void;
   };
+  /**
+   * With `onHttp2Stream`: sorts each accepted connection onto a filter chain first
+   * (listener-dispatch.ts), which may hand it back for HTTP or proxy it as TCP. Without it, every
+   * connection is HTTP. `destroy()` is called with the server's.
+   */
+  readonly dispatch?: ConnectionDispatch;
+}
+
+/** What `ManagedHttpServer` needs of a connection dispatcher (listener-dispatch.ts). */
+export interface ConnectionDispatch {
+  dispatch(socket: Socket, serveHttp: (socket: Socket, protocol: DetectedProtocol) => void, httpDetectMs: number): void;
+  destroy(): void;
 }
 
 /** One HTTP/2 stream (Node's core API `stream` event). */
@@ -71,6 +83,7 @@ export class ManagedHttpServer {
   private readonly accepted = new Set<Socket>();
   /** With `http1`: the lean HTTP/1.1 server behind detection. */
   private readonly lean: Http1Server | undefined;
+  private readonly dispatcher: ConnectionDispatch | undefined;
   /** The limits in force (defaults filled in). */
   readonly limits: HttpLimits;
 
@@ -124,18 +137,26 @@ export class ManagedHttpServer {
       const detectMs = Math.min(...limits);
       const lean = options.http1 ? new Http1Server({ what, log, limits: this.limits, onRequest: options.http1.onRequest, onUpgrade: options.http1.onUpgrade }) : undefined;
       this.lean = lean;
-      this.front = net.createServer({ noDelay: true }, (socket) => {
+      const serveHttp = (socket: Socket, protocol: DetectedProtocol): void => {
+        if (this.closing && protocol === 'http1') return void socket.destroy();
+        if (protocol === 'http2') {
+          socket.allowHalfOpen = false; // as the h2 server's own sockets
+          return void h2.emit('connection', socket);
+        }
+        if (lean) return void lean.accept(socket);
+        this.server.emit('connection', socket);
+        // Detection paused the socket; the HTTP/1 server reads the put-back bytes once it flows.
+        socket.resume();
+      };
+      const dispatcher = (this.dispatcher = options.dispatch);
+      // With a dispatcher a connection may be TCP-proxied, where a client's FIN must be forwarded,
+      // not answered by closing (the HTTP servers manage `end` themselves either way).
+      this.front = net.createServer({ noDelay: true, allowHalfOpen: dispatcher !== undefined }, (socket) => {
         if (this.closing) return void socket.destroy();
         this.accepted.add(socket);
         socket.once('close', () => this.accepted.delete(socket));
-        detectProtocol(socket, detectMs, (protocol) => {
-          if (this.closing && protocol === 'http1') return void socket.destroy();
-          if (protocol === 'http2') return void h2.emit('connection', socket);
-          if (lean) return void lean.accept(socket);
-          this.server.emit('connection', socket);
-          // Detection paused the socket; the HTTP/1 server reads the put-back bytes once it flows.
-          socket.resume();
-        });
+        if (dispatcher) dispatcher.dispatch(socket, serveHttp, detectMs);
+        else detectProtocol(socket, detectMs, (protocol) => serveHttp(socket, protocol));
       });
     }
   }
@@ -207,6 +228,7 @@ export class ManagedHttpServer {
     this.lean?.destroy();
     for (const session of this.sessions) session.destroy();
     for (const socket of this.accepted) socket.destroy();
+    this.dispatcher?.destroy();
   }
 
   /**

@@ -9,7 +9,7 @@ import { encodeResource, TypeUrl } from '@weft/api';
 import { buildProxyConfig, type XdsResources } from '../src/config-from-xds';
 import type { ProxyConfig } from '../src/config';
 import {
-  assignmentXds, clusterXds, decoded, decodedBytes, hcm, lbEndpoint, listenerObject, listenerXds, resources,
+  assignmentXds, clusterXds, decoded, decodedBytes, hcm, lbEndpoint, listenerObject, listenerXds, resources, tcpListenerXds, tcpProxy,
   routeConfigObject, routeConfigXds, routeObject, ROUTER_FILTER, type Obj,
 } from './xds-fixtures';
 
@@ -218,19 +218,67 @@ const REJECTIONS: Rejection[] = [
     reason: /filter envoy\.filters\.http\.lua is not supported/,
   },
   {
-    what: 'a listener whose network filter is not an HTTP connection manager',
-    input: resources({ listeners: [listenerXds('tcp', { filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: foreignAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy') }] })] }),
-    at: 'Listener "tcp".filter_chains[0]',
-    reason: /only a single HTTP connection manager filter/,
+    what: 'a listener whose network filter is neither an HTTP connection manager nor a TCP proxy',
+    input: resources({ listeners: [listenerXds('redis', { filters: [{ name: 'envoy.filters.network.redis_proxy', typed_config: foreignAny('envoy.extensions.filters.network.redis_proxy.v3.RedisProxy') }] })] }),
+    at: 'Listener "redis".filter_chains[0]',
+    reason: /network filter envoy\.filters\.network\.redis_proxy is not supported/,
   },
   {
     what: 'a listener with an HTTP connection manager and a second network filter',
     input: resources({ listeners: [listenerXds('two', { filters: [
       { name: 'hcm', typed_config: hcm('outbound') },
-      { name: 'envoy.filters.network.tcp_proxy', typed_config: foreignAny('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy') },
+      { name: 'envoy.filters.network.tcp_proxy', typed_config: tcpProxy({ cluster: 'db' }) },
     ] })] }),
     at: 'Listener "two".filter_chains[0]',
-    reason: /only a single HTTP connection manager filter/,
+    reason: /exactly one network filter/,
+  },
+  {
+    what: 'a tcp_proxy with a field this sidecar does not implement (tunneling_config)',
+    input: resources({ listeners: [tcpListenerXds('tcp', tcpProxy({ cluster: 'db', tunneling_config: { hostname: 'x:1' } }))] }),
+    at: 'Listener "tcp".filter_chains[0].filters[0]',
+    reason: /tunneling_config is not supported/,
+  },
+  {
+    what: 'a tcp_proxy without a cluster',
+    input: resources({ listeners: [tcpListenerXds('tcp', tcpProxy({}))] }),
+    at: 'Listener "tcp".filter_chains[0].filters[0]',
+    reason: /needs cluster or weighted_clusters/,
+  },
+  {
+    what: 'a filter chain matching on server_names (SNI)',
+    input: resources({ listeners: [tcpListenerXds('tcp', tcpProxy({ cluster: 'db' }), { server_names: ['db.example'] })] }),
+    at: 'Listener "tcp".filter_chains[0].filter_chain_match',
+    reason: /server_names is not supported/,
+  },
+  {
+    what: 'two HTTP filter chains with different connection managers',
+    input: resources({ listeners: [decoded(TypeUrl.Listener, {
+      ...listenerObject('two'),
+      filter_chains: [
+        { filter_chain_match: { destination_port: { value: 80 } }, filters: [{ name: 'hcm', typed_config: hcm('outbound') }] },
+        { filters: [{ name: 'hcm', typed_config: hcm('other') }] },
+      ],
+    })] }),
+    at: 'Listener "two".filter_chains[1]',
+    reason: /one HTTP connection manager per listener/,
+  },
+  {
+    what: 'a listener filter the sidecar does not have',
+    input: resources({ listeners: [decoded(TypeUrl.Listener, { ...listenerObject('out'), listener_filters: [{ name: 'envoy.filters.listener.original_src', typed_config: foreignAny('envoy.extensions.filters.listener.original_src.v3.OriginalSrc') }] })] }),
+    at: 'Listener "out".listener_filters[0]',
+    reason: /listener filter envoy\.filters\.listener\.original_src is not supported/,
+  },
+  {
+    what: 'a listener that does not bind its port (bind_to_port false)',
+    input: resources({ listeners: [decoded(TypeUrl.Listener, { ...listenerObject('db'), bind_to_port: { value: false } })] }),
+    at: 'Listener "db"',
+    reason: /bind_to_port false is not supported/,
+  },
+  {
+    what: 'an ORIGINAL_DST cluster without lb_policy CLUSTER_PROVIDED',
+    input: resources({ clusters: [clusterXds('PassthroughCluster', { type: 'ORIGINAL_DST', eds_cluster_config: null })] }),
+    at: 'Cluster "PassthroughCluster"',
+    reason: /needs lb_policy CLUSTER_PROVIDED/,
   },
   {
     what: 'an API listener (meant for proxyless gRPC) sent to a sidecar',
@@ -480,4 +528,58 @@ test("a bare retry policy takes Envoy's defaults (1 retry, 25 ms backoff) and We
   assert.deepEqual(retry.budget, { key: 'outbound/vh', percent: 20, minRetriesPerSecond: 10 });
   const none = built(routeWith({ route: { cluster: ALL } })).routeTables.get('outbound')?.virtualHosts[0]?.routes[0];
   assert.equal(none?.retry, undefined, 'no retry_policy, no retries (as Envoy)');
+});
+
+// ---- TCP: filter chains, tcp_proxy, listener filters -----------------------------------------
+
+test('a listener whose only chain is a tcp_proxy becomes a TCP listener; a missing cluster is accepted (connections to it are refused, as Envoy)', () => {
+  const config = built(resources({ listeners: [tcpListenerXds('0.0.0.0_2525', tcpProxy({ cluster: 'outbound|2525||nowhere', idle_timeout: { seconds: 30 } }))] }));
+  assert.equal(config.listeners.size, 0);
+  const l = config.tcpListeners?.get('0.0.0.0_2525');
+  assert.deepEqual(l, {
+    name: '0.0.0.0_2525', direction: 'outbound', address: '127.0.0.1', port: 2525,
+    connections: {
+      chains: [{ name: '', match: {}, filter: { kind: 'tcp', proxy: { statPrefix: 'tcp', target: { kind: 'cluster', cluster: 'outbound|2525||nowhere' }, idleTimeoutMs: 30_000 } } }],
+      originalDst: false, proxyProtocol: false, detectTimeoutMs: 15_000, fallbackOnTimeout: false,
+    },
+  });
+});
+
+test('an HTTP chain matched on application protocols with a default TCP chain keeps the connection manager and adds the dispatch', () => {
+  const listener = decoded(TypeUrl.Listener, {
+    ...listenerObject('in', { direction: 'INBOUND' }),
+    listener_filters: [
+      { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst' } },
+      { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector' } },
+    ],
+    listener_filters_timeout: { seconds: 1 },
+    continue_on_listener_filters_timeout: true,
+    filter_chains: [
+      { name: 'db', filter_chain_match: { destination_port: { value: 3306 }, prefix_ranges: [{ address_prefix: '10.96.0.5', prefix_len: { value: 32 } }] }, filters: [{ name: 'tcp', typed_config: tcpProxy({ weighted_clusters: { clusters: [{ name: 'a', weight: 3 }, { name: 'b', weight: 1 }] } }) }] },
+      { name: 'http', filter_chain_match: { application_protocols: ['http/1.1', 'h2c'] }, filters: [{ name: 'hcm', typed_config: hcm('outbound') }] },
+    ],
+    default_filter_chain: { name: 'pass', filters: [{ name: 'tcp', typed_config: tcpProxy({ cluster: 'PassthroughCluster', idle_timeout: { seconds: 0 } }) }] },
+  });
+  const l = built(resources({ listeners: [listener] })).listeners.get('in')!;
+  assert.deepEqual(l.routes, { kind: 'rds', name: 'outbound' });
+  const c = l.connections!;
+  assert.equal(c.originalDst, true);
+  assert.equal(c.proxyProtocol, false);
+  assert.equal(c.detectTimeoutMs, 1000);
+  assert.equal(c.fallbackOnTimeout, true);
+  assert.deepEqual(c.chains.map((x) => [x.name, x.match]), [
+    ['db', { destinationPort: 3306, prefixRanges: [{ address: '10.96.0.5', prefixLen: 32 }] }],
+    ['http', { applicationProtocols: ['http/1.1', 'h2c'] }],
+  ]);
+  assert.deepEqual(c.chains[0]!.filter, { kind: 'tcp', proxy: { statPrefix: 'tcp', target: { kind: 'weighted', clusters: [{ cluster: 'a', weight: 3 }, { cluster: 'b', weight: 1 }], totalWeight: 4 }, idleTimeoutMs: 3_600_000 } });
+  assert.deepEqual(c.defaultChain?.filter, { kind: 'tcp', proxy: { statPrefix: 'tcp', target: { kind: 'cluster', cluster: 'PassthroughCluster' }, idleTimeoutMs: 0 } });
+});
+
+test('a listener with one unconditional HTTP chain has no dispatch: every connection is HTTP, as before', () => {
+  assert.equal(built(resources({ listeners: [listenerXds('out')] })).listeners.get('out')!.connections, undefined);
+});
+
+test('an ORIGINAL_DST cluster (PassthroughCluster) is accepted with lb_policy CLUSTER_PROVIDED', () => {
+  const c = built(resources({ clusters: [clusterXds('PassthroughCluster', { type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', eds_cluster_config: null })] })).clusters.get('PassthroughCluster');
+  assert.equal(c?.discovery, 'ORIGINAL_DST');
 });

@@ -83,3 +83,19 @@ export function assignmentXds(clusterName: string, lbEndpoints: Obj[]): Obj {
 export function resources(parts: Partial<XdsResources>): XdsResources {
   return { listeners: [], routes: [], clusters: [], assignments: [], ...parts };
 }
+
+export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+
+/** A TcpProxy `Any` with the given fields (`stat_prefix` filled in). */
+export function tcpProxy(fields: Obj): Obj {
+  return { '@type': TCP_PROXY_TYPE, stat_prefix: 'tcp', ...fields };
+}
+
+/** A decoded Listener on `address:port` whose only chain is `proxy`, with `match` as its filter_chain_match. */
+export function tcpListenerXds(name: string, proxy: Obj, match?: Obj, fields: Obj = {}): Obj {
+  return decoded(TypeUrl.Listener, {
+    ...listenerObject(name, { port: 2525 }),
+    filter_chains: [{ ...(match ? { filter_chain_match: match } : {}), filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: proxy }] }],
+    ...fields,
+  });
+}
