@@ -99,3 +99,16 @@ export function adsPackageDefinition(): Record<string, grpc.ServiceDefinition> {
 }
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+
+/** What a client of one ADS method needs: its path and the message codecs (no gRPC library). */
+export interface AdsClientCodec {
+  readonly path: string;
+  readonly serialize: (request: object) => Buffer;
+  readonly deserialize: (response: Buffer) => Record<string, any>;
+}
+
+/** The client side of an ADS method, from the same definitions the server uses. */
+export function adsClientCodec(name: 'StreamAggregatedResources' | 'DeltaAggregatedResources'): AdsClientCodec {
+  const m = (adsPackageDefinition()[ADS_SERVICE] as unknown as Record<string, grpc.MethodDefinition<object, Record<string, any>>>)[name]!;
+  return { path: m.path, serialize: m.requestSerialize, deserialize: m.responseDeserialize };
+}

@@ -1,13 +1,14 @@
 /**
- * The sidecar's ADS client: incremental (delta) xDS over one gRPC stream, wildcard subscriptions
+ * The sidecar's ADS client: incremental (delta) xDS over one gRPC stream (`grpc-stream-h2.ts`,
+ * `node:http2`; no grpc-js in the sidecar), wildcard subscriptions
  * to every type it serves. Each response is validated together with everything already held (the
  * `apply` callback) and then ACKed, or NACKed with the reasons while the last good state stays.
  * While the control plane is away it reconnects with jittered exponential backoff, and on
  * reconnect it tells the new server what it holds (`initial_resource_versions`), so only
  * differences are sent again.
  */
-import * as grpc from '@grpc/grpc-js';
-import { adsPackageDefinition, routeGrpcLogs, shortTypeName, unpackAny, type AnyMessage, type Logger } from '@weft/api';
+import { adsClientCodec, shortTypeName, unpackAny, type AdsClientCodec, type AnyMessage, type Logger } from '@weft/api';
+import { GrpcBidiCall, GrpcStatus, type GrpcCallError } from './grpc-stream-h2';
 
 type Obj = Record<string, any>;
 
@@ -39,8 +40,8 @@ type State = 'IDLE' | 'CONNECTING' | 'READY' | 'BACKOFF' | 'CLOSED';
 export class XdsClient {
   private held: HeldState = new Map();
   private readonly initial = new Set<string>();
-  private readonly client: grpc.Client & Obj;
-  private call?: grpc.ClientDuplexStream<Obj, Obj>;
+  private readonly codec: AdsClientCodec = adsClientCodec('DeltaAggregatedResources');
+  private call?: GrpcBidiCall<Obj, Obj>;
   private state: State = 'IDLE';
   private attempt = 0;
   private timer?: NodeJS.Timeout;
@@ -52,17 +53,7 @@ export class XdsClient {
   readonly versions = new Map<string, string>();
   readonly nacks = new Map<string, string>();
 
-  constructor(private readonly opts: XdsClientOptions) {
-    routeGrpcLogs(opts.log);
-    const pkg = grpc.loadPackageDefinition(adsPackageDefinition()) as Obj;
-    const Ctor = pkg.envoy.service.discovery.v3.AggregatedDiscoveryService as typeof grpc.Client;
-    this.client = new Ctor(opts.address, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2_000,
-    }) as grpc.Client & Obj;
-  }
+  constructor(private readonly opts: XdsClientOptions) {}
 
   get current(): HeldState {
     return this.held;
@@ -81,12 +72,21 @@ export class XdsClient {
   private connect(): void {
     if (this.state === 'CLOSED') return;
     this.transition('CONNECTING');
-    const call = this.client.DeltaAggregatedResources() as grpc.ClientDuplexStream<Obj, Obj>;
+    // One HTTP/2 connection per stream: a lost stream is retried on a new connection after the
+    // backoff below (keepalive: a PING every 10 s, dropped when unanswered for 5 s).
+    const call = new GrpcBidiCall<Obj, Obj>({
+      address: this.opts.address,
+      path: this.codec.path,
+      serialize: this.codec.serialize,
+      deserialize: this.codec.deserialize,
+      keepaliveMs: 10_000,
+      keepaliveTimeoutMs: 5_000,
+    });
     this.call = call;
     call.on('data', (res: Obj) => {
       this.queue = this.queue.then(() => this.onResponse(call, res));
     });
-    call.on('error', (err: grpc.ServiceError) => this.lost(call, err.details || err.message));
+    call.on('error', (err: GrpcCallError) => this.lost(call, err.details || err.message));
     call.on('end', () => this.lost(call, 'stream ended by the control plane'));
     for (const typeUrl of this.opts.types) {
       const have = this.held.get(typeUrl);
@@ -103,7 +103,7 @@ export class XdsClient {
     }
   }
 
-  private lost(call: grpc.ClientDuplexStream<Obj, Obj>, reason: string): void {
+  private lost(call: GrpcBidiCall<Obj, Obj>, reason: string): void {
     if (call !== this.call || this.state === 'CLOSED') return;
     this.call = undefined;
     call.removeAllListeners('data');
@@ -117,7 +117,7 @@ export class XdsClient {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
-  private async onResponse(call: grpc.ClientDuplexStream<Obj, Obj>, res: Obj): Promise<void> {
+  private async onResponse(call: GrpcBidiCall<Obj, Obj>, res: Obj): Promise<void> {
     if (call !== this.call) return;
     this.attempt = 0;
     this.transition('READY');
@@ -127,7 +127,7 @@ export class XdsClient {
       call.write({
         type_url: typeUrl,
         response_nonce: res.nonce,
-        ...(error ? { error_detail: { code: grpc.status.INVALID_ARGUMENT, message: error } } : {}),
+        ...(error ? { error_detail: { code: GrpcStatus.INVALID_ARGUMENT, message: error } } : {}),
       });
     };
     let next: Map<string, HeldResource>;
@@ -168,6 +168,5 @@ export class XdsClient {
     if (this.timer) clearTimeout(this.timer);
     this.call?.cancel();
     this.call = undefined;
-    this.client.close();
   }
 }
