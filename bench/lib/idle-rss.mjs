@@ -2,8 +2,9 @@
 // sidecars are ready, no traffic beyond the readiness probes), with a breakdown from
 // /proc/PID/smaps_rollup (anonymous vs file-backed pages). Runnable alone, for the before/after
 // table in docs/performance.md; it needs no nginx or haproxy:
-//   node bench/lib/idle-rss.mjs [--runs N] [-- NODE_FLAG...]
-// Node flags after `--` go to both sidecars (as WEFT_BENCH_NODE_FLAGS does in the bench).
+//   node bench/lib/idle-rss.mjs [--runs N] [--keep] [-- NODE_FLAG...]
+// Node flags after `--` go to both sidecars (as WEFT_BENCH_NODE_FLAGS does in the bench); without
+// `--` the sidecars run with the CLI's default flags, as in the bench. `--keep` keeps the logs.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,11 +29,13 @@ const IP = { cp: '127.30.0.1', client: '127.30.0.11', server: '127.30.0.21' };
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const argv = process.argv.slice(2);
   const dash = argv.indexOf('--');
-  const nodeFlags = dash >= 0 ? argv.slice(dash + 1) : [];
+  const nodeFlags = dash >= 0 ? argv.slice(dash + 1) : undefined;
   const own = dash >= 0 ? argv.slice(0, dash) : argv;
-  const runs = own[0] === '--runs' ? Number(own[1]) : 1;
-  if (!Number.isInteger(runs) || runs < 1 || (own.length && own[0] !== '--runs')) {
-    console.error('usage: node bench/lib/idle-rss.mjs [--runs N] [-- NODE_FLAG...]');
+  const keep = own.includes('--keep');
+  const rest = own.filter((a) => a !== '--keep');
+  const runs = rest[0] === '--runs' ? Number(rest[1]) : 1;
+  if (!Number.isInteger(runs) || runs < 1 || (rest.length && (rest[0] !== '--runs' || rest.length !== 2))) {
+    console.error('usage: node bench/lib/idle-rss.mjs [--runs N] [--keep] [-- NODE_FLAG...]');
     process.exit(2);
   }
   installCleanup(runs * 60_000);
@@ -48,7 +51,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     }
     console.log(JSON.stringify({ nodeFlags, ...out }));
     await stopAll();
-    rmSync(dir, { recursive: true, force: true });
+    if (keep) console.log(`logs kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
   process.exit(0);
 }

@@ -7,7 +7,7 @@
  * reconnect it tells the new server what it holds (`initial_resource_versions`), so only
  * differences are sent again.
  */
-import { adsClientCodec, shortTypeName, unpackAny, type AdsClientCodec, type AnyMessage, type Logger } from '@weft/api';
+import { adsClientCodec, shortTypeName, sidecarXdsRoot, unpackAny, type AdsClientCodec, type AnyMessage, type Logger } from '@weft/api';
 import { GrpcBidiCall, GrpcStatus, type GrpcCallError } from './grpc-stream-h2';
 
 type Obj = Record<string, any>;
@@ -40,7 +40,8 @@ type State = 'IDLE' | 'CONNECTING' | 'READY' | 'BACKOFF' | 'CLOSED';
 export class XdsClient {
   private held: HeldState = new Map();
   private readonly initial = new Set<string>();
-  private readonly codec: AdsClientCodec = adsClientCodec('DeltaAggregatedResources');
+  /** The sidecar's own, smaller set of xDS types (api/src/xds-protos-subset.ts). */
+  private readonly codec: AdsClientCodec = adsClientCodec('DeltaAggregatedResources', sidecarXdsRoot());
   private call?: GrpcBidiCall<Obj, Obj>;
   private state: State = 'IDLE';
   private attempt = 0;
@@ -137,7 +138,7 @@ export class XdsClient {
       for (const r of res.resources ?? []) {
         const any = r.resource as AnyMessage;
         if (any.type_url !== typeUrl) throw new Error(`resource ${r.name} has type ${any.type_url}, expected ${typeUrl}`);
-        next.set(r.name, { version: r.version, resource: unpackAny(any) });
+        next.set(r.name, { version: r.version, resource: unpackAny(any, sidecarXdsRoot()) });
       }
     } catch (err) {
       return this.reject(typeUrl, res, `cannot decode: ${(err as Error).message}`, ack);
