@@ -9,7 +9,7 @@
 // (wrk, default 32), --no-grpc, --no-http (gRPC only), --profile (sidecars under node --cpu-prof;
 // numbers then skewed), --json FILE (write the results), --keep (keep the temp dir with every log).
 // WEFT_BENCH_NODE_FLAGS replaces the node flags the sidecars run with (default: the CLI's
-// SIDECAR_NODE_FLAGS, as `weft demo` and injection use).
+// SIDECAR_NODE_FLAGS, cli/src/node-flags.ts, as `weft demo` uses; set it empty for none).
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -91,7 +91,7 @@ await startHaproxyPair(dir, [
   { listen: `${IP.ha2}:8000`, next: `${IP.server}:${APP_PORT}`, grpc: opts.grpc && { listen: `${IP.ha2}:9000`, next: `${IP.server}:${GRPC_PORT}` } },
 ]);
 const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: APP_PORT, grpcPort: GRPC_PORT, cpuProf: opts.profile });
-log(`up: nginx ${IP.server}:${APP_PORT}, haproxy ${IP.ha1}:8000 -> ${IP.ha2}:8000, weft ${IP.client}:15001 -> ${IP.server}:15006 (pids ${weft.client.child.pid}, ${weft.server.child.pid})`);
+log(`up: nginx ${IP.server}:${APP_PORT}, haproxy ${IP.ha1}:8000 -> ${IP.ha2}:8000, weft ${IP.client}:15001 -> ${IP.server}:15006 (pids ${weft.client.child.pid}, ${weft.server.child.pid}; node flags: ${weft.nodeFlags.join(' ') || 'none'})`);
 
 // Settle (JIT, xDS pushes), then the idle RSS of the server-side sidecar before any traffic
 // beyond the readiness probes.
@@ -178,7 +178,7 @@ const checks = {
   ...(opts.grpc ? { grpc: checkTargets('gRPC unary', { ...grpc, rssIdle: opts.http ? undefined : rssIdle, rssLoad: rssLoadGrpc }) } : {}),
 };
 
-if (opts.json) writeFileSync(opts.json, JSON.stringify({ opts, http, grpc, rssIdle, rssLoad, rssLoadGrpc, rssAfter, rssIdleClient, checks }, null, 2));
+if (opts.json) writeFileSync(opts.json, JSON.stringify({ opts, nodeFlags: weft.nodeFlags, http, grpc, rssIdle, rssLoad, rssLoadGrpc, rssAfter, rssIdleClient, checks }, null, 2));
 
 // --- shut down ----------------------------------------------------------------------------
 if (opts.profile) {

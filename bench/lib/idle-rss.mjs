@@ -49,7 +49,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       const pid = weft[side].child.pid;
       out[side] = { vmRss: +rssMb(pid).toFixed(1), ...Object.fromEntries(Object.entries(rssBreakdown(pid)).map(([k, v]) => [k, +v.toFixed(1)])) };
     }
-    console.log(JSON.stringify({ nodeFlags, ...out }));
+    console.log(JSON.stringify({ nodeFlags: weft.nodeFlags, ...out }));
     await stopAll();
     if (keep) console.log(`logs kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });

@@ -5,6 +5,7 @@
 // sidecars answer /healthz/ready and the client's outbound route reaches the upstream.
 // `cpuProf` starts both sidecars under `node --cpu-prof` (written when they exit). Measures nothing itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { httpStatus, start, tcpOpen, waitFor } from './procs.mjs';
 
@@ -51,7 +52,17 @@ spec:
 }
 
 /**
- * Starts the control plane and both sidecars. Returns { controlPlane, client, server } processes;
+ * The node flags both sidecars run with: WEFT_BENCH_NODE_FLAGS when set (even empty: none), else
+ * the CLI's SIDECAR_NODE_FLAGS (cli/src/node-flags.ts), as `weft demo` starts its sidecars.
+ */
+export function sidecarNodeFlags(root) {
+  const env = process.env.WEFT_BENCH_NODE_FLAGS;
+  if (env !== undefined) return env.split(/\s+/).filter(Boolean);
+  return [...createRequire(import.meta.url)(join(root, 'cli/dist/src/node-flags.js')).SIDECAR_NODE_FLAGS];
+}
+
+/**
+ * Starts the control plane and both sidecars (with `nodeFlags`, by default sidecarNodeFlags()). Returns { controlPlane, client, server } processes;
  * the sidecars' pids are what /proc is read for.
  */
 export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, grpcPort, cpuProf, nodeFlags, checkRoute = true }) {
@@ -80,8 +91,7 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
     return p;
   };
   const profDir = join(dir, 'cpu-prof');
-  // WEFT_BENCH_NODE_FLAGS (or `nodeFlags`): extra node flags for both sidecars (e.g. GC tuning experiments).
-  const extra = nodeFlags ?? (process.env.WEFT_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const extra = nodeFlags ?? sidecarNodeFlags(root);
   const prof = (pod) => [...extra, ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `sidecar-${pod}.cpuprofile`] : [])];
   const client = sidecar('client', clientIp, prof('client'));
   const server = sidecar('server', serverIp, prof('server'));
@@ -96,5 +106,5 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
     async () => (await httpStatus(`http://${clientIp}:15001/`, { host: SERVICE_HOST })) === 200,
     `routing ${SERVICE_HOST} to the upstream`,
   );
-  return { controlPlane, client, server, profDir };
+  return { controlPlane, client, server, profDir, nodeFlags: extra };
 }
