@@ -1,4 +1,4 @@
-// `npm run bench`: HTTP/1.1 keep-alive (and gRPC unary where supported) through
+// `npm run bench`: HTTP/1.1 keep-alive and gRPC unary (h2c) through
 //   (a) client -> nginx directly,
 //   (b) client -> Weft sidecar pair (local mode) -> nginx,
 //   (c) client -> haproxy pair (HTTP mode) -> nginx,
@@ -6,8 +6,10 @@
 // (p50/p90/p99 from the scheduled send time) and the server-side sidecar's RSS idle and under
 // load; prints a table and issue 3's targets as PASS/MISS. Addresses: 127.30.x.x only.
 // Flags: --seconds N (per measurement, default 10), --rate N (default 1000), --connections N
-// (wrk, default 32), --no-grpc, --profile (sidecars under node --cpu-prof; numbers then skewed),
-// --json FILE (write the results), --keep (keep the temp dir with every log).
+// (wrk, default 32), --no-grpc, --no-http (gRPC only), --profile (sidecars under node --cpu-prof;
+// numbers then skewed), --json FILE (write the results), --keep (keep the temp dir with every log).
+// WEFT_BENCH_NODE_FLAGS replaces the node flags the sidecars run with (default: the CLI's
+// SIDECAR_NODE_FLAGS, cli/src/node-flags.ts, as `weft demo` uses; set it empty for none).
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,8 +20,9 @@ import { runOpenLoop } from './lib/load-open-loop.mjs';
 import { runWrk } from './lib/load-wrk.mjs';
 import { ensurePackages } from './lib/packages.mjs';
 import { httpStatus, installCleanup, onBail, sleep, start, stop, stopAll, waitFor } from './lib/procs.mjs';
+import { grpcAnswered } from './lib/grpc-count.mjs';
 import { startHaproxyPair } from './lib/proxy-haproxy.mjs';
-import { SERVICE_HOST, startWeftPair } from './lib/proxy-weft.mjs';
+import { grpcAuthority, SERVICE_HOST, startWeftPair } from './lib/proxy-weft.mjs';
 import { checkTargets, printTable } from './lib/report.mjs';
 import { rssMb, sampleRss } from './lib/rss.mjs';
 import { startNginx } from './lib/upstream-nginx.mjs';
@@ -30,7 +33,7 @@ const APP_PORT = 8080;
 const GRPC_PORT = 9090;
 
 function parseArgs(argv) {
-  const o = { seconds: 10, rate: 1000, connections: 32, grpc: true, profile: false, keep: false, json: undefined };
+  const o = { seconds: 10, rate: 1000, connections: 32, grpc: true, http: true, profile: false, keep: false, json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -42,11 +45,13 @@ function parseArgs(argv) {
     else if (a === '--rate') o.rate = num();
     else if (a === '--connections') o.connections = num();
     else if (a === '--no-grpc') o.grpc = false;
+    else if (a === '--no-http') o.http = false;
     else if (a === '--profile') o.profile = true;
     else if (a === '--keep') o.keep = true;
     else if (a === '--json') o.json = argv[++i];
     else throw new Error(`unknown flag ${a} (see the comment at the top of bench/sidecar-vs-haproxy.mjs)`);
   }
+  if (!o.grpc && !o.http) throw new Error('--no-grpc and --no-http leave nothing to measure');
   return o;
 }
 
@@ -57,8 +62,8 @@ try {
   console.error(`bench: ${e.message}`);
   process.exit(2);
 }
-// Bounded: setup (~10 s) + per HTTP variant (2 s warm-up + 2 x (seconds + 1)) + gRPC, with slack.
-installCleanup((60 + 3 * (2 * opts.seconds + 6) + (opts.grpc ? 2 * (2 * opts.seconds + 6) : 0)) * 1000 + 60_000);
+// Bounded: setup (~10 s) + per variant and protocol (2 s warm-up + 2 x (seconds + 1)), with slack.
+installCleanup((60 + (opts.http ? 3 : 0) * (2 * opts.seconds + 6) + (opts.grpc ? 3 : 0) * (2 * opts.seconds + 6)) * 1000 + 60_000);
 ensurePackages();
 if (!existsSync(join(ROOT, 'cli/dist/src/main.js'))) {
   console.error('bench: cli/dist/src/main.js is missing; run `npm run build` first (npm run bench does)');
@@ -85,8 +90,8 @@ await startHaproxyPair(dir, [
   { listen: `${IP.ha1}:8000`, next: `${IP.ha2}:8000`, grpc: opts.grpc && { listen: `${IP.ha1}:9000`, next: `${IP.ha2}:9000` } },
   { listen: `${IP.ha2}:8000`, next: `${IP.server}:${APP_PORT}`, grpc: opts.grpc && { listen: `${IP.ha2}:9000`, next: `${IP.server}:${GRPC_PORT}` } },
 ]);
-const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: APP_PORT, cpuProf: opts.profile });
-log(`up: nginx ${IP.server}:${APP_PORT}, haproxy ${IP.ha1}:8000 -> ${IP.ha2}:8000, weft ${IP.client}:15001 -> ${IP.server}:15006 (pids ${weft.client.child.pid}, ${weft.server.child.pid})`);
+const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: APP_PORT, grpcPort: GRPC_PORT, cpuProf: opts.profile });
+log(`up: nginx ${IP.server}:${APP_PORT}, haproxy ${IP.ha1}:8000 -> ${IP.ha2}:8000, weft ${IP.client}:15001 -> ${IP.server}:15006 (pids ${weft.client.child.pid}, ${weft.server.child.pid}; node flags: ${weft.nodeFlags.join(' ') || 'none'})`);
 
 // Settle (JIT, xDS pushes), then the idle RSS of the server-side sidecar before any traffic
 // beyond the readiness probes.
@@ -96,65 +101,84 @@ const rssIdleClient = rssMb(weft.client.child.pid);
 log(`sidecar RSS idle: server ${rssIdle.toFixed(1)} MB, client ${rssIdleClient.toFixed(1)} MB`);
 
 // --- HTTP/1.1 -----------------------------------------------------------------------------
-const httpVariants = [
-  { key: 'direct', name: '(a) direct', url: `http://${IP.server}:${APP_PORT}/` },
-  { key: 'weft', name: '(b) weft pair', url: `http://${IP.client}:15001/`, host: SERVICE_HOST },
-  { key: 'haproxy', name: '(c) haproxy pair', url: `http://${IP.ha1}:8000/` },
-];
 const http = {};
-let rssLoad = 0;
-for (const v of httpVariants) {
-  const status = await httpStatus(v.url, v.host ? { host: v.host } : {});
-  if (status !== 200) throw new Error(`${v.name}: ${v.url} answers ${status}, not 200`);
-  const sampler = v.key === 'weft' ? sampleRss(weft.server.child.pid) : undefined;
-  // Same sequence for every variant: 2 s of wrk to warm up (JIT, pools), a pause, the
-  // open-loop latency run (proxy warm but not saturated), then the closed-loop throughput run.
-  log(`${v.name}: warm-up, ${opts.rate} req/s open loop for ${opts.seconds} s, then wrk -t1 -c${opts.connections} -d${opts.seconds}s`);
-  await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: 2 });
-  await sleep(1000);
-  const lat = await runOpenLoop({ mode: 'h1', url: v.url, host: v.host, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
-  const wrk = await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: opts.seconds });
-  if (sampler) rssLoad = sampler.stop();
-  http[v.key] = { name: v.name, rps: wrk.rps, errors: wrk.errors + lat.errors, lat, wrkLatency: wrk.latencyMs };
-  if (lat.errors) log(`${v.name}: ${lat.errors} open-loop errors, first: ${lat.firstError}`);
+let rssLoad = NaN;
+if (opts.http) {
+  const httpVariants = [
+    { key: 'direct', name: '(a) direct', url: `http://${IP.server}:${APP_PORT}/` },
+    { key: 'weft', name: '(b) weft pair', url: `http://${IP.client}:15001/`, host: SERVICE_HOST },
+    { key: 'haproxy', name: '(c) haproxy pair', url: `http://${IP.ha1}:8000/` },
+  ];
+  for (const v of httpVariants) {
+    const status = await httpStatus(v.url, v.host ? { host: v.host } : {});
+    if (status !== 200) throw new Error(`${v.name}: ${v.url} answers ${status}, not 200`);
+    const sampler = v.key === 'weft' ? sampleRss(weft.server.child.pid) : undefined;
+    // Same sequence for every variant: 2 s of wrk to warm up (JIT, pools), a pause, the
+    // open-loop latency run (proxy warm but not saturated), then the closed-loop throughput run.
+    log(`${v.name}: warm-up, ${opts.rate} req/s open loop for ${opts.seconds} s, then wrk -t1 -c${opts.connections} -d${opts.seconds}s`);
+    await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: 2 });
+    await sleep(1000);
+    const lat = await runOpenLoop({ mode: 'h1', url: v.url, host: v.host, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
+    const wrk = await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: opts.seconds });
+    if (sampler) rssLoad = sampler.stop();
+    http[v.key] = { name: v.name, rps: wrk.rps, errors: wrk.errors + lat.errors, lat, wrkLatency: wrk.latencyMs };
+    if (lat.errors) log(`${v.name}: ${lat.errors} open-loop errors, first: ${lat.firstError}`);
+  }
 }
 await sleep(1000);
 const rssAfter = rssMb(weft.server.child.pid);
 
 // --- gRPC unary ---------------------------------------------------------------------------
+// grpc-status: the open-loop client checks it call by call. h2load sees only the HTTP status, and
+// a proxy answers its own gRPC errors (no route, no endpoint, overflow, deadline) with HTTP 200
+// and a non-zero grpc-status, without the call reaching the upstream. So the measured h2load run
+// counts every request (no --warm-up-time; the 2 s run before it warms up), and each of its
+// successes must be matched by a call the upstream answered, always with grpc-status 0:
+// succeeded <= answered, or the difference is calls that failed inside a proxy.
 const grpc = {};
+let rssLoadGrpc = NaN;
 if (opts.grpc) {
   const path = '/bench.Bench/Unary';
+  const upstream = `http://${IP.server}:${GRPC_PORT}`;
   for (const v of [
-    { key: 'direct', name: '(a) direct', url: `http://${IP.server}:${GRPC_PORT}` },
+    { key: 'direct', name: '(a) direct', url: upstream },
+    { key: 'weft', name: '(b) weft pair', url: `http://${IP.client}:15001`, authority: grpcAuthority(GRPC_PORT) },
     { key: 'haproxy', name: '(c) haproxy pair', url: `http://${IP.ha1}:9000` },
   ]) {
+    const sampler = v.key === 'weft' ? sampleRss(weft.server.child.pid) : undefined;
     log(`gRPC ${v.name}: warm-up, ${opts.rate} req/s open loop for ${opts.seconds} s, then h2load -c4 -m8 for ${opts.seconds} s`);
-    await runH2load(v.url + path, { seconds: 2, warmupSeconds: 1, dir });
+    await runH2load(v.url + path, { seconds: 2, warmupSeconds: 1, authority: v.authority, dir });
     await sleep(1000);
-    const lat = await runOpenLoop({ mode: 'grpc', url: v.url, path, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
-    const h2 = await runH2load(v.url + path, { seconds: opts.seconds, warmupSeconds: 1, dir });
-    grpc[v.key] = { name: v.name, rps: h2.rps, errors: h2.errors + lat.errors, lat };
+    const lat = await runOpenLoop({ mode: 'grpc', url: v.url, authority: v.authority, path, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
+    const before = await grpcAnswered(upstream);
+    const h2 = await runH2load(v.url + path, { seconds: opts.seconds, warmupSeconds: 0, authority: v.authority, dir });
+    const answered = (await grpcAnswered(upstream)) - before;
+    if (sampler) rssLoadGrpc = sampler.stop();
+    const notAnswered = Math.max(0, h2.succeeded - answered);
+    grpc[v.key] = { name: v.name, rps: h2.rps, errors: h2.errors + lat.errors + notAnswered, lat, h2load: { started: h2.started, done: h2.done, succeeded: h2.succeeded, answered } };
+    log(`gRPC ${v.name}: h2load ${h2.succeeded} succeeded of ${h2.started} started, upstream answered ${answered}${notAnswered ? ` (${notAnswered} failed inside a proxy)` : ' (grpc-status 0 for each)'}; open loop ${lat.ok}/${lat.sent} grpc-status 0`);
     if (lat.errors) log(`gRPC ${v.name}: ${lat.errors} open-loop errors, first: ${lat.firstError}`);
   }
 }
 
 // --- report -------------------------------------------------------------------------------
-printTable(`HTTP/1.1 keep-alive: closed loop wrk -t1 -c${opts.connections}; latency open loop at ${opts.rate} req/s (from scheduled time)`, [http.direct, http.weft, http.haproxy]);
-if (opts.grpc)
-  printTable(`gRPC unary (h2c): closed loop h2load -c4 -m8; latency open loop at ${opts.rate} req/s`, [
-    grpc.direct,
-    { name: '(b) weft pair', unsupported: 'not supported yet (no HTTP/2 in the sidecar: issue 3 item 1)' },
-    grpc.haproxy,
-  ]);
+if (opts.http) printTable(`HTTP/1.1 keep-alive: closed loop wrk -t1 -c${opts.connections}; latency open loop at ${opts.rate} req/s (from scheduled time)`, [http.direct, http.weft, http.haproxy]);
+else console.log('\nHTTP/1.1: skipped (--no-http)');
+if (opts.grpc) printTable(`gRPC unary (h2c): closed loop h2load -c4 -m8; latency open loop at ${opts.rate} req/s (from scheduled time)`, [grpc.direct, grpc.weft, grpc.haproxy]);
 else console.log('\ngRPC unary: skipped (--no-grpc)');
-console.log(`\nserver-side sidecar RSS: idle ${rssIdle.toFixed(1)} MB, peak under load ${rssLoad.toFixed(1)} MB, 1 s after load ${rssAfter.toFixed(1)} MB (client-side idle ${rssIdleClient.toFixed(1)} MB)`);
-const ratioRow = (k) => `${k}: throughput ${((100 * http[k].rps) / http.direct.rps).toFixed(0)}% of direct, p99 +${(http[k].lat.p99 - http.direct.lat.p99).toFixed(3)} ms over direct`;
-console.log(`ratios: ${ratioRow('weft')}; ${ratioRow('haproxy')}`);
-const checks = checkTargets({ direct: http.direct, weft: http.weft, haproxy: http.haproxy, rssIdle, rssLoad });
-if (opts.grpc) console.log('  ----  gRPC targets: not measurable until the sidecar speaks HTTP/2 (issue 3 item 1)');
+console.log(
+  `\nserver-side sidecar RSS: idle ${rssIdle.toFixed(1)} MB, peak under HTTP/1.1 load ${rssLoad.toFixed(1)} MB, 1 s after it ${rssAfter.toFixed(1)} MB, ` +
+    `peak under gRPC load ${rssLoadGrpc.toFixed(1)} MB (client-side idle ${rssIdleClient.toFixed(1)} MB)`,
+);
+const ratios = (rows) => ['weft', 'haproxy'].map((k) => `${k}: throughput ${((100 * rows[k].rps) / rows.direct.rps).toFixed(0)}% of direct, p99 +${(rows[k].lat.p99 - rows.direct.lat.p99).toFixed(3)} ms over direct`).join('; ');
+if (opts.http) console.log(`HTTP/1.1 ratios: ${ratios(http)}`);
+if (opts.grpc) console.log(`gRPC ratios: ${ratios(grpc)}`);
+const checks = {
+  ...(opts.http ? { http: checkTargets('HTTP/1.1', { ...http, rssIdle, rssLoad }) } : {}),
+  ...(opts.grpc ? { grpc: checkTargets('gRPC unary', { ...grpc, rssIdle: opts.http ? undefined : rssIdle, rssLoad: rssLoadGrpc }) } : {}),
+};
 
-if (opts.json) writeFileSync(opts.json, JSON.stringify({ opts, http, grpc, rssIdle, rssLoad, rssAfter, rssIdleClient, checks }, null, 2));
+if (opts.json) writeFileSync(opts.json, JSON.stringify({ opts, nodeFlags: weft.nodeFlags, http, grpc, rssIdle, rssLoad, rssLoadGrpc, rssAfter, rssIdleClient, checks }, null, 2));
 
 // --- shut down ----------------------------------------------------------------------------
 if (opts.profile) {

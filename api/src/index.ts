@@ -2,6 +2,7 @@ export * from './result';
 export * from './kube-types';
 export * from './node-id';
 export * from './xds-protos';
+export * from './xds-protos-subset';
 export * from './xds-types';
 export * from './log';
 export * from './kube-parse';

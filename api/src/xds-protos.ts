@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import * as protobuf from 'protobufjs';
+import * as protobuf from 'protobufjs/light';
 import type * as grpc from '@grpc/grpc-js';
 
 /** The folders inside `@grpc/grpc-js-xds/deps` that imports resolve against. */
@@ -53,6 +53,9 @@ let root: protobuf.Root | undefined;
 /** The protobufjs Root for every resource type (loaded once, synchronously). */
 export function xdsRoot(): protobuf.Root {
   if (root) return root;
+  // The full protobufjs build adds the .proto parser to the light one (same classes); required
+  // only here, so a process that never parses .proto text (the sidecar) does not load it.
+  require('protobufjs');
   const dirs = protoIncludeDirs();
   const r = new protobuf.Root();
   r.resolvePath = (_origin, target) => {
@@ -68,18 +71,72 @@ export function xdsRoot(): protobuf.Root {
   };
   r.loadSync([...RESOURCE_PROTO_FILES], { keepCase: true });
   r.resolveAll();
+  compactReflection(r);
   root = r;
   return r;
 }
+
+/** Options protobufjs may still read after `resolveAll()` (Field.resolve, Enum aliases). */
+const OPTIONS_KEPT = ['packed', 'default', 'proto3_optional', 'allow_alias'];
+
+/**
+ * Shrinks a resolved Root without changing what it encodes or decodes (docs/performance.md,
+ * memory; about 1.5 MB in every process). Once resolved, encoding and decoding read only names,
+ * ids, types and the resolved editions features, so:
+ * - Names and type references are copied: protobufjs takes them as substrings of the `.proto`
+ *   text, and V8's sliced strings keep that whole text alive (about 1 MB for Envoy's files).
+ * - Declared options (validation rules, annotations) are dropped but for the few above; the
+ *   resolved features objects, one per object and mostly equal, are shared.
+ */
+function compactReflection(r: protobuf.Root): void {
+  const copy = <T>(v: T): T => (typeof v === 'string' && v.length >= 13 ? (JSON.parse(JSON.stringify(v)) as T) : v);
+  const shared = new Map<string, object>();
+  type Any = Record<string, any>;
+  const visit = (o: Any): void => {
+    o.name = copy(o.name);
+    o.comment = null;
+    o.parsedOptions = null;
+    if (o.options) {
+      const kept = Object.fromEntries(OPTIONS_KEPT.filter((k) => o.options[k] !== undefined).map((k) => [k, o.options[k]]));
+      o.options = Object.keys(kept).length ? kept : undefined;
+    }
+    if (o._features) {
+      const key = JSON.stringify(o._features);
+      o._features = shared.get(key) ?? (shared.set(key, Object.freeze({ ...o._features })), shared.get(key));
+    }
+    if (o instanceof protobuf.Field) {
+      o.type = copy(o.type);
+      o.extend = copy(o.extend);
+    } else if (o instanceof protobuf.OneOf) {
+      o.oneof = o.oneof.map(copy);
+    } else if (o instanceof protobuf.Enum) {
+      for (const id of Object.keys(o.valuesById)) o.valuesById[id as unknown as number] = copy(o.valuesById[id as unknown as number]);
+      o.comments = {};
+      o.valuesOptions = undefined;
+    }
+    if (o instanceof protobuf.Type) {
+      if (o.reserved) o.reserved = o.reserved.map(copy);
+      o.fieldsArray.forEach(visit);
+      o.oneofsArray.forEach(visit);
+    }
+    if (o instanceof protobuf.Namespace) o.nestedArray.forEach(visit);
+  };
+  visit(r);
+}
+
+const ADS_MESSAGES = {
+  StreamAggregatedResources: ['envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse'],
+  DeltaAggregatedResources: ['envoy.service.discovery.v3.DeltaDiscoveryRequest', 'envoy.service.discovery.v3.DeltaDiscoveryResponse'],
+} as const;
 
 let definition: grpc.ServiceDefinition | undefined;
 
 /** How messages look to our code: proto field names, enums and 64-bit numbers as strings. */
 const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true, oneofs: true };
 
-function method(name: string, request: string, response: string): grpc.MethodDefinition<object, object> {
-  const req = xdsRoot().lookupType(request);
-  const res = xdsRoot().lookupType(response);
+function method(name: string, request: string, response: string, from: protobuf.Root = xdsRoot()): grpc.MethodDefinition<object, object> {
+  const req = from.lookupType(request);
+  const res = from.lookupType(response);
   return {
     path: `/${ADS_SERVICE}/${name}`,
     requestStream: true,
@@ -98,10 +155,27 @@ function method(name: string, request: string, response: string): grpc.MethodDef
  */
 export function adsPackageDefinition(): Record<string, grpc.ServiceDefinition> {
   definition ??= {
-    StreamAggregatedResources: method('StreamAggregatedResources', 'envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse'),
-    DeltaAggregatedResources: method('DeltaAggregatedResources', 'envoy.service.discovery.v3.DeltaDiscoveryRequest', 'envoy.service.discovery.v3.DeltaDiscoveryResponse'),
+    StreamAggregatedResources: method('StreamAggregatedResources', ...ADS_MESSAGES.StreamAggregatedResources),
+    DeltaAggregatedResources: method('DeltaAggregatedResources', ...ADS_MESSAGES.DeltaAggregatedResources),
   } as unknown as grpc.ServiceDefinition;
   return { [ADS_SERVICE]: definition };
 }
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+
+/** What a client of one ADS method needs: its path and the message codecs (no gRPC library). */
+export interface AdsClientCodec {
+  readonly path: string;
+  readonly serialize: (request: object) => Buffer;
+  readonly deserialize: (response: Buffer) => Record<string, any>;
+}
+
+/**
+ * The client side of an ADS method, encoded as the server's definitions are, with the message
+ * types of `from` (the sidecar passes its own `sidecarXdsRoot()`).
+ */
+export function adsClientCodec(name: keyof typeof ADS_MESSAGES, from: protobuf.Root = xdsRoot()): AdsClientCodec {
+  const [request, response] = ADS_MESSAGES[name];
+  const m = method(name, request, response, from) as grpc.MethodDefinition<object, Record<string, any>>;
+  return { path: m.path, serialize: m.requestSerialize, deserialize: m.responseDeserialize };
+}

@@ -43,14 +43,17 @@ export interface AnyMessage {
   value: Buffer;
 }
 
-const typeCache = new Map<string, protobuf.Type>();
+const typeCaches = new WeakMap<protobuf.Root, Map<string, protobuf.Type>>();
 
-export function messageType(typeUrl: string): protobuf.Type {
-  let t = typeCache.get(typeUrl);
+/** The message type of a type URL in `root` (by default the full `xdsRoot()`); throws when absent. */
+export function messageType(typeUrl: string, root: protobuf.Root = xdsRoot()): protobuf.Type {
+  let cache = typeCaches.get(root);
+  if (!cache) typeCaches.set(root, (cache = new Map()));
+  let t = cache.get(typeUrl);
   if (!t) {
     const name = typeUrl.startsWith(TYPE_PREFIX) ? typeUrl.slice(TYPE_PREFIX.length) : typeUrl;
-    t = xdsRoot().lookupType(name);
-    typeCache.set(typeUrl, t);
+    t = root.lookupType(name);
+    cache.set(typeUrl, t);
   }
   return t;
 }
@@ -77,11 +80,25 @@ export function packAny(typeUrl: string, object: Record<string, unknown>): AnyMe
  * Decodes an `Any` into a plain object with snake_case field names, enums as strings,
  * 64-bit numbers as strings, and nested `Any`s expanded to `{ '@type': url, ...fields }`.
  * Unknown fields are skipped (a newer control plane must not break an older proxy).
+ * With `root` (the sidecar's subset, `sidecarXdsRoot()`), a nested `Any` of a type that root
+ * does not have stays undecoded but still names its type: `{ '@type': url, type_url, value }`.
  */
-export function unpackAny(any: AnyMessage): Record<string, unknown> {
-  const t = messageType(any.type_url);
+export function unpackAny(any: AnyMessage, root?: protobuf.Root): Record<string, unknown> {
+  const t = messageType(any.type_url, root);
   const message = t.decode(any.value);
-  return t.toObject(message, { enums: String, longs: String, defaults: false, arrays: true, oneofs: true, json: true });
+  const object = t.toObject(message, { enums: String, longs: String, defaults: false, arrays: true, oneofs: true, json: true });
+  if (root) nameUndecodedAnys(object);
+  return object;
+}
+
+/** Adds `@type` to each nested `Any` protobufjs left undecoded (`{ type_url, value }` only). */
+function nameUndecodedAnys(o: unknown): void {
+  if (o === null || typeof o !== 'object') return;
+  if (Array.isArray(o)) return o.forEach(nameUndecodedAnys);
+  const rec = o as Record<string, unknown>;
+  const keys = Object.keys(rec);
+  if (typeof rec.type_url === 'string' && keys.every((k) => k === 'type_url' || k === 'value') && !('@type' in rec)) rec['@type'] = rec.type_url;
+  else for (const k of keys) nameUndecodedAnys(rec[k]);
 }
 
 /**

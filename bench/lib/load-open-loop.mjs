@@ -6,8 +6,8 @@ import { start } from './procs.mjs';
 
 const CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'open-loop-client.mjs');
 
-export async function runOpenLoop({ mode = 'h1', url, host, path, rate = 1000, seconds = 10, warmupSeconds = 1 }) {
-  const p = start('open-loop client', process.execPath, [CLIENT, JSON.stringify({ mode, url, host, path, rate, seconds, warmupSeconds })], {
+export async function runOpenLoop({ mode = 'h1', url, host, authority, path, rate = 1000, seconds = 10, warmupSeconds = 1 }) {
+  const p = start('open-loop client', process.execPath, [CLIENT, JSON.stringify({ mode, url, host, authority, path, rate, seconds, warmupSeconds })], {
     capture: true,
     pdeathsig: false,
     stdinPipe: true,

@@ -3,14 +3,15 @@
 // how earlier ones fare, and each latency is measured from its *scheduled* time to the end of
 // its response, so a stall shows up in the percentiles (no coordinated omission).
 // Modes: `h1` (HTTP/1.1 GET through a keep-alive agent) and `grpc` (unary POST over one h2c
-// session, as grpc-js frames it). Prints one JSON line: {sent, ok, errors, p50, p90, p99, p999,
+// session, as grpc-js frames it, with `authority` as :authority when given; a call counts as ok
+// only with grpc-status 0). Prints one JSON line: {sent, ok, errors, p50, p90, p99, p999,
 // max} with latencies in ms, counting only requests scheduled after the warm-up.
 import http from 'node:http';
 import http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 
 const opt = JSON.parse(process.argv[2]);
-const { mode, url, host, rate, seconds, warmupSeconds } = opt;
+const { mode, url, host, authority, rate, seconds, warmupSeconds } = opt;
 const interval = 1000 / rate;
 const total = Math.round((seconds + warmupSeconds) * rate);
 const warmupCount = Math.round(warmupSeconds * rate);
@@ -49,7 +50,7 @@ if (mode === 'h1') {
   const frame = Buffer.from([0, 0, 0, 0, 0]);
   const path = opt.path;
   send = (i, scheduled) => {
-    const s = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    const s = session.request({ ':method': 'POST', ':path': path, ...(authority ? { ':authority': authority } : {}), 'content-type': 'application/grpc', te: 'trailers' });
     let status = '';
     s.on('response', (h) => (status = h['grpc-status'] ?? status));
     s.on('trailers', (t) => (status = t['grpc-status'] ?? status));

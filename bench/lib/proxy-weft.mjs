@@ -1,16 +1,20 @@
 // Variant (b): the Weft sidecar pair in local mode. Writes a manifest directory (namespace
-// `bench`: pod `client`, pod `server` whose app is the upstream, Service `server` 80 -> 8080),
+// `bench`: pod `client`, pod `server` whose apps are the upstreams, Service `server` with port
+// `http` 80 -> 8080 and port `grpc` 9090 -> 9090, appProtocol grpc),
 // starts `weft control-plane --manifests` and one `weft sidecar` per pod, and waits until both
 // sidecars answer /healthz/ready and the client's outbound route reaches the upstream.
 // `cpuProf` starts both sidecars under `node --cpu-prof` (written when they exit). Measures nothing itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { httpStatus, start, tcpOpen, waitFor } from './procs.mjs';
 
 export const NAMESPACE = 'bench';
 export const SERVICE_HOST = `server.${NAMESPACE}.svc.cluster.local`;
+/** The `:authority` a gRPC client of the Service uses (the outbound listener routes by it). */
+export const grpcAuthority = (port) => `${SERVICE_HOST}:${port}`;
 
-function manifests(clientIp, serverIp, appPort) {
+function manifests(clientIp, serverIp, appPort, grpcPort) {
   const pod = (name, ip, ports) => `apiVersion: v1
 kind: Pod
 metadata:
@@ -27,7 +31,7 @@ status:
   podIP: ${ip}
 `;
   return `${pod('client', clientIp, '')}---
-${pod('server', serverIp, `\n    ports:\n    - name: http\n      containerPort: ${appPort}`)}---
+${pod('server', serverIp, `\n    ports:\n    - name: http\n      containerPort: ${appPort}\n    - name: grpc\n      containerPort: ${grpcPort}`)}---
 apiVersion: v1
 kind: Service
 metadata:
@@ -40,18 +44,32 @@ spec:
   - name: http
     port: 80
     targetPort: ${appPort}
+  - name: grpc
+    port: ${grpcPort}
+    targetPort: ${grpcPort}
+    appProtocol: grpc
 `;
 }
 
 /**
- * Starts the control plane and both sidecars. Returns { controlPlane, client, server } processes;
+ * The node flags both sidecars run with: WEFT_BENCH_NODE_FLAGS when set (even empty: none), else
+ * the CLI's SIDECAR_NODE_FLAGS (cli/src/node-flags.ts), as `weft demo` starts its sidecars.
+ */
+export function sidecarNodeFlags(root) {
+  const env = process.env.WEFT_BENCH_NODE_FLAGS;
+  if (env !== undefined) return env.split(/\s+/).filter(Boolean);
+  return [...createRequire(import.meta.url)(join(root, 'cli/dist/src/node-flags.js')).SIDECAR_NODE_FLAGS];
+}
+
+/**
+ * Starts the control plane and both sidecars (with `nodeFlags`, by default sidecarNodeFlags()). Returns { controlPlane, client, server } processes;
  * the sidecars' pids are what /proc is read for.
  */
-export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, cpuProf }) {
+export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, grpcPort, cpuProf, nodeFlags, checkRoute = true }) {
   const main = join(root, 'cli/dist/src/main.js');
   const mdir = join(dir, 'manifests');
   mkdirSync(mdir, { recursive: true });
-  writeFileSync(join(mdir, 'bench.yaml'), manifests(clientIp, serverIp, appPort));
+  writeFileSync(join(mdir, 'bench.yaml'), manifests(clientIp, serverIp, appPort, grpcPort));
   const quiet = { WEFT_LOG_LEVEL: 'warn' };
 
   const xds = `${cpIp}:15010`;
@@ -73,8 +91,7 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
     return p;
   };
   const profDir = join(dir, 'cpu-prof');
-  // WEFT_BENCH_NODE_FLAGS: extra node flags for both sidecars (e.g. GC tuning experiments).
-  const extra = (process.env.WEFT_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const extra = nodeFlags ?? sidecarNodeFlags(root);
   const prof = (pod) => [...extra, ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `sidecar-${pod}.cpuprofile`] : [])];
   const client = sidecar('client', clientIp, prof('client'));
   const server = sidecar('server', serverIp, prof('server'));
@@ -83,10 +100,11 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
   }
   // Ready means configured; the client's endpoints must also point at the server's sidecar
   // (the control plane re-pushes them once the server's sidecar connects).
-  await waitFor(
+  if (checkRoute)
+    await waitFor(
     client,
     async () => (await httpStatus(`http://${clientIp}:15001/`, { host: SERVICE_HOST })) === 200,
     `routing ${SERVICE_HOST} to the upstream`,
   );
-  return { controlPlane, client, server, profDir };
+  return { controlPlane, client, server, profDir, nodeFlags: extra };
 }

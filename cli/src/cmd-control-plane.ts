@@ -5,7 +5,6 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createLogger } from '@weft/api';
-import { startControlPlane } from '@weft/control-plane';
 import { booleanFlag, parseHostPort, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
 import { NotAvailableError, UsageError } from './errors';
@@ -40,6 +39,9 @@ async function run(args: ParsedArgs): Promise<number> {
 
   return serveUntilStopped(
     async () => {
+      // Loaded here, not at the top: `weft sidecar` shares this binary and must not pay for the
+      // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
+      const { startControlPlane } = await import('@weft/control-plane');
       const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, log });
       log.info('control plane serving', { manifests: dir, xdsPort: cp.xdsPort, debugPort: cp.debugPort });
       return cp;

@@ -9,6 +9,7 @@ import { booleanFlag, parseInteger, parsePort, stringFlag, type ParsedArgs } fro
 import type { Command } from './command';
 import { UsageError } from './errors';
 import { EXIT_WITH_PARENT_FLAG, serveUntilStopped } from './lifecycle';
+import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 
 /** Applies the flag overrides to the options read from the environment. Throws UsageError. */
 function withFlags(base: SidecarOptions, args: ParsedArgs): SidecarOptions {
@@ -31,6 +32,8 @@ async function run(args: ParsedArgs): Promise<number> {
   }
   const options = withFlags(fromEnv.options, args);
   const log = createLogger({ component: 'sidecar', pod: `${options.namespace}/${options.podName}` });
+  const missing = missingNodeFlags(SIDECAR_NODE_FLAGS);
+  if (missing.length) log.info('node started without the recommended flags; the sidecar needs more memory without them (docs/performance.md)', { missing });
 
   return serveUntilStopped(
     async () => {
@@ -63,6 +66,8 @@ export const sidecarCommand: Command = {
       '  WEFT_TRUST_DOMAIN  SPIFFE trust domain (default cluster.local)\n' +
       '  WEFT_CAPTURE       true when iptables capture is installed (weft capture-init)\n' +
       '  WEFT_LOG_LEVEL     debug | info | warn | error | silent (default info)',
+    'Start node with ' + SIDECAR_NODE_FLAGS.join(' ') + ' (or put them in NODE_OPTIONS): they\n' +
+      'keep its memory small (docs/performance.md); weft demo does so for its sidecars.',
     'Logs are JSON lines on stderr. SIGINT or SIGTERM leaves the control plane, keeps accepting\n' +
       'for 1 s, drains and exits 0; a second signal stops at once.',
   ],

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { CliError } from './errors';
+import { nodeFlagsFor } from './node-flags';
 
 /** The compiled CLI entry point, next to this file. */
 export const MAIN_JS = join(__dirname, 'main.js');
@@ -35,12 +36,15 @@ export interface WeftChild {
   kill(): void;
 }
 
-/** Starts `node main.js <args> --exit-with-parent` with `env` added, output appended to `logPath`. */
+/**
+ * Starts `node [flags] main.js <args> --exit-with-parent` with `env` added, output appended to
+ * `logPath`; the flags are the command's (node-flags.ts).
+ */
 export function spawnWeft(name: string, args: readonly string[], env: Record<string, string>, logPath: string): WeftChild {
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [MAIN_JS, ...args, '--exit-with-parent'], {
+    child = spawn(process.execPath, [...nodeFlagsFor(args[0]), MAIN_JS, ...args, '--exit-with-parent'], {
       env: { ...process.env, ...env },
       stdio: ['pipe', fd, fd],
       detached: true,

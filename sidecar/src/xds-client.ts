@@ -1,13 +1,14 @@
 /**
- * The sidecar's ADS client: incremental (delta) xDS over one gRPC stream, wildcard subscriptions
+ * The sidecar's ADS client: incremental (delta) xDS over one gRPC stream (`grpc-stream-h2.ts`,
+ * `node:http2`; no grpc-js in the sidecar), wildcard subscriptions
  * to every type it serves. Each response is validated together with everything already held (the
  * `apply` callback) and then ACKed, or NACKed with the reasons while the last good state stays.
  * While the control plane is away it reconnects with jittered exponential backoff, and on
  * reconnect it tells the new server what it holds (`initial_resource_versions`), so only
  * differences are sent again.
  */
-import * as grpc from '@grpc/grpc-js';
-import { adsPackageDefinition, routeGrpcLogs, shortTypeName, unpackAny, type AnyMessage, type Logger } from '@weft/api';
+import { adsClientCodec, shortTypeName, sidecarXdsRoot, unpackAny, type AdsClientCodec, type AnyMessage, type Logger } from '@weft/api';
+import { GrpcBidiCall, GrpcStatus, type GrpcCallError } from './grpc-stream-h2';
 
 type Obj = Record<string, any>;
 
@@ -39,8 +40,9 @@ type State = 'IDLE' | 'CONNECTING' | 'READY' | 'BACKOFF' | 'CLOSED';
 export class XdsClient {
   private held: HeldState = new Map();
   private readonly initial = new Set<string>();
-  private readonly client: grpc.Client & Obj;
-  private call?: grpc.ClientDuplexStream<Obj, Obj>;
+  /** The sidecar's own, smaller set of xDS types (api/src/xds-protos-subset.ts). */
+  private readonly codec: AdsClientCodec = adsClientCodec('DeltaAggregatedResources', sidecarXdsRoot());
+  private call?: GrpcBidiCall<Obj, Obj>;
   private state: State = 'IDLE';
   private attempt = 0;
   private timer?: NodeJS.Timeout;
@@ -52,17 +54,7 @@ export class XdsClient {
   readonly versions = new Map<string, string>();
   readonly nacks = new Map<string, string>();
 
-  constructor(private readonly opts: XdsClientOptions) {
-    routeGrpcLogs(opts.log);
-    const pkg = grpc.loadPackageDefinition(adsPackageDefinition()) as Obj;
-    const Ctor = pkg.envoy.service.discovery.v3.AggregatedDiscoveryService as typeof grpc.Client;
-    this.client = new Ctor(opts.address, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2_000,
-    }) as grpc.Client & Obj;
-  }
+  constructor(private readonly opts: XdsClientOptions) {}
 
   get current(): HeldState {
     return this.held;
@@ -81,12 +73,21 @@ export class XdsClient {
   private connect(): void {
     if (this.state === 'CLOSED') return;
     this.transition('CONNECTING');
-    const call = this.client.DeltaAggregatedResources() as grpc.ClientDuplexStream<Obj, Obj>;
+    // One HTTP/2 connection per stream: a lost stream is retried on a new connection after the
+    // backoff below (keepalive: a PING every 10 s, dropped when unanswered for 5 s).
+    const call = new GrpcBidiCall<Obj, Obj>({
+      address: this.opts.address,
+      path: this.codec.path,
+      serialize: this.codec.serialize,
+      deserialize: this.codec.deserialize,
+      keepaliveMs: 10_000,
+      keepaliveTimeoutMs: 5_000,
+    });
     this.call = call;
     call.on('data', (res: Obj) => {
       this.queue = this.queue.then(() => this.onResponse(call, res));
     });
-    call.on('error', (err: grpc.ServiceError) => this.lost(call, err.details || err.message));
+    call.on('error', (err: GrpcCallError) => this.lost(call, err.details || err.message));
     call.on('end', () => this.lost(call, 'stream ended by the control plane'));
     for (const typeUrl of this.opts.types) {
       const have = this.held.get(typeUrl);
@@ -103,7 +104,7 @@ export class XdsClient {
     }
   }
 
-  private lost(call: grpc.ClientDuplexStream<Obj, Obj>, reason: string): void {
+  private lost(call: GrpcBidiCall<Obj, Obj>, reason: string): void {
     if (call !== this.call || this.state === 'CLOSED') return;
     this.call = undefined;
     call.removeAllListeners('data');
@@ -117,7 +118,7 @@ export class XdsClient {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
-  private async onResponse(call: grpc.ClientDuplexStream<Obj, Obj>, res: Obj): Promise<void> {
+  private async onResponse(call: GrpcBidiCall<Obj, Obj>, res: Obj): Promise<void> {
     if (call !== this.call) return;
     this.attempt = 0;
     this.transition('READY');
@@ -127,7 +128,7 @@ export class XdsClient {
       call.write({
         type_url: typeUrl,
         response_nonce: res.nonce,
-        ...(error ? { error_detail: { code: grpc.status.INVALID_ARGUMENT, message: error } } : {}),
+        ...(error ? { error_detail: { code: GrpcStatus.INVALID_ARGUMENT, message: error } } : {}),
       });
     };
     let next: Map<string, HeldResource>;
@@ -137,7 +138,7 @@ export class XdsClient {
       for (const r of res.resources ?? []) {
         const any = r.resource as AnyMessage;
         if (any.type_url !== typeUrl) throw new Error(`resource ${r.name} has type ${any.type_url}, expected ${typeUrl}`);
-        next.set(r.name, { version: r.version, resource: unpackAny(any) });
+        next.set(r.name, { version: r.version, resource: unpackAny(any, sidecarXdsRoot()) });
       }
     } catch (err) {
       return this.reject(typeUrl, res, `cannot decode: ${(err as Error).message}`, ack);
@@ -168,6 +169,5 @@ export class XdsClient {
     if (this.timer) clearTimeout(this.timer);
     this.call?.cancel();
     this.call = undefined;
-    this.client.close();
   }
 }

@@ -1,0 +1,26 @@
+/**
+ * The Node/V8 flags Weft's processes should run with. They must be on node's command line (or in
+ * NODE_OPTIONS): V8 sizes its heap when the process starts, and `v8.setFlagsFromString` later has
+ * no effect on it. So whoever starts a sidecar passes them: `weft demo` for its children, the
+ * benchmark, and a pod's container command (`node <flags> .../main.js sidecar`).
+ *
+ * Why these (measured in docs/performance.md, "Memory"):
+ * - `--max-semi-space-size=2`: V8's young generation may grow to 2 × 2 MB instead of 2 × 8 MB.
+ *   Start-up alone grew it to the maximum and it never shrank while the sidecar ran, costing
+ *   about 4 MB idle and 12–25 MB under load; at load the smaller young generation cost no
+ *   measurable throughput or p99.
+ * - `--v8-pool-size=1`: one V8 background thread (concurrent GC and compilation) instead of four;
+ *   a sidecar is one event loop on a share of a core. About 1 MB less.
+ */
+export const SIDECAR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1'];
+
+/** The flags to start `weft <command>` with (none for commands other than the sidecar). */
+export function nodeFlagsFor(command: string | undefined): readonly string[] {
+  return command === 'sidecar' ? SIDECAR_NODE_FLAGS : [];
+}
+
+/** The recommended flags this process was started without (in argv or NODE_OPTIONS). */
+export function missingNodeFlags(recommended: readonly string[], execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map((f) => f.split('=')[0]!.replace(/_/g, '-')));
+  return recommended.filter((f) => !given.has(f.split('=')[0]!));
+}
