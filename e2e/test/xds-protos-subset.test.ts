@@ -2,7 +2,7 @@
  * The sidecar decodes xDS with its own subset of the Envoy protos (`sidecarXdsRoot()`,
  * api/src/xds-protos-subset.ts), loaded from a descriptor `npm run build` derives from
  * `@grpc/grpc-js-xds`. What the control plane really translates (policies with every feature,
- * each load-balancing algorithm, inbound and outbound listeners) must decode through that subset
+ * each load-balancing algorithm, inbound and outbound listeners, TCP proxies and listener filters) must decode through that subset
  * exactly as through the full protos the control plane encodes with.
  */
 import { test } from 'node:test';
@@ -29,6 +29,11 @@ apiVersion: v1
 kind: Service
 metadata: {name: shadow, namespace: shop}
 spec: {selector: {app: shadow}, ports: [{port: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec: {selector: {app: shadow}, ports: [{name: tcp-mysql, port: 3306, targetPort: 3306}]}
 ---
 ${['frontend', 'reviews', 'shadow']
   .map(
