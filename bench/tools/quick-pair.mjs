@@ -1,18 +1,19 @@
-// Developer loop (not part of `npm run bench`): nginx + the Weft pair + haproxy pair, then
-// alternating wrk runs against (b) and (c) so both see the same machine. Flags: --seconds N,
-// --rounds N, --profile. Prints req/s per round and the (b)/(c) ratio.
+// Developer loop, not part of `npm run bench` (which runs bench/*.mjs only): nginx, the Weft pair
+// and the HAProxy pair, then alternating `wrk` runs against (b) and (c) so both see the same
+// machine. `node bench/tools/quick-pair.mjs [--seconds N] [--rounds N] [--profile]` after
+// `npm run build`. Prints req/s per round and the (b)/(c) ratio; HTTP/1.1 only.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runWrk } from './lib/load-wrk.mjs';
-import { installCleanup, sleep, stopAll } from './lib/procs.mjs';
-import { startHaproxyPair } from './lib/proxy-haproxy.mjs';
-import { SERVICE_HOST, startWeftPair } from './lib/proxy-weft.mjs';
-import { rssMb } from './lib/rss.mjs';
-import { startNginx } from './lib/upstream-nginx.mjs';
+import { runWrk } from '../lib/load-wrk.mjs';
+import { installCleanup, sleep, stopAll } from '../lib/procs.mjs';
+import { startHaproxyPair } from '../lib/proxy-haproxy.mjs';
+import { SERVICE_HOST, startWeftPair } from '../lib/proxy-weft.mjs';
+import { rssMb } from '../lib/rss.mjs';
+import { startNginx } from '../lib/upstream-nginx.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const IP = { cp: '127.30.2.1', client: '127.30.2.11', server: '127.30.2.21', ha1: '127.30.3.11', ha2: '127.30.3.21' };
 const arg = (name, d) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : d; };
 const seconds = arg('--seconds', 4);
@@ -25,7 +26,7 @@ await startHaproxyPair(dir, [
   { listen: `${IP.ha1}:8000`, next: `${IP.ha2}:8000` },
   { listen: `${IP.ha2}:8000`, next: `${IP.server}:8080` },
 ]);
-const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: 8080, cpuProf: profile });
+const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: 8080, grpcPort: 9090, cpuProf: profile });
 await sleep(1500);
 console.log(`rss idle: server ${rssMb(weft.server.child.pid).toFixed(1)} MB, client ${rssMb(weft.client.child.pid).toFixed(1)} MB`);
 const w = { url: `http://${IP.client}:15001/`, host: SERVICE_HOST };
