@@ -1,7 +1,7 @@
 /**
  * The connect stage: forwards one HTTP/1.1 request to an endpoint and streams the response back,
- * retrying by the route's `RetryPolicy` (retry-policy.ts decides, retry-budget.ts caps,
- * body-buffer.ts replays the body). Owns the request's timers — cluster connect timeout, per-try
+ * retrying by the route's `RetryPolicy` (retry-policy.ts decides, retry-run.ts counts,
+ * retry-budget.ts caps, body-buffer.ts replays the body). Owns the request's timers — cluster connect timeout, per-try
  * timeout, backoff, and the route timeout that bounds all of them — and classifies failures into
  * `HttpProxyError`s; it never writes an error response itself — the listener does, in one place.
  */
@@ -11,8 +11,9 @@ import { downstreamRawHeaders, requestHead, type UpstreamHead } from './headers-
 import type { DownstreamRequest, DownstreamResponse } from './http1-message';
 import type { Http1Endpoint, Http1Exchange } from './upstream-http1';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
-import { SHARED_RETRY_BUDGETS, type RetryBudget, type RetryBudgets } from './retry-budget';
-import { decideRetry, grpcStatusOf, type AttemptFailure } from './retry-policy';
+import { SHARED_RETRY_BUDGETS, type RetryBudgets } from './retry-budget';
+import { grpcStatusOf, type AttemptFailure } from './retry-policy';
+import { RetryRun } from './retry-run';
 
 export type { AttemptFailure } from './retry-policy';
 
@@ -86,14 +87,12 @@ const RETRYABLE_ON_REUSED = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_WRITE_AF
  */
 export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, target: ForwardTarget, done: (outcome: ForwardOutcome) => void): void {
   const policy = target.retry;
-  const budgets = target.budgets ?? SHARED_RETRY_BUDGETS;
-  const started = performance.now();
+  // Counts the request in its retry budget now (its first attempt).
+  const run = new RetryRun(policy, target.budgets ?? SHARED_RETRY_BUDGETS, req.method, target.timeoutMs);
   let settled = false;
   let upstream: Http1Exchange | undefined;
   let routeTimer: NodeJS.Timeout | undefined;
   let backoffTimer: NodeJS.Timeout | undefined;
-  let retries = 0;
-  let budget: RetryBudget | undefined;
 
   const bodyless = hasNoBody(req);
   const keep = Math.max(policy ? policy.bufferLimitBytes : 0, target.onBody ? target.keepBodyBytes ?? 0 : 0);
@@ -110,7 +109,7 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
     if (backoffTimer) clearTimeout(backoffTimer);
     if (outcome.kind !== 'response') upstream?.abort();
     body?.release();
-    done(retries ? { ...outcome, retries } : outcome);
+    done(run.retries ? { ...outcome, retries: run.retries } : outcome);
   };
 
   if (target.timeoutMs > 0) routeTimer = setTimeout(() => settle({ kind: 'error', error: new UpstreamTimeoutError() }), target.timeoutMs);
@@ -120,31 +119,12 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
   res.on('close', () => settle({ kind: 'downstream-closed' }));
 
   if (bodyless) req.resume();
-  if (policy) {
-    budget = budgets.get(policy.budget);
-    budget.deposit();
-  }
 
   /** After a failed attempt: schedules the retry and returns true, or returns false. */
   const retried = (failure: AttemptFailure): boolean => {
-    if (!policy || settled) return false;
-    const decision = decideRetry(
-      {
-        policy,
-        method: req.method,
-        retriesDone: retries,
-        bodyReplayable: body?.replayable ?? true,
-        remainingMs: target.timeoutMs > 0 ? target.timeoutMs - (performance.now() - started) : Infinity,
-        withdraw: () => budget!.withdraw(),
-      },
-      failure,
-    );
-    if (!decision.retry) {
-      if (decision.skipped) budgets.stats.skipped[decision.skipped]++;
-      return false;
-    }
-    retries++;
-    budgets.stats.retries++;
+    if (settled) return false;
+    const delayMs = run.next(failure, body?.replayable ?? true);
+    if (delayMs === undefined) return false;
     target.onRetry?.(failure);
     body?.detach();
     upstream = undefined;
@@ -154,7 +134,7 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
       const next = target.repick ? target.repick() : target;
       if (next instanceof HttpProxyError) settle({ kind: 'error', error: next });
       else attempt(next, 1);
-    }, decision.delayMs);
+    }, delayMs);
     return true;
   };
 

@@ -4,8 +4,7 @@
  * the backoff to wait, or `undefined` (no retry; a refusal is counted by reason). The rules are
  * retry-policy.ts's `decideRetry`; this only binds them to one request's counters.
  *
- * Used by forward-h2.ts. forward-http.ts keeps its own copy of these few lines for now (it is
- * being rewritten); it can adopt this unchanged.
+ * Used by both forward paths: forward-http.ts (HTTP/1.1) and forward-h2.ts (HTTP/2, gRPC).
  */
 import type { RetryPolicy } from './config';
 import type { RetryBudget, RetryBudgets } from './retry-budget';
