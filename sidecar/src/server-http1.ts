@@ -172,7 +172,12 @@ class Connection implements ResponseSink {
       else ok = typeof part === 'string' ? socket.write(part, 'latin1') : socket.write(part);
     }
     if (n > 1) socket.uncork();
-    if (last && n === 0) ok = socket.write('', () => this.finished(res));
+    if (last && n === 0) {
+      // Nothing left to write (the body went out with earlier writes): finished once those are
+      // flushed. An empty write would cost a syscall per response just for its callback.
+      if (socket.writableLength === 0) process.nextTick(() => this.finished(res));
+      else socket.write('', () => this.finished(res));
+    }
     return ok;
   }
 
