@@ -6,6 +6,7 @@
  * the pool closes the sessions (in-flight streams finish), destroying it destroys them.
  */
 import http2 from 'node:http2';
+import net from 'node:net';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
 /** A session and whether its connection is up yet (a stream failing before that is a connect failure). */
@@ -29,7 +30,9 @@ export class UpstreamH2Sessions {
     const known = this.sessions.get(key);
     if (known && !known.session.closed && !known.session.destroyed) return known;
     let up = false;
-    const session = http2.connect(`http://${key}`);
+    // TCP_NODELAY: Node's http2.connect leaves Nagle on, which holds a small frame (a unary call's
+    // DATA or trailers) until the previous one is acknowledged.
+    const session = http2.connect(`http://${key}`, { createConnection: () => net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true }) });
     const entry: UpstreamH2Session = { session, connected: () => up };
     const forget = (): void => {
       if (this.sessions.get(key) === entry) this.sessions.delete(key);
