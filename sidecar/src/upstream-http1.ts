@@ -24,7 +24,10 @@ interface LlhttpParser {
   close(): void;
   [key: number]: unknown;
 }
-const { HTTPParser } = nodeRequire('_http_common') as {
+const { HTTPParser } = loadParser();
+export { HTTPParser, type LlhttpParser };
+
+interface ParserBinding {
   HTTPParser: {
     new (): LlhttpParser;
     readonly REQUEST: number;
@@ -34,8 +37,17 @@ const { HTTPParser } = nodeRequire('_http_common') as {
     readonly kOnBody: number;
     readonly kOnMessageComplete: number;
   };
-};
-export { HTTPParser, type LlhttpParser };
+}
+
+/** Node's parser binding, checked once: a Node without it fails at start-up with a clear message. */
+function loadParser(): ParserBinding {
+  const binding = nodeRequire('_http_common') as Partial<ParserBinding>;
+  const P = binding.HTTPParser;
+  if (typeof P !== 'function' || typeof P.REQUEST !== 'number' || typeof P.kOnHeadersComplete !== 'number' || typeof P.prototype?.execute !== 'function') {
+    throw new Error(`this Node.js (${process.version}) does not expose the llhttp parser the sidecar's HTTP/1.1 path uses (_http_common.HTTPParser); run it on Node 20 or 22`);
+  }
+  return binding as ParserBinding;
+}
 
 export interface ExchangeHandler {
   /** The socket is connected (at once for a reused one). */
