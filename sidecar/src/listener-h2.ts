@@ -62,6 +62,7 @@ export function h2StreamHandler(ctx: H2ListenerContext): Http2StreamHandler {
 }
 
 type Finish = (status: number, error?: HttpProxyError) => void;
+const NO_FINISH: Finish = () => undefined;
 
 /** One stream's request, as the stages after the route see it. */
 interface H2Request {
@@ -75,29 +76,31 @@ interface H2Request {
   /** The received headers, with the inbound target port applied. */
   readonly headers: IncomingHttpHeaders;
   readonly grpc: boolean;
-  readonly logged: Record<string, unknown>;
+  /** The per-stream debug line's fields; only when debug logging is on. */
+  readonly logged: Record<string, unknown> | undefined;
   readonly finish: Finish;
   readonly fail: (error: HttpProxyError, done?: Finish) => void;
 }
 
 function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received: IncomingHttpHeaders): void {
   stream.on('error', () => undefined); // a reset from either side ends up in 'close'
-  const started = performance.now();
   const spec = ctx.spec();
   const method = String(received[':method'] ?? 'GET');
   const grpc = isGrpc(received['content-type']);
   const authority = received[':authority'] ?? received.host;
-  const logged: Record<string, unknown> = { protocol: 'h2', method, host: authority, path: received[':path'] };
-  const finish: Finish = (status, error) => {
-    ctx.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) });
-  };
+  // The per-stream debug line, built only when debug logging is on (the hot path skips it).
+  const logged: Record<string, unknown> | undefined = ctx.log.enabled?.('debug') !== false ? { protocol: 'h2', method, host: authority, path: received[':path'] } : undefined;
+  const started = logged ? performance.now() : 0;
+  const finish: Finish = logged ? (status, error) => ctx.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) }) : NO_FINISH;
   const fail = (error: HttpProxyError, done: Finish = finish): void => failStream(stream, error, grpc, done);
 
   if (method === 'CONNECT') return fail(new MethodNotAllowedError('connect-method', 'CONNECT is not supported'));
   const target = requestTarget(String(received[':path'] ?? ''), authority, method, spec.direction);
   if (target instanceof HttpProxyError) return fail(target);
-  logged.host = target.host;
-  logged.path = target.path;
+  if (logged) {
+    logged.host = target.host;
+    logged.path = target.path;
+  }
 
   // A copy: the inbound target port is set on it as on an HTTP/1 request's headers.
   const headers: IncomingHttpHeaders = { ...received };
@@ -109,7 +112,7 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
   const snap = snapshotOf(ctx.current(), ctx.pool);
   const route = routeStage(spec, snap, target, { method, headers });
   if (route instanceof HttpProxyError) return fail(route);
-  logged.route = route.name;
+  if (logged) logged.route = route.name;
   if (route.action.kind === 'direct-response') {
     stream.respond({ ':status': route.action.status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(route.action.body) });
     stream.end(route.action.body);
@@ -127,7 +130,7 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
   // gRPC request is answered trailers-only, its HTTP status mapped to a gRPC status (`failStream`).
   const fault = spec.faultFilter ? decideFault(route.fault) : undefined;
   if (isNoFault(fault)) return forwardStage(ctx, req, timeoutMs, deadline);
-  logged.fault = fault;
+  if (logged) logged.fault = fault;
   applyFault(fault!, timeoutMs, stream, (outcome) => {
     if (outcome.kind === 'downstream-closed') finish(499);
     else if (outcome.kind === 'continue') forwardStage(ctx, req, outcome.timeoutMs, deadline);
@@ -140,7 +143,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
   const { stream, spec, snap, route, target, method, headers, logged, fail } = req;
   const backend = backendStage(snap, route);
   if (backend instanceof HttpProxyError) return fail(backend);
-  logged.cluster = backend.cluster.name;
+  if (logged) logged.cluster = backend.cluster.name;
 
   let release: (() => void) | undefined;
   const done: Finish = (status, error) => {
@@ -152,7 +155,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
     if (stream.closed || stream.destroyed) return done(499);
     const pick = endpointStage(backend);
     if (pick instanceof HttpProxyError) return fail(pick, done);
-    logged.upstream = endpointKey(pick.endpoint);
+    if (logged) logged.upstream = endpointKey(pick.endpoint);
     const headersFor = (p: UpstreamPick): OutgoingHttpHeaders => {
       const out: OutgoingHttpHeaders = {
         ...upstreamRequestHeaders(withoutPseudo(headers), {
@@ -202,7 +205,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
           : {}),
       },
       (status, error, retries) => {
-        if (retries) logged.retries = retries;
+        if (retries && logged) logged.retries = retries;
         if (error) fail(error, done);
         else done(status);
       },
