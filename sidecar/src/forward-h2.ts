@@ -20,7 +20,7 @@ import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import type { CallResult } from './balancer';
 import type { RetryPolicy } from './config';
 import { ReplayableBody } from './body-buffer';
-import { downstreamResponseHeaders } from './headers-http';
+import { downstreamH2Headers } from './headers-http';
 import { resetStream } from './h2-limits';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
 import type { UpstreamPick } from './proxy-snapshot';
@@ -217,7 +217,7 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
     up.once('response', (responseHeaders, flags) => {
       if (over || settled || stream.closed) return;
       status = Number(responseHeaders[':status']);
-      const out: OutgoingHttpHeaders = { ...downstreamResponseHeaders(withoutPseudo(responseHeaders)), ':status': status };
+      const out = downstreamH2Headers(responseHeaders, status);
       const grpcStatus = grpcStatusOf(responseHeaders['grpc-status']);
       const retriable = status >= 500 || run.policy?.retriableStatusCodes.has(status) === true || grpcStatus !== undefined;
       if (retriable && retriedStatus(grpcStatus)) return;
@@ -237,7 +237,7 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
       commit(out);
     });
     up.on('trailers', (t) => {
-      trailers = downstreamResponseHeaders(withoutPseudo(t));
+      trailers = downstreamH2Headers(t);
       if (!held || over || settled) return;
       // Trailers before any DATA: the status is known and nothing was committed.
       if (retriedStatus(grpcStatusOf(t['grpc-status']))) return;
@@ -300,11 +300,4 @@ function callResultOf(failure: AttemptFailure): CallResult {
 
 export function deadlineTrailers(): OutgoingHttpHeaders {
   return { 'grpc-status': String(DEADLINE_EXCEEDED), 'grpc-message': 'deadline exceeded' };
-}
-
-/** A copy without HTTP/2 pseudo-headers (`:method`, `:path`, `:status`, ...). */
-export function withoutPseudo(headers: http2.IncomingHttpHeaders): http2.IncomingHttpHeaders {
-  const out: http2.IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (!name.startsWith(':')) out[name] = value;
-  return out;
 }

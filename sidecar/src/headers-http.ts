@@ -56,8 +56,35 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: Upstre
   const out = withoutHopByHop(headers);
   delete out.expect;
   delete out[TARGET_PORT_HEADER];
-  if (ctx.direction === 'outbound' && ctx.targetPort !== undefined) out[TARGET_PORT_HEADER] = String(ctx.targetPort);
+  return withForwarding(out, headers, ctx);
+}
 
+/**
+ * HTTP/2: the same headers as `upstreamRequestHeaders`, built in one pass over the received ones
+ * (the per-stream garbage is what limits the HTTP/2 path; docs/performance.md). Pseudo-headers
+ * come from `pseudo`; `te: trailers` is kept (the one TE value HTTP/2 allows, and gRPC servers
+ * expect it); `host` is dropped (`:authority` carries it).
+ */
+export function upstreamH2Headers(headers: IncomingHttpHeaders, ctx: UpstreamHeaderContext, pseudo: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = { ...pseudo };
+  const connection = headers.connection;
+  const named = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase())) : undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'te' && value === 'trailers') out.te = 'trailers';
+      continue;
+    }
+    if (name === 'host' || name === 'expect' || name === TARGET_PORT_HEADER || named?.has(name)) continue;
+    out[name] = value;
+  }
+  return withForwarding(out, headers, ctx);
+}
+
+/** Adds to `out` what this hop says about the request: target port, X-Forwarded-*, x-request-id. */
+function withForwarding(out: OutgoingHttpHeaders, headers: IncomingHttpHeaders, ctx: UpstreamHeaderContext): OutgoingHttpHeaders {
+  if (ctx.direction === 'outbound' && ctx.targetPort !== undefined) out[TARGET_PORT_HEADER] = String(ctx.targetPort);
   const client = normalizeAddress(ctx.clientAddress);
   if (client) {
     const prior = headers['x-forwarded-for'];
@@ -65,6 +92,22 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: Upstre
   }
   if (!headers['x-forwarded-proto']) out['x-forwarded-proto'] = 'http';
   if (!headers['x-request-id']) out['x-request-id'] = randomUUID();
+  return out;
+}
+
+/**
+ * HTTP/2: response headers (or trailers) for the client in one pass: pseudo-headers and hop-by-hop
+ * headers dropped, `status` (when given) as `:status`.
+ */
+export function downstreamH2Headers(headers: IncomingHttpHeaders, status?: number): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = status === undefined ? {} : { ':status': status };
+  const connection = headers.connection;
+  const named = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase())) : undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    out[name] = value;
+  }
   return out;
 }
 

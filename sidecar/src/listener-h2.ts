@@ -22,8 +22,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from '@weft/api';
 import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
 import { applyFault, decideFault, isNoFault } from './fault-inject';
-import { forwardH2, withoutPseudo } from './forward-h2';
-import { upstreamRequestHeaders } from './headers-http';
+import { forwardH2 } from './forward-h2';
+import { upstreamH2Headers } from './headers-http';
 import { resetStream } from './h2-limits';
 import { DEFAULT_MIRROR_TIMEOUT_MS, SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
 import { mirrorH2 } from './mirror-h2';
@@ -156,23 +156,12 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
     const pick = endpointStage(backend);
     if (pick instanceof HttpProxyError) return fail(pick, done);
     if (logged) logged.upstream = endpointKey(pick.endpoint);
-    const headersFor = (p: UpstreamPick): OutgoingHttpHeaders => {
-      const out: OutgoingHttpHeaders = {
-        ...upstreamRequestHeaders(withoutPseudo(headers), {
-          direction: spec.direction,
-          clientAddress: stream.session?.socket?.remoteAddress,
-          targetPort: p.endpoint.targetPort,
-        }),
-        ':method': method,
-        ':scheme': 'http',
-        ':authority': String(req.authority ?? target.host),
-        ':path': target.path,
-      };
-      // `te: trailers` is the one TE value HTTP/2 allows, and gRPC servers expect it.
-      if (headers.te === 'trailers') out.te = 'trailers';
-      delete out.host;
-      return out;
-    };
+    const headersFor = (p: UpstreamPick): OutgoingHttpHeaders =>
+      upstreamH2Headers(
+        headers,
+        { direction: spec.direction, clientAddress: stream.session?.socket?.remoteAddress, targetPort: p.endpoint.targetPort },
+        { ':method': method, ':scheme': 'http', ':authority': String(req.authority ?? target.host), ':path': target.path },
+      );
     const sessions = h2SessionsOf(ctx.pool);
     const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
     const first = headersFor(pick);
