@@ -1,20 +1,32 @@
 /**
- * Keeps a cluster alive while a route still sends to it. Resource types are updated one at a time,
- * so a route table that was rejected (NACKed) can outlive the clusters it names when a later
- * cluster update removes them. Dropping those clusters would turn a rejected policy into failed
- * requests; instead the previous cluster and its endpoints stay until no route names it.
+ * Keeps a cluster alive while a route or a TCP proxy still sends to it. Resource types are updated
+ * one at a time, so a route table or listener that was rejected (NACKed) can outlive the clusters
+ * it names when a later cluster update removes them. Dropping those clusters would turn a rejected
+ * policy into failed requests or refused connections; instead the previous cluster and its
+ * endpoints stay until nothing names it.
  */
-import type { Cluster, Endpoint, ProxyConfig, RouteTable } from './config';
+import type { Cluster, ConnectionDispatch, Endpoint, ProxyConfig, RouteTable } from './config';
 
-/** `next`, plus any cluster of `previous` (with its endpoints) that a route in `next` still names. */
+/** `next`, plus any cluster of `previous` (with its endpoints) that a route or TCP proxy in `next` still names. */
 export function retainReferencedClusters(previous: ProxyConfig, next: ProxyConfig): ProxyConfig {
   const missing = new Set<string>();
+  const need = (n: string): void => {
+    if (!next.clusters.has(n) && previous.clusters.has(n)) missing.add(n);
+  };
   for (const table of routeTables(next)) {
     for (const vh of table.virtualHosts) {
       for (const r of vh.routes) {
-        const names = r.action.kind === 'cluster' ? [r.action.cluster] : r.action.kind === 'weighted' ? r.action.clusters.map((c) => c.cluster) : [];
-        for (const n of names) if (!next.clusters.has(n) && previous.clusters.has(n)) missing.add(n);
+        if (r.action.kind === 'cluster') need(r.action.cluster);
+        else if (r.action.kind === 'weighted') r.action.clusters.forEach((c) => need(c.cluster));
       }
+    }
+  }
+  for (const d of dispatches(next)) {
+    for (const chain of d.defaultChain ? [...d.chains, d.defaultChain] : d.chains) {
+      if (chain.filter.kind !== 'tcp') continue;
+      const t = chain.filter.proxy.target;
+      if (t.kind === 'cluster') need(t.cluster);
+      else t.clusters.forEach((c) => need(c.cluster));
     }
   }
   if (missing.size === 0) return next;
@@ -32,4 +44,9 @@ export function retainReferencedClusters(previous: ProxyConfig, next: ProxyConfi
 function routeTables(config: ProxyConfig): RouteTable[] {
   const inline = [...config.listeners.values()].flatMap((l) => (l.routes.kind === 'inline' ? [l.routes.table] : []));
   return [...config.routeTables.values(), ...inline];
+}
+
+function dispatches(config: ProxyConfig): ConnectionDispatch[] {
+  const http = [...config.listeners.values()].flatMap((l) => (l.connections ? [l.connections] : []));
+  return [...http, ...[...(config.tcpListeners?.values() ?? [])].map((l) => l.connections)];
 }

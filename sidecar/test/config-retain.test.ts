@@ -30,3 +30,31 @@ test('a cluster no route names any more is dropped, and nothing is copied when n
   const next = config(table('v2'), ['v2'], [['v2', [ep(2)]]]);
   assert.equal(retainReferencedClusters(before, next), next);
 });
+
+test('a cluster removed while a held TCP listener still proxies to it stays, with its endpoints', () => {
+  const tcp = (clusterName: string): ProxyConfig['tcpListeners'] =>
+    new Map([
+      [
+        '0.0.0.0_3306',
+        {
+          name: '0.0.0.0_3306',
+          direction: 'outbound',
+          address: '127.0.0.1',
+          port: 3306,
+          connections: {
+            chains: [{ name: 'db', match: {}, filter: { kind: 'tcp', proxy: { statPrefix: 'db', target: { kind: 'cluster', cluster: clusterName }, idleTimeoutMs: 0 } } }],
+            originalDst: false,
+            proxyProtocol: false,
+            detectTimeoutMs: 1000,
+            fallbackOnTimeout: true,
+          },
+        },
+      ],
+    ]);
+  const before: ProxyConfig = { ...config(table('web'), ['web', 'db'], [['web', [ep(1)]], ['db', [ep(3306)]]]), tcpListeners: tcp('db') };
+  // The cluster update dropped `db`; the listener update that would stop naming it was rejected.
+  const next: ProxyConfig = { ...config(table('web'), ['web'], [['web', [ep(1)]]]), tcpListeners: tcp('db') };
+  const kept = retainReferencedClusters(before, next);
+  assert.deepEqual([...kept.clusters.keys()].sort(), ['db', 'web']);
+  assert.deepEqual(kept.endpoints.get('db'), [ep(3306)]);
+});
