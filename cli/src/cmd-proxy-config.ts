@@ -33,9 +33,21 @@ export function renderSection(dump: Obj, section: Section): string {
   const cfg = dump.config ?? {};
   const values = (o: Obj | undefined): Obj[] => Object.values(o ?? {});
   switch (section) {
-    case 'listeners':
-      return formatTable(['NAME', 'ADDRESS', 'DIRECTION', 'ROUTES'], values(cfg.listeners).map((l) =>
-        [l.name, `${l.address}:${l.port}`, l.direction, l.routes.kind === 'rds' ? `RDS ${l.routes.name}` : `inline ${l.routes.table.name}`]));
+    case 'listeners': {
+      // HTTP listeners (with any TCP chains beside their HTTP one), then TCP-only listeners.
+      const tcpChains = (d: Obj | undefined): string[] =>
+        [...(d?.chains ?? []), ...(d?.defaultChain ? [d.defaultChain] : [])].filter((c: Obj) => c.filter.kind === 'tcp').map((c: Obj) => {
+          const t = c.filter.proxy.target;
+          return `tcp ${t.kind === 'cluster' ? t.cluster : t.clusters.map((w: Obj) => w.cluster).join('+')}`;
+        });
+      const summary = (items: string[]): string => (items.length > 2 ? `${items[0]} +${items.length - 1}` : items.join(', '));
+      const http = values(cfg.listeners).map((l) => {
+        const routes = l.routes.kind === 'rds' ? `RDS ${l.routes.name}` : `inline ${l.routes.table.name}`;
+        return [l.name, `${l.address}:${l.port}`, l.direction, summary([routes, ...tcpChains(l.connections)])];
+      });
+      const tcp = values(cfg.tcpListeners).map((l) => [l.name, `${l.address}:${l.port}`, l.direction, summary(tcpChains(l.connections))]);
+      return formatTable(['NAME', 'ADDRESS', 'DIRECTION', 'ROUTES / TCP'], [...http, ...tcp]);
+    }
     case 'routes': {
       const tables = [...values(cfg.routeTables), ...values(cfg.listeners).filter((l) => l.routes.kind === 'inline').map((l) => l.routes.table)];
       const rows: string[][] = [];
@@ -87,7 +99,7 @@ async function run(args: ParsedArgs): Promise<number> {
 
 function sectionJson(dump: Obj, section: Section): unknown {
   const cfg = dump.config ?? {};
-  return { listeners: cfg.listeners, routes: cfg.routeTables, clusters: cfg.clusters, endpoints: cfg.endpoints, secrets: {} }[section];
+  return { listeners: { ...cfg.listeners, ...cfg.tcpListeners }, routes: cfg.routeTables, clusters: cfg.clusters, endpoints: cfg.endpoints, secrets: {} }[section];
 }
 
 export const proxyConfigCommand: Command = {

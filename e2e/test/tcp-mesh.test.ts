@@ -8,7 +8,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -137,6 +138,15 @@ test('an opaque port: the banner of a server-speaks-first app arrives in under 1
   assert.equal((await last).text, 'bye\r\n');
   await ended;
   socket.destroy();
+});
+
+test('weft proxy-config lists the per-upstream TCP listeners beside the HTTP ones', async () => {
+  // Asynchronously: the control plane and sidecars answering it run in this process.
+  const main = path.resolve(__dirname, '../../../cli/dist/src/main.js');
+  const { stdout: out } = await promisify(execFile)(process.execPath, [main, 'proxy-config', 'client', 'listeners', '-n', 'shop', `--control-plane=${CP}:15014`], { encoding: 'utf8' });
+  assert.match(out, /^NAME\s+ADDRESS\s+DIRECTION\s+ROUTES \/ TCP/);
+  assert.match(out, new RegExp(`virtualOutbound\\s+${CLIENT.ip.replace(/\./g, '\\.')}:15001\\s+outbound\\s+RDS outbound`));
+  assert.match(out, new RegExp(`0\\.0\\.0\\.0_${PORTS.smtp}\\s+${CLIENT.ip.replace(/\./g, '\\.')}:${PORTS.smtp}\\s+outbound\\s+tcp outbound\\|${PORTS.smtp}\\|\\|mail\\.shop\\.svc\\.cluster\\.local`));
 });
 
 test('an undeclared port: a silent client gets the banner after the detection timeout, then echo works', async () => {
