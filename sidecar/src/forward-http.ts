@@ -94,7 +94,8 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
   let routeTimer: NodeJS.Timeout | undefined;
   let backoffTimer: NodeJS.Timeout | undefined;
 
-  const bodyless = hasNoBody(req);
+  // The head already read the framing from the raw headers: no second look (nor a headers object).
+  const bodyless = target.head.framing === 'none';
   const keep = Math.max(policy ? policy.bufferLimitBytes : 0, target.onBody ? target.keepBodyBytes ?? 0 : 0);
   const body = bodyless ? undefined : new ReplayableBody(req, keep);
   if (target.onBody) {
@@ -231,7 +232,7 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
           res.end();
         },
       },
-      bodyless ? 'none' : target.head.framing,
+      target.head.framing,
       skipBody,
       target.connectTimeoutMs,
     );
@@ -263,13 +264,6 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
     if (req.socket.destroyed || req.socket.writableEnded || res.writableEnded) settle({ kind: 'downstream-closed' });
     else attempt(target, 0);
   });
-}
-
-/** No body follows the headers: no `transfer-encoding` and no (or a zero) `content-length`. */
-function hasNoBody(req: DownstreamRequest): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return false;
-  const length = req.headers['content-length'];
-  return length === undefined || Number(length) === 0;
 }
 
 /** The first value of header `name` (lower case) in raw `[name, value, ...]`. */
