@@ -52,17 +52,20 @@ test('abort 100%: the configured status, and not even a connection reaches the u
   assert.equal(app.connections, 0);
 });
 
-test('abort 50% over 400 requests aborts 50 ± 8% of them; the rest reach the upstream', async (t) => {
+test('abort 50% over 1000 requests aborts 50 ± 7.5% of them (a 4.7-sigma bound); the rest reach the upstream', async (t) => {
   const app = await startUpstream('app');
   const p = await proxy(config(app, { fault: abort(0.5) }));
   t.after(async () => { await p.close(); await app.close(); });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   t.after(() => agent.destroy());
-  const replies = await Promise.all(Array.from({ length: 400 }, () => send(p.port, { host: 'app', agent })));
-  const aborted = replies.filter((r) => r.status === 503).length;
-  t.diagnostic(`aborted ${aborted} of 400`);
-  assert.ok(Math.abs(aborted / 400 - 0.5) <= 0.08, `aborted ${aborted} of 400`);
-  assert.equal(app.received.length, 400 - aborted);
+  const n = 1000;
+  const replies = await Promise.all(Array.from({ length: n }, () => send(p.port, { host: 'app', agent })));
+  const aborted = replies.filter((r) => r.status === 503 && r.body === 'fault filter abort').length;
+  const passed = replies.filter((r) => r.status === 200).length;
+  t.diagnostic(`aborted ${aborted} of ${n}, ${passed} passed`);
+  assert.equal(aborted + passed, n, 'every reply is either the fault abort or the upstream answer');
+  assert.ok(Math.abs(aborted / n - 0.5) <= 0.075, `aborted ${aborted} of ${n}`);
+  assert.equal(app.received.length, passed);
 });
 
 test('a delay holds the request at least fixedDelay before it goes upstream', async (t) => {
@@ -139,7 +142,7 @@ test('a route fault is ignored on a listener without the fault filter (as Envoy)
 
 const mirror = (fraction: number): MirrorPolicy[] => [{ cluster: 'shadow', fraction }];
 
-test('mirror 30%: the shadow gets ≈ 30% of requests, same method, path and body, Host suffixed -shadow', async (t) => {
+test('mirror 30%: the shadow gets 30 ± 6.5% of 1000 requests (a 4.5-sigma bound), same method, path and body, Host suffixed -shadow', async (t) => {
   const app = await startUpstream('app');
   const shadow = await startUpstream('shadow');
   const p = await proxy(config(app, { mirrors: mirror(0.3) }, shadow));
@@ -147,13 +150,14 @@ test('mirror 30%: the shadow gets ≈ 30% of requests, same method, path and bod
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   t.after(() => agent.destroy());
   const replies = await Promise.all(
-    Array.from({ length: 400 }, (_, i) => send(p.port, { host: 'app.shop:8080', method: 'POST', path: `/items?i=${i}`, body: `body-${i}`, agent })),
+    Array.from({ length: 1000 }, (_, i) => send(p.port, { host: 'app.shop:8080', method: 'POST', path: `/items?i=${i}`, body: `body-${i}`, agent })),
   );
   assert.ok(replies.every((r) => r.status === 200 && r.body === 'app'));
-  await sleep(100);
+  for (let waited = 0; shadow.received.length < p.mirrors.stats.sent && waited < 2000; waited += 20) await sleep(20);
   const n = shadow.received.length;
-  t.diagnostic(`mirrored ${n} of 400`);
-  assert.ok(Math.abs(n / 400 - 0.3) <= 0.08, `mirrored ${n} of 400`);
+  t.diagnostic(`mirrored ${n} of 1000`);
+  assert.equal(n, p.mirrors.stats.sent, 'every mirror the sidecar sent reached the shadow');
+  assert.ok(Math.abs(n / 1000 - 0.3) <= 0.065, `mirrored ${n} of 1000`);
   for (const r of shadow.received) {
     assert.equal(r.method, 'POST');
     assert.equal(r.headers.host, 'app.shop-shadow:8080');
