@@ -15,11 +15,13 @@ import { missingNodeFlags, SIDECAR_NODE_FLAGS } from './node-flags';
 function withFlags(base: SidecarOptions, args: ParsedArgs): SidecarOptions {
   const admin = stringFlag(args, 'admin-port');
   const health = stringFlag(args, 'health-port');
+  const metrics = stringFlag(args, 'metrics-port');
   const drain = stringFlag(args, 'drain-timeout');
   return {
     ...base,
     ...(admin !== undefined ? { adminPort: parsePort(admin, '--admin-port') } : {}),
     ...(health !== undefined ? { healthPort: parsePort(health, '--health-port') } : {}),
+    ...(metrics !== undefined ? { metricsPort: parsePort(metrics, '--metrics-port') } : {}),
     ...(drain !== undefined ? { drainTimeoutMs: parseInteger(drain, '--drain-timeout', 0, 600_000) } : {}),
   };
 }
@@ -52,11 +54,12 @@ async function run(args: ParsedArgs): Promise<number> {
 export const sidecarCommand: Command = {
   name: 'sidecar',
   summary: 'run the sidecar proxy (configured by the environment)',
-  usage: 'weft sidecar [--admin-port N] [--health-port N] [--drain-timeout MS]',
+  usage: 'weft sidecar [--admin-port N] [--health-port N] [--metrics-port N] [--drain-timeout MS]',
   description: [
     'Runs the sidecar proxy for one pod. It connects to the control plane over xDS, applies\n' +
       'the configuration it is sent, and binds every port on POD_IP: 15001 outbound, 15006\n' +
-      'inbound, 15000 admin (/config_dump), 15021 /healthz/ready (ready after the first config).',
+      'inbound, 15000 admin (/config_dump), 15020 /metrics (Prometheus), 15021 /healthz/ready\n' +
+      '(ready after the first config).',
     'Environment:\n' +
       '  WEFT_XDS_ADDRESS   host:port of the control plane (required)\n' +
       '  POD_NAME           the pod this sidecar serves (required)\n' +
@@ -74,6 +77,7 @@ export const sidecarCommand: Command = {
   flags: [
     { name: 'admin-port', type: 'string', placeholder: 'N', help: 'admin port (default 15000)' },
     { name: 'health-port', type: 'string', placeholder: 'N', help: 'health port serving /healthz/ready (default 15021)' },
+    { name: 'metrics-port', type: 'string', placeholder: 'N', help: 'Prometheus port serving /metrics (default 15020)' },
     { name: 'drain-timeout', type: 'string', placeholder: 'MS', help: 'longest graceful drain on SIGTERM, in ms (default 5000)' },
     EXIT_WITH_PARENT_FLAG,
   ],

@@ -14,7 +14,7 @@ export const DEMO_NAMESPACE = 'demo';
 export const DEFAULT_BASE_IP = '127.0.10';
 export const APP_PORT = 8080;
 /** SPEC.md, "Ports". */
-export const SIDECAR_PORTS = { admin: 15000, outbound: 15001, inbound: 15006, health: 15021 } as const;
+export const SIDECAR_PORTS = { admin: 15000, outbound: 15001, inbound: 15006, metrics: 15020, health: 15021 } as const;
 export const CONTROL_PLANE_PORTS = { xds: 15010, debug: 15014 } as const;
 /** The file the user edits to change the split (in the temp copy). */
 export const POLICY_FILE = 'backend-traffic-policy.yaml';

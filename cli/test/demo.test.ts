@@ -66,7 +66,7 @@ function listening(host: string, port: number): Promise<boolean> {
 /** Every address:port the demo's processes bind for base `base`. */
 function demoPorts(base: string): [string, number][] {
   const ports: [string, number][] = [[`${base}.1`, 15010]];
-  for (const octet of [11, 21, 22]) for (const port of [15000, 15001, 15006, 15021, 8080]) ports.push([`${base}.${octet}`, port]);
+  for (const octet of [11, 21, 22]) for (const port of [15000, 15001, 15006, 15020, 15021, 8080]) ports.push([`${base}.${octet}`, port]);
   return ports;
 }
 

@@ -1,17 +1,20 @@
 /**
- * The sidecar's pod-local servers (SPEC.md, "Ports"): the admin API on 15000 and the readiness probe
- * on 15021. Both only read through callbacks, so they hold no state of their own.
+ * The sidecar's local servers (SPEC.md, "Ports"): the admin API on 15000, Prometheus `/metrics` on
+ * 15020 and the readiness probe on 15021. They only read through callbacks, so they hold no state
+ * of their own.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@weft/api';
 import type { ProxyConfig } from './config';
+import { METRICS_CONTENT_TYPE, type MetricsRegistry } from './metrics';
 import { endpointsOf } from './proxy-snapshot';
 import { ManagedHttpServer } from './server-lifecycle';
 import { endpointKey } from './upstream-pool';
 
 export const ADMIN_PORT = 15000;
 export const HEALTH_PORT = 15021;
+export const METRICS_PORT = 15020;
 
 /** Envoy's server states, as `/ready` reports them. Only `LIVE` is ready. */
 export type ServerState = 'LIVE' | 'INITIALIZING' | 'DRAINING';
@@ -136,6 +139,27 @@ export class HealthServer extends LocalServer {
     if (!allow(method, 'GET', res)) return;
     if (this.options.ready()) send(res, 200, 'ready\n');
     else send(res, 503, 'not ready\n');
+  }
+}
+
+export interface MetricsOptions {
+  readonly address: string;
+  /** Default `METRICS_PORT`; 0 for any free port (tests). */
+  readonly port?: number;
+  readonly log: Logger;
+  readonly registry: MetricsRegistry;
+}
+
+/** `GET /metrics`: the Prometheus text format, for the scraper (reachable from outside the pod). */
+export class MetricsServer extends LocalServer {
+  constructor(private readonly options: MetricsOptions) {
+    super('metrics', { address: options.address, port: options.port ?? METRICS_PORT }, options.log.child({ module: 'metrics' }));
+  }
+
+  protected route(method: string, path: string, res: ServerResponse): void {
+    if (path !== '/metrics') return send(res, 404, 'not found\n');
+    if (!allow(method, 'GET', res)) return;
+    send(res, 200, this.options.registry.render(), METRICS_CONTENT_TYPE);
   }
 }
 

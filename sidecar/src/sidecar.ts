@@ -5,7 +5,8 @@
  */
 import { createLogger, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
 import { assertCaptureAvailable, originalDestination } from './original-dst';
-import { AdminServer, HealthServer, type ServerState } from './admin';
+import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
+import { MetricsRegistry } from './metrics';
 import { EMPTY_CONFIG, type ProxyConfig } from './config';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
 import { retainReferencedClusters } from './config-retain';
@@ -26,6 +27,7 @@ export interface SidecarOptions {
   /** Overrides for tests; defaults are SPEC.md's 15000 and 15021. */
   readonly adminPort?: number;
   readonly healthPort?: number;
+  readonly metricsPort?: number;
   /** Graceful drain bound on SIGTERM (default 5000 ms). */
   readonly drainTimeoutMs?: number;
   /**
@@ -95,6 +97,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     log.info(`sidecar ${state} -> ${to}`);
     state = to;
   };
+  const metrics = new MetricsRegistry();
   const pool = new UpstreamPool();
   const listeners = new ListenerManager(() => config, { log, pool, ...(opts.capture ? { originalDestination } : {}) });
 
@@ -143,6 +146,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     quit: () => void close(),
   });
   const health = new HealthServer({ address: opts.capture ? '0.0.0.0' : opts.podIp, port: opts.healthPort ?? 15021, log, ready: () => state === 'LIVE' });
+  const metricsServer = new MetricsServer({ address: opts.capture ? '0.0.0.0' : opts.podIp, port: opts.metricsPort ?? 15020, log, registry: metrics });
 
   const close = (): Promise<void> => (closing ??= (async () => {
     transition('DRAINING');
@@ -164,7 +168,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       listeners.destroy();
     }
     pool.close();
-    await Promise.all([admin.close(), health.close()]);
+    await Promise.all([admin.close(), health.close(), metricsServer.close()]);
     log.info('sidecar stopped');
     markClosed();
   })());
@@ -172,8 +176,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   try {
     await admin.listen();
     await health.listen();
+    await metricsServer.listen();
   } catch (err) {
-    await Promise.all([admin.close(), health.close()]);
+    await Promise.all([admin.close(), health.close(), metricsServer.close()]);
     throw err;
   }
   xds.start();
@@ -192,6 +197,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       pool.destroy();
       admin.destroy();
       health.destroy();
+      metricsServer.destroy();
       markClosed();
     },
   };

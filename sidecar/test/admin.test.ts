@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '@weft/api';
-import { AdminServer, HealthServer, renderClusters, type ServerState } from '../src/admin';
+import { AdminServer, HealthServer, MetricsServer, renderClusters, type ServerState } from '../src/admin';
+import { MetricsRegistry } from '../src/metrics';
 import { cluster, endpoint, proxyConfig, send, sleep, startUpstream } from './fixtures';
 
 const config = proxyConfig({
@@ -130,3 +131,34 @@ async function statusAndBody(port: number, path: string): Promise<[number, strin
   const r = await send(port, { path });
   return [r.status, r.body];
 }
+
+test('the metrics server serves counters and gauges in the Prometheus text format; other paths 404, POST 405', async (t) => {
+  const registry = new MetricsRegistry();
+  const denials = registry.counter('weft_test_denials_total', 'Requests denied.', ['policy', 'kind']);
+  const expiry = registry.gauge('weft_test_expiry_seconds', 'When it expires.');
+  denials.inc({ policy: 'shop/deny "admin"', kind: 'http' });
+  denials.inc({ policy: 'shop/deny "admin"', kind: 'http' }, 2);
+  denials.inc({ policy: 'shop/other', kind: 'tcp' });
+  expiry.set({}, 1.7e9);
+  const server = new MetricsServer({ address: '127.0.0.1', port: 0, log: silentLogger, registry });
+  await server.listen();
+  t.after(() => server.destroy());
+  const port = server.address()!.port;
+  const r = await send(port, { path: '/metrics' });
+  assert.equal(r.status, 200);
+  assert.match(r.headers['content-type'] as string, /^text\/plain; version=0\.0\.4/);
+  assert.equal(r.body, [
+    '# HELP weft_test_denials_total Requests denied.',
+    '# TYPE weft_test_denials_total counter',
+    'weft_test_denials_total{policy="shop/deny \\"admin\\"",kind="http"} 3',
+    'weft_test_denials_total{policy="shop/other",kind="tcp"} 1',
+    '# HELP weft_test_expiry_seconds When it expires.',
+    '# TYPE weft_test_expiry_seconds gauge',
+    'weft_test_expiry_seconds 1700000000',
+    '',
+  ].join('\n'));
+  assert.equal((await send(port, { path: '/stats' })).status, 404);
+  assert.equal((await send(port, { path: '/metrics', method: 'POST' })).status, 405);
+  assert.throws(() => registry.counter('weft_test_denials_total', 'again'), /registered twice/);
+  assert.throws(() => registry.counter('weft_test_requests', 'no suffix'), /must end in _total/);
+});
