@@ -250,6 +250,15 @@ export interface ProxyConfig {
   readonly clusters: ReadonlyMap<string, Cluster>;
   /** Keyed by EDS service name (the CLA's `cluster_name`). */
   readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
+  /** SDS `Secret`s holding a validation context, by name (Istio's `ROOTCA`); absent: none. */
+  readonly trustBundles?: ReadonlyMap<string, TrustBundle>;
+}
+
+/** The roots a peer's certificate must chain to: old and new during a root rotation. */
+export interface TrustBundle {
+  readonly name: string;
+  /** One or more PEM certificates. */
+  readonly caPem: string;
 }
 
 export const EMPTY_CONFIG: ProxyConfig = {

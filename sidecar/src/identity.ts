@@ -8,6 +8,8 @@
  * `/config_dump`).
  */
 
+import type { TLSSocket } from 'node:tls';
+
 export interface WorkloadCertificate {
   /** PKCS#8 PEM of the private key. */
   readonly keyPem: string;
@@ -25,4 +27,26 @@ export interface IdentityProvider {
   current(): WorkloadCertificate | undefined;
   /** Called after each new certificate (first issue and every rotation). Returns an unsubscribe. */
   onChange(listener: (cert: WorkloadCertificate) => void): () => void;
+}
+
+const peerIds = new WeakMap<object, string | null>();
+
+/**
+ * The SPIFFE ID a connection's peer proved: the `spiffe://` URI SAN of a client certificate that
+ * verified against the trust bundle (`authorized`), else undefined (plaintext, no certificate, or
+ * one that did not verify). Read once per connection, then cached: request stages may call it per
+ * request.
+ */
+export function peerSpiffeId(socket: object): string | undefined {
+  const cached = peerIds.get(socket);
+  if (cached !== undefined) return cached ?? undefined;
+  let id: string | null = null;
+  const tlsSocket = socket as Partial<TLSSocket>;
+  if (tlsSocket.encrypted && tlsSocket.authorized && tlsSocket.getPeerX509Certificate) {
+    const sans = tlsSocket.getPeerX509Certificate()?.subjectAltName ?? '';
+    // `subjectAltName` is Node's comma-separated list (`URI:spiffe://…, DNS:…`).
+    id = /(?:^|, )URI:(spiffe:\/\/[^,\s]+)/.exec(sans)?.[1] ?? null;
+  }
+  peerIds.set(socket, id);
+  return id ?? undefined;
 }
