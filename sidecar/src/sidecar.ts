@@ -7,6 +7,7 @@ import { createLogger, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } 
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
+import { AuthzDenials } from './authz-enforce';
 import { EMPTY_CONFIG, type ProxyConfig } from './config';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
 import { retainReferencedClusters } from './config-retain';
@@ -99,7 +100,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   };
   const metrics = new MetricsRegistry();
   const pool = new UpstreamPool();
-  const listeners = new ListenerManager(() => config, { log, pool, ...(opts.capture ? { originalDestination } : {}) });
+  const authzDenials = new AuthzDenials(metrics, log.child({ module: 'authz' }));
+  const listeners = new ListenerManager(() => config, { log, pool, authzDenials, ...(opts.capture ? { originalDestination } : {}) });
 
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
