@@ -21,7 +21,7 @@ const UNSUPPORTED: Record<string, string> = {
   notRemoteIpBlocks: 'notRemoteIpBlocks (X-Forwarded-For) is not supported by this version; use notIpBlocks',
 };
 const METHOD = /^[A-Z][A-Z0-9!#$%&'+.^_`|~-]*$/;
-const HOST = /^[a-z0-9.\-:[\]_]+$/;
+const HOST = /^[a-z0-9.\-:[\]_]+$/i;
 const NAMESPACE = /^[a-z0-9-]+$/;
 
 /** Parses an AuthorizationPolicy's `spec`; `c` collects the errors. */
