@@ -68,7 +68,7 @@ export interface AuthzHttpRequest {
  */
 export function authorizeHttp(authz: Authz, denials: AuthzDenials, r: AuthzHttpRequest, listener: string): AuthzDeniedError | undefined {
   const q = r.target.path.indexOf('?');
-  const path = q < 0 ? r.target.path : r.target.path.slice(0, q);
+  const path = matchPath(q < 0 ? r.target.path : r.target.path.slice(0, q));
   const facts: AuthzFacts = {
     principal: peerSpiffeId(r.socket),
     sourceAddress: r.remoteAddress,
@@ -79,6 +79,16 @@ export function authorizeHttp(authz: Authz, denials: AuthzDenials, r: AuthzHttpR
   if (d.allowed) return undefined;
   const policy = denials.record(d, { listener, principal: facts.principal ?? null, client: r.remoteAddress, method: r.method, path, host: r.target.host, port: r.port ?? null });
   return new AuthzDeniedError(policy);
+}
+
+/**
+ * The path rules match: the normalized path with each segment's `;parameters` removed, the
+ * resource a servlet container (Tomcat, Jetty) resolves — so `/admin;x` and `/admin;a=b/x` are
+ * decided as `/admin` and `/admin/x`, and a DENY rule cannot be bypassed with `;`
+ * (docs/http-safety.md). The upstream still gets the path as normalized.
+ */
+export function matchPath(path: string): string {
+  return path.includes(';') ? path.replace(/;[^/]*/g, '') : path;
 }
 
 /** The authorization stage for one TCP connection: true when allowed (a denial is counted and logged). */
