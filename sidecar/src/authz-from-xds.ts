@@ -85,7 +85,7 @@ function permission(p: Obj, at: string): AuthzPredicate {
     const end = Number(p.destination_port_range.end ?? 0);
     return (f) => f.destinationPort !== undefined && f.destinationPort >= start && f.destinationPort < end;
   }
-  return bad(at, `permission ${Object.keys(p).join(', ') || '(empty)'} is not supported by this sidecar version (any, and_rules, or_rules, not_rule, header, url_path, destination_port, destination_port_range)`);
+  return bad(at, `permission ${fieldsOf(p, 'rule')} is not supported by this sidecar version (any, and_rules, or_rules, not_rule, header, url_path, destination_port, destination_port_range)`);
 }
 
 function principal(p: Obj, at: string): AuthzPredicate {
@@ -112,7 +112,12 @@ function principal(p: Obj, at: string): AuthzPredicate {
   }
   if (p.header) return header(p.header, `${at}.header`);
   if (p.url_path) return permission({ url_path: p.url_path }, at);
-  return bad(at, `principal ${Object.keys(p).join(', ') || '(empty)'} is not supported by this sidecar version (any, and_ids, or_ids, not_id, authenticated, direct_remote_ip, header, url_path)`);
+  return bad(at, `principal ${fieldsOf(p, 'identifier')} is not supported by this sidecar version (any, and_ids, or_ids, not_id, authenticated, direct_remote_ip, header, url_path)`);
+}
+
+/** The set fields of a decoded oneof message, without the oneof's own virtual name. */
+function fieldsOf(o: Obj, oneof: string): string {
+  return Object.keys(o).filter((k) => k !== oneof).join(', ') || '(empty)';
 }
 
 function list(v: unknown, at: string): Obj[] {

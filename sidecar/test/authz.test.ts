@@ -340,3 +340,17 @@ test('TCP principals over mTLS: authorizeTcp reads the TLS socket\'s verified id
   assert.deepEqual(results, [true, false, false]);
   assert.equal(denials.count('none', 'ALLOW'), 2);
 });
+
+test('an inbound listener with a bad RBAC filter is NACKed naming the listener and the filter; nothing of it is applied', () => {
+  const built = buildProxyConfig(resources({
+    listeners: [inboundListenerXds(POD, [app.port], tcpPort, [rbacHttp('DENY', { [key('shop', 'x')]: { permissions: [{ url_path: { path: { safe_regex: { regex: '(?i)admin' } } } }], principals: [ANY] } })], [])],
+    clusters: [staticClusterXds(`inbound|${app.port}||`, POD, app.port), staticClusterXds(`inbound|${tcpPort}||`, POD, tcpPort)],
+  }));
+  assert.equal(built.ok, false);
+  assert.match((built as { errors: string[] }).errors.join('\n'), /virtualInbound.*http_filters\["envoy.filters.http.rbac"\]\.rules\.policies\["ns\[shop\]-policy\[x\]-rule\[0\]"\]\.permissions\[0\]\.url_path\.path\.safe_regex: regex "\(\?i\)admin" is not supported/);
+  const tcpBad = buildProxyConfig(resources({
+    listeners: [inboundListenerXds(POD, [app.port], tcpPort, [], [rbacTcp('DENY', { p: { permissions: [{ destination_ip: { address_prefix: '10.0.0.0' } }], principals: [ANY] } })])],
+  }));
+  assert.equal(tcpBad.ok, false);
+  assert.match((tcpBad as { errors: string[] }).errors.join('\n'), /filter_chains\[1\]\.filters\[0\]\.rules\.policies\["p"\]\.permissions\[0\]: permission destination_ip is not supported/);
+});
