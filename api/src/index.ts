@@ -1,5 +1,6 @@
 export * from './result';
 export * from './kube-types';
+export * from './kube-types-authz';
 export * from './node-id';
 export * from './xds-protos';
 export * from './xds-protos-subset';

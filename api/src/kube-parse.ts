@@ -17,6 +17,7 @@ import type {
 } from './kube-types';
 import { FieldChecker, absent, isPlainObject, names } from './kube-parse-fields';
 import { parseTrafficPolicy } from './kube-parse-policy';
+import { parseAuthorizationPolicy } from './kube-parse-authz';
 
 export { parseDuration } from './kube-parse-fields';
 
@@ -38,6 +39,7 @@ const PARSERS: Record<string, { parse: KindParser; name: (s: string) => string |
   'v1/Pod': { parse: parsePod, name: names.dnsSubdomain },
   'discovery.k8s.io/v1/EndpointSlice': { parse: parseEndpointSlice, name: names.dnsSubdomain },
   'weft.dev/v1alpha1/TrafficPolicy': { parse: parseStrictCrd(parseTrafficPolicy), name: names.dnsSubdomain },
+  'weft.dev/v1alpha1/AuthorizationPolicy': { parse: parseStrictCrd(parseAuthorizationPolicy), name: names.dnsSubdomain },
 };
 
 /** Kinds a manifest directory may well hold that local mode has no use for. */
@@ -56,7 +58,7 @@ const IGNORED: Record<string, readonly string[]> = {
   'scheduling.k8s.io/v1': ['PriorityClass'],
   'storage.k8s.io/v1': ['StorageClass'],
   'coordination.k8s.io/v1': ['Lease'],
-  'weft.dev/v1alpha1': ['PeerAuthentication', 'AuthorizationPolicy'],
+  'weft.dev/v1alpha1': ['PeerAuthentication'],
 };
 
 /**
@@ -77,7 +79,7 @@ export function parseKubeObject(raw: unknown): ParseOutcome {
   }
   if (IGNORED[apiVersion]?.includes(kind)) {
     if (apiVersion.startsWith('weft.dev/')) {
-      return { kind: 'ignored', warn: true, reason: `${kind} (${apiVersion}) is not enforced by this version yet (mTLS and authorization come with issue 4): it has no effect on traffic` };
+      return { kind: 'ignored', warn: true, reason: `${kind} (${apiVersion}) is not enforced by this version yet (mTLS comes with issue 4): it has no effect on traffic` };
     }
     return { kind: 'ignored', warn: false, reason: `${kind} (${apiVersion}) is not used by Weft in local mode` };
   }

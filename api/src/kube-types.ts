@@ -3,6 +3,8 @@
  * these through `kube-parse.ts`; translation never touches a raw object.
  */
 
+import type { AuthorizationPolicy } from './kube-types-authz';
+
 export interface ObjectMeta {
   readonly name: string;
   readonly namespace: string; // defaulted to "default" where the manifest omits it
@@ -172,7 +174,7 @@ export interface TrafficPolicy {
   readonly extra: Readonly<Record<string, unknown>>;
 }
 
-export type KubeObject = Service | Pod | EndpointSlice | TrafficPolicy;
+export type KubeObject = Service | Pod | EndpointSlice | TrafficPolicy | AuthorizationPolicy;
 export type KubeKind = KubeObject['kind'];
 
 export function objectKey(o: { kind: string; meta: { namespace: string; name: string } }): string {

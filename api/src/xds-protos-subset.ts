@@ -36,6 +36,8 @@ export const SIDECAR_XDS_TYPES: readonly string[] = [
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   'envoy.extensions.filters.http.router.v3.Router',
   'envoy.extensions.filters.http.fault.v3.HTTPFault',
+  'envoy.extensions.filters.http.rbac.v3.RBAC',
+  'envoy.extensions.filters.network.rbac.v3.RBAC',
   'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   'envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
   'envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol',

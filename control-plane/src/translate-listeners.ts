@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { portProtocol, type LocalPortOwner } from './port-protocol';
 import type { World } from './world';
 import { FAULT_FILTER } from './translate-fault';
+import { NO_AUTHZ, type InboundAuthzFilters } from './translate-authz';
 
 type Obj = Record<string, unknown>;
 
@@ -22,12 +23,12 @@ const ADS = { ads: {}, resource_api_version: 'V3' };
  * `fault`: list the fault filter before the router (outbound and API listeners, whose routes may
  * carry a policy's per-route fault config); the inbound listener's routes never do.
  */
-function hcm(statPrefix: string, routes: { rds: string } | { inline: Obj }, fault = true): Obj {
+function hcm(statPrefix: string, routes: { rds: string } | { inline: Obj }, fault = true, filters: readonly Obj[] = []): Obj {
   return {
     '@type': TypeUrl.HttpConnectionManager,
     stat_prefix: statPrefix,
     ...('rds' in routes ? { rds: { route_config_name: routes.rds, config_source: ADS } } : { route_config: routes.inline }),
-    http_filters: fault ? [FAULT_FILTER, ROUTER] : [ROUTER],
+    http_filters: [...filters, ...(fault ? [FAULT_FILTER] : []), ROUTER],
   };
 }
 
@@ -140,7 +141,7 @@ export function podTargetPorts(world: World, pod: Pod): number[] {
  *   app as TCP at once, other app ports detect (HTTP, else TCP to the app); HTTP to a port no
  *   Service declares is routed as above.
  */
-export function inboundListener(address: string, targetPorts: readonly number[], opaquePorts: ReadonlySet<number>, capture: boolean): Obj {
+export function inboundListener(address: string, targetPorts: readonly number[], opaquePorts: ReadonlySet<number>, capture: boolean, authz: InboundAuthzFilters = NO_AUTHZ): Obj {
   const routes: Obj[] = targetPorts.map((p) => ({
     name: `port-${p}`,
     match: { prefix: '/', headers: [{ name: TARGET_PORT_HEADER, string_match: { exact: String(p) } }] },
@@ -156,10 +157,11 @@ export function inboundListener(address: string, targetPorts: readonly number[],
     });
   }
   const table = { name: INBOUND_ROUTES, virtual_hosts: [{ name: 'inbound', domains: ['*'], routes }] };
-  const manager = hcm('inbound', { inline: table }, false);
+  // Authorization (translate-authz.ts): RBAC filters before the router and before each TCP proxy.
+  const manager = hcm('inbound', { inline: table }, false, authz.http);
   const listener = socketListener(INBOUND_LISTENER, address, INBOUND_PORT, 'INBOUND', manager);
   const http = (match: Obj, name: string): Obj => ({ name, filter_chain_match: match, filters: [httpFilter(manager)] });
-  const tcp = (p: number, match: Obj = { destination_port: { value: p } }): Obj => ({ name: inboundClusterName(p), filter_chain_match: match, filters: [tcpProxyFilter(inboundClusterName(p))] });
+  const tcp = (p: number, match: Obj = { destination_port: { value: p } }): Obj => ({ name: inboundClusterName(p), filter_chain_match: match, filters: [...authz.network, tcpProxyFilter(inboundClusterName(p))] });
   if (!capture) {
     return {
       ...listener,

@@ -8,6 +8,7 @@ import { nsName, type World } from './world';
 import { outboundClusters, staticCluster } from './translate-clusters';
 import { apiListener, inboundListener, localPortListener, outboundListener, podOpaquePorts, podTargetPorts, servicePortsOf } from './translate-listeners';
 import { domainsFor, routesFor, virtualHostName } from './translate-routes';
+import { inboundAuthz } from './translate-authz';
 import { inboundClusterName, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
 
 type Obj = Record<string, unknown>;
@@ -60,7 +61,7 @@ export function translate(world: World, node: NodeIdentity): Resources {
       const c = staticCluster(inboundClusterName(p), node.podIp, p);
       clusters.set(c.name as string, c);
     }
-    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture));
+    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture, inboundAuthz(world, pod)));
     if (!node.capture) {
       // Local mode's per-upstream ports, except where the pod's own app listens (docs/protocols.md).
       const own = new Set([...targetPorts, ...(pod?.containerPorts.map((c) => c.containerPort) ?? [])]);

@@ -5,7 +5,9 @@
  * that were accepted.
  */
 import {
+  MESH_ROOT_NAMESPACE,
   objectKey,
+  type AuthorizationPolicy,
   type EndpointSlice,
   type KubeObject,
   type Pod,
@@ -41,6 +43,11 @@ export interface World {
   /** Accepted policies by target Service, keyed `<ns>/<service>`. */
   readonly policies: ReadonlyMap<string, TrafficPolicy>;
   readonly policyStatus: readonly PolicyStatus[];
+  /**
+   * Every AuthorizationPolicy, sorted by namespace and name (all parsed ones are accepted: what
+   * cannot be enforced is refused by the parser). translate-authz.ts picks those selecting a pod.
+   */
+  readonly authorizationPolicies: readonly AuthorizationPolicy[];
   /** `<ns>/<pod>` of every pod whose sidecar is connected to this control plane. */
   readonly meshedPods: ReadonlySet<string>;
   /** Local mode's per-upstream ports and the Service that owns each (port-protocol.ts). */
@@ -60,12 +67,14 @@ export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlyS
   const pods = new Map<string, Pod>();
   const givenSlices: EndpointSlice[] = [];
   const policies: { policy: TrafficPolicy; order: number }[] = [];
+  const authz: AuthorizationPolicy[] = [];
   objects.forEach((o, order) => {
     switch (o.kind) {
       case 'Service': services.set(nsName(o.meta.namespace, o.meta.name), o); break;
       case 'Pod': pods.set(nsName(o.meta.namespace, o.meta.name), o); break;
       case 'EndpointSlice': givenSlices.push(o); break;
       case 'TrafficPolicy': policies.push({ policy: o, order }); break;
+      case 'AuthorizationPolicy': authz.push(o); break;
     }
   });
 
@@ -80,7 +89,9 @@ export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlyS
   const { accepted, status } = acceptPolicies(policies, services);
   const ports = localPorts([...services.values()]);
   const diagnostics: Diagnostic[] = ports.problems.map((p) => ({ file: `Service ${p.service}`, severity: 'warning', reason: p.message }));
-  return { generation, services, pods, slices, policies: accepted, policyStatus: status, meshedPods, localPorts: ports, diagnostics };
+  authz.sort((a, b) => nsName(a.meta.namespace, a.meta.name).localeCompare(nsName(b.meta.namespace, b.meta.name)));
+  status.push(...authz.map((p) => ({ key: objectKey(p), conditions: [cond('Accepted', true, 'Accepted', authzScope(p))] })));
+  return { generation, services, pods, slices, policies: accepted, policyStatus: status, authorizationPolicies: authz, meshedPods, localPorts: ports, diagnostics };
 }
 
 function acceptPolicies(
@@ -132,6 +143,14 @@ function missingBackendServices(policy: TrafficPolicy, services: ReadonlyMap<str
     }
   }
   return [...missing];
+}
+
+/** What an AuthorizationPolicy applies to, for its Accepted condition. */
+function authzScope(p: AuthorizationPolicy): string {
+  const what = p.selector ? `workloads labelled ${Object.entries(p.selector).map(([k, v]) => `${k}=${v}`).join(',')}` : 'every workload';
+  const where = p.meta.namespace === MESH_ROOT_NAMESPACE ? 'in the mesh (root namespace)' : `in namespace ${p.meta.namespace}`;
+  const rules = p.rules.length === 0 ? (p.action === 'ALLOW' ? '; no rules: allows nothing' : '; no rules: denies nothing') : '';
+  return `${p.action} policy enforced on ${what} ${where}${rules}`;
 }
 
 function age(p: { policy: TrafficPolicy; order: number }): number {

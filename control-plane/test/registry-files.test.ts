@@ -147,14 +147,15 @@ test('a policy with fault injection (enforced since issue 3) applies without a w
   assert.deepEqual(reg.current().diagnostics, []);
 });
 
-test('an AuthorizationPolicy, which this version cannot enforce, is reported as a warning rather than ignored silently', async (t) => {
+test('an AuthorizationPolicy is loaded; an invalid one is reported with file, line and reason and skipped, never half-applied', async (t) => {
   const dir = tempDir({
-    'authz.yaml': 'apiVersion: weft.dev/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: deny-all, namespace: shop}\nspec: {action: DENY}\n',
+    'authz.yaml': 'apiVersion: weft.dev/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: deny-all, namespace: shop}\nspec: {action: DENY, rules: [{}]}\n' +
+      '---\napiVersion: weft.dev/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: bad, namespace: shop}\nspec:\n  action: DENY\n  rules: [{to: [{paths: [admin]}]}]\n',
   });
   const reg = await started(dir, t);
-  assert.deepEqual(names(reg.current()), []);
-  assert.deepEqual(reg.current().diagnostics.map((d) => [d.file, d.line, d.severity]), [['authz.yaml', 1, 'warning']]);
-  assert.match(reg.current().diagnostics[0]!.reason, /AuthorizationPolicy .* is not enforced by this version yet .*no effect on traffic/);
+  assert.deepEqual(names(reg.current()), ['AuthorizationPolicy/deny-all']);
+  assert.deepEqual(reg.current().diagnostics.map((d) => [d.file, d.line, d.severity]), [['authz.yaml', 6, 'error']]);
+  assert.match(reg.current().diagnostics[0]!.reason, /spec.rules\[0\].to\[0\].paths\[0\]: must start with \//);
 });
 
 test('the items of a v1 List are loaded one by one', async (t) => {

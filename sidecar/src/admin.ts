@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '@weft/api';
 import type { ProxyConfig } from './config';
 import { METRICS_CONTENT_TYPE, type MetricsRegistry } from './metrics';
+import { runAppProbe, type AppProbes } from './app-probe';
 import { endpointsOf } from './proxy-snapshot';
 import { ManagedHttpServer } from './server-lifecycle';
 import { endpointKey } from './upstream-pool';
@@ -126,15 +127,33 @@ export interface HealthOptions {
   readonly log: Logger;
   /** Whether the sidecar has applied its first complete config (and is not draining). */
   ready(): boolean;
+  /** The app's rewritten kubelet probes (`WEFT_APP_PROBES`, app-probe.ts); absent: none. */
+  readonly appProbes?: AppProbes;
+  /** Where the app listens for probes without a host of their own (POD_IP). */
+  readonly appAddress?: string;
 }
 
-/** `GET /healthz/ready`: 200 when `ready()` is true, else 503 — the pod's readiness probe. */
+/**
+ * `GET /healthz/ready`: 200 when `ready()` is true, else 503 — the pod's readiness probe. And
+ * `GET /app-health/<container>/<livez|readyz|startupz>`: the app's own probe, run by the sidecar
+ * (app-probe.ts), 200 or 503 with the reason.
+ */
 export class HealthServer extends LocalServer {
   constructor(private readonly options: HealthOptions) {
     super('health', { address: options.address, port: options.port ?? HEALTH_PORT }, options.log.child({ module: 'health' }));
   }
 
   protected route(method: string, path: string, res: ServerResponse): void {
+    const probe = this.options.appProbes?.get(path);
+    if (probe) {
+      // A kubelet probe rewritten to the sidecar: run the app's original probe locally.
+      if (!allow(method, 'GET', res)) return;
+      void runAppProbe(probe, this.options.appAddress ?? '127.0.0.1').then((r) => {
+        if (!r.ok) this.log.info('app probe failed', { path, reason: r.reason });
+        if (!res.destroyed) send(res, r.ok ? 200 : 503, `${r.reason}\n`);
+      });
+      return;
+    }
     if (path !== '/healthz/ready') return send(res, 404, 'not found\n');
     if (!allow(method, 'GET', res)) return;
     if (this.options.ready()) send(res, 200, 'ready\n');

@@ -10,6 +10,8 @@ import type {
 } from './config';
 import { circuitBreakersOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, type Parsed } from './cluster-from-xds';
 import { listenerChainsOf } from './listener-from-xds';
+import type { RbacEngine } from './authz-engine';
+import { HTTP_RBAC_TYPE, rbacEngineOf } from './authz-from-xds';
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BUDGET, DEFAULT_BUFFER_LIMIT_BYTES, GRPC_CONDITIONS, RETRY_CONDITIONS } from './retry-policy';
 
 type Obj = Record<string, any>;
@@ -78,8 +80,14 @@ function listener(o: Obj, at: string): { kind: 'http'; value: HttpListener } | {
   const last = httpFilters[httpFilters.length - 1];
   if (last?.typed_config?.['@type'] !== TypeUrl.Router) invalid(`${hat}.http_filters`, 'the router filter must be last');
   let faultFilter = false;
+  const authz: RbacEngine[] = [];
   for (const f of httpFilters.slice(0, -1)) {
-    if (f.typed_config?.['@type'] === TypeUrl.HttpFault) {
+    if (f.typed_config?.['@type'] === HTTP_RBAC_TYPE) {
+      // Authorization (authz-from-xds.ts): evaluated before routing, in filter order.
+      const e = rbacEngineOf(f.typed_config, `${hat}.http_filters[${JSON.stringify(f.name)}]`);
+      if (!e.ok) throw new Invalid(e.error);
+      if (e.value) authz.push(e.value);
+    } else if (f.typed_config?.['@type'] === TypeUrl.HttpFault) {
       // Faults are configured per route; a listener-wide fault would apply to every route.
       const top = faultPolicy(f.typed_config, `${hat}.http_filters[${JSON.stringify(f.name)}]`);
       if (top) invalid(`${hat}.http_filters[${JSON.stringify(f.name)}]`, 'a listener-wide delay or abort is not supported by this sidecar version (configure faults per route)');
@@ -95,6 +103,7 @@ function listener(o: Obj, at: string): { kind: 'http'; value: HttpListener } | {
     value: {
       ...base,
       ...(faultFilter ? { faultFilter } : {}),
+      ...(authz.length ? { authz } : {}),
       routes,
       ...(connections ? { connections } : {}),
     },

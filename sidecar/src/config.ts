@@ -3,6 +3,7 @@
  * `config-from-xds.ts`; the data path reads only these (STYLE.md: the data path never touches a
  * raw proto). A `ProxyConfig` is replaced as a whole, never mutated.
  */
+import type { Authz } from './authz-engine';
 
 export type PathMatcher =
   | { readonly kind: 'prefix'; readonly value: string }
@@ -118,6 +119,8 @@ export interface HttpListener {
   readonly port: number;
   /** The HTTP connection manager lists the fault filter: routes' fault configs apply. */
   readonly faultFilter?: boolean;
+  /** RBAC filters (`envoy.filters.http.rbac`), in order; absent: no authorization (authz-engine.ts). */
+  readonly authz?: Authz;
   /** Routes come from RDS by name, or inline in the listener. */
   readonly routes: { readonly kind: 'rds'; readonly name: string } | { readonly kind: 'inline'; readonly table: RouteTable };
   /**
@@ -155,7 +158,7 @@ export interface FilterChain {
   readonly name: string;
   readonly match: ChainMatch;
   /** `http`: the listener's HTTP connection manager (one per listener); `tcp`: a TCP proxy. */
-  readonly filter: { readonly kind: 'http' } | { readonly kind: 'tcp'; readonly proxy: TcpProxy };
+  readonly filter: { readonly kind: 'http' } | { readonly kind: 'tcp'; readonly proxy: TcpProxy; readonly authz?: Authz };
 }
 
 /** How a listener sorts accepted connections onto its filter chains (listener-dispatch.ts). */

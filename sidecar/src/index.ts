@@ -6,3 +6,5 @@ export { buildProxyConfig } from './config-from-xds';
 export { applyCapture, captureRules, DEFAULT_CAPTURE, removeCapture, validateCapture } from './capture-iptables';
 export type { CaptureOptions } from './capture-iptables';
 export { assertCaptureAvailable, CaptureUnavailableError, originalDestination } from './original-dst';
+export { authorize } from './authz-engine';
+export type { Authz, AuthzFacts, AuthzDecision } from './authz-engine';

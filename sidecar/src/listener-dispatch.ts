@@ -19,6 +19,7 @@ import type { ConnectionDispatch, FilterChain, ProxyConfig } from './config';
 import { detectProtocol, readFirstBytes, sniffProtocol, type DetectedProtocol, type SniffedProtocol } from './detect-protocol';
 import { chainsForDestination, needsDetection, selectChain } from './filter-chain';
 import { forwardTcp } from './forward-tcp';
+import { authorizeTcp, defaultDenials, type AuthzDenials } from './authz-enforce';
 import type { OriginalDestination } from './original-dst';
 import { parseProxyV2, type ProxyAddress } from './proxy-protocol';
 import { snapshotOf } from './proxy-snapshot';
@@ -34,6 +35,8 @@ export interface DispatchDeps {
   readonly current: () => ProxyConfig;
   /** Capture mode: SO_ORIGINAL_DST. Its presence also means PROXY headers are never trusted. */
   readonly originalDestination?: (socket: Socket) => (Partial<OriginalDestination> & { readonly port: number }) | undefined;
+  /** Where authorization denials are counted and logged; absent: a counter of this dispatcher's own. */
+  readonly authzDenials?: AuthzDenials;
 }
 
 /** The part of a listener spec dispatch reads (HttpListener and TcpListener both have it). */
@@ -64,12 +67,14 @@ interface Decision {
 export class ConnectionDispatcher {
   private readonly upstreams = new Set<Socket>();
   private readonly log: Logger;
+  private readonly denials: AuthzDenials;
 
   constructor(
     private readonly spec: () => DispatchedListener,
     private readonly deps: DispatchDeps,
   ) {
     this.log = deps.log.child({ module: 'listener-dispatch' });
+    this.denials = deps.authzDenials ?? defaultDenials(this.log);
   }
 
   /**
@@ -101,7 +106,12 @@ export class ConnectionDispatcher {
       this.log[level]('connection refused', { ...context, code: error.code, reason: error.message });
       socket.destroy();
     };
-    const tcp = (chain: FilterChain & { filter: { kind: 'tcp' } }, head: Buffer, ended: boolean): void => forwardTcp({
+    const tcp = (chain: FilterChain & { filter: { kind: 'tcp' } }, head: Buffer, ended: boolean, port: number): void => {
+      // Authorization (network RBAC, authz-enforce.ts) on the app port: a denied connection is closed.
+      if (chain.filter.authz && !authorizeTcp(chain.filter.authz, this.denials, socket, port, spec.name)) return void socket.destroy();
+      forward(chain, head, ended);
+    };
+    const forward = (chain: FilterChain & { filter: { kind: 'tcp' } }, head: Buffer, ended: boolean): void => forwardTcp({
       downstream: socket,
       head,
       ended,
@@ -113,7 +123,7 @@ export class ConnectionDispatcher {
     });
     const go = (chain: FilterChain | undefined, protocol: SniffedProtocol | undefined, head: Buffer, ended: boolean, port: number): void => {
       if (!chain) return refuse(new NoFilterChainError(`no filter chain for destination port ${port}${protocol ? ` (${protocol})` : ''}`));
-      if (chain.filter.kind === 'tcp') return tcp(chain as FilterChain & { filter: { kind: 'tcp' } }, head, ended);
+      if (chain.filter.kind === 'tcp') return tcp(chain as FilterChain & { filter: { kind: 'tcp' } }, head, ended, port);
       if (ended) return void socket.destroy();
       if (protocol === undefined) {
         // The HTTP chain without detection (no chain here depends on the protocol): HTTP/1 or h2c.

@@ -7,6 +7,8 @@
 import type { ChainMatch, ConnectionDispatch, FilterChain, TcpProxy } from './config';
 import { DEFAULT_TCP_IDLE_TIMEOUT_MS } from './forward-tcp';
 import type { Parsed } from './cluster-from-xds';
+import type { RbacEngine } from './authz-engine';
+import { NETWORK_RBAC_TYPE, rbacEngineOf } from './authz-from-xds';
 
 type Obj = Record<string, any>;
 
@@ -74,12 +76,22 @@ function chains(o: Obj, at: string): ListenerChains {
   let hcm: ListenerChains['hcm'];
   const chain = (c: Obj, cat: string): FilterChain => {
     if (isSet(c.transport_socket)) bad(`${cat}: transport_socket (TLS) is not supported by this sidecar version`);
-    const filters: Obj[] = c.filters ?? [];
+    const all: Obj[] = c.filters ?? [];
+    // Network RBAC filters (authorization, authz-from-xds.ts) may come before a TCP proxy.
+    const rbacs = all.filter((f, i) => f.typed_config?.['@type'] === NETWORK_RBAC_TYPE && all.slice(0, i).every((g) => g.typed_config?.['@type'] === NETWORK_RBAC_TYPE));
+    const filters = all.slice(rbacs.length);
     const tc = filters[0]?.typed_config;
-    if (filters.length !== 1) bad(`${cat}: exactly one network filter (http_connection_manager or tcp_proxy) is supported, got ${filters.length}`);
+    if (filters.length !== 1) bad(`${cat}: exactly one network filter (http_connection_manager or tcp_proxy) is supported${rbacs.length ? ' after the RBAC filters' : ''}, got ${filters.length}`);
     const name = String(c.name ?? '');
     const match = chainMatch(c.filter_chain_match ?? {}, `${cat}.filter_chain_match`);
-    if (tc?.['@type'] === TCP_PROXY_TYPE) return { name, match, filter: { kind: 'tcp', proxy: tcpProxy(tc, `${cat}.filters[0]`) } };
+    if (tc?.['@type'] === TCP_PROXY_TYPE) {
+      const authz = rbacs.map((f, i) => {
+        const e = rbacEngineOf(f.typed_config, `${cat}.filters[${i}]`);
+        return e.ok ? e.value : bad(e.error);
+      }).filter((e): e is RbacEngine => e !== undefined);
+      return { name, match, filter: { kind: 'tcp', proxy: tcpProxy(tc, `${cat}.filters[${rbacs.length}]`), ...(rbacs.length ? { authz } : {}) } };
+    }
+    if (rbacs.length) bad(`${cat}: network RBAC before the HTTP connection manager is not supported by this sidecar (use envoy.filters.http.rbac)`);
     if (tc?.['@type'] !== HCM_TYPE) return bad(`${cat}: network filter ${filters[0]?.name || tc?.['@type']} is not supported by this sidecar`);
     if (!hcm) hcm = { config: tc, at: cat };
     else if (JSON.stringify(tc) !== JSON.stringify(hcm.config)) {

@@ -3,7 +3,7 @@
  * detection (detect-protocol.ts, server-lifecycle.ts; abuse and header limits in h2-limits.ts) and
  * run the same stages as HTTP/1 (listener-http.ts), with `:authority` as the Host:
  *
- *   target (normalize `:path` and `:authority`) → snapshot → route → fault (delay, then abort;
+ *   target (normalize `:path` and `:authority`) → snapshot → route → authz (authz-enforce.ts) → fault (delay, then abort;
  *     fault-inject.ts) → backend → pool limits → endpoint → connect (forward-h2.ts: a stream on the
  *     endpoint's shared session, retries; copies to mirror clusters, mirror-h2.ts)
  *
@@ -34,6 +34,7 @@ import { backendStage, endpointStage, routeStage } from './listener-http';
 import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
 import { SHARED_RETRY_BUDGETS, type RetryBudgets } from './retry-budget';
 import type { Http2StreamHandler } from './server-lifecycle';
+import { authorizeHttp, defaultDenials, inboundPort, routeClusterPort, type AuthzDenials } from './authz-enforce';
 import { h2SessionsOf } from './upstream-h2';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
@@ -51,10 +52,20 @@ export interface H2ListenerContext {
   readonly retryBudgets?: RetryBudgets | undefined;
   /** Mirror copies in flight and their counters; default the process-wide `SHARED_MIRRORS`. */
   readonly mirrors?: RequestMirrors | undefined;
+  /** Where authorization denials are counted and logged (the HTTP/1 listener's). */
+  readonly authzDenials?: AuthzDenials | undefined;
+}
+
+/** Denials of handlers built without a counter (tests): one per logger. */
+const FALLBACK_DENIALS = new WeakMap<Logger, AuthzDenials>();
+function fallbackDenials(log: Logger): AuthzDenials {
+  let d = FALLBACK_DENIALS.get(log);
+  if (!d) FALLBACK_DENIALS.set(log, (d = defaultDenials(log)));
+  return d;
 }
 
 /** gRPC status codes used here. */
-const GRPC = { DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, UNKNOWN: 2 } as const;
+const GRPC = { DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, UNKNOWN: 2 } as const;
 
 /** The handler for one listener's HTTP/2 streams. */
 export function h2StreamHandler(ctx: H2ListenerContext): Http2StreamHandler {
@@ -113,6 +124,14 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
   const route = routeStage(spec, snap, target, { method, headers });
   if (route instanceof HttpProxyError) return fail(route);
   if (logged) logged.route = route.name;
+  if (spec.authz) {
+    // Authorization stage (authz-enforce.ts); a denied gRPC call gets PERMISSION_DENIED trailers-only.
+    const socket = stream.session!.socket;
+    const port = spec.direction === 'inbound' ? inboundPort(routeClusterPort(route, snap), headers[TARGET_PORT_HEADER]) : spec.port;
+    const denials = ctx.authzDenials ?? fallbackDenials(ctx.log);
+    const denied = authorizeHttp(spec.authz, denials, { socket, remoteAddress: socket.remoteAddress, method, headers, target, port }, spec.name);
+    if (denied) return fail(denied);
+  }
   if (route.action.kind === 'direct-response') {
     stream.respond({ ':status': route.action.status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(route.action.body) });
     stream.end(route.action.body);
@@ -235,6 +254,8 @@ export function grpcStatusOf(error: HttpProxyError): number {
   switch (error.status) {
     case 400:
       return GRPC.INTERNAL;
+    case 403:
+      return GRPC.PERMISSION_DENIED;
     case 404:
     case 405:
       return GRPC.UNIMPLEMENTED;

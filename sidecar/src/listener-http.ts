@@ -3,7 +3,7 @@
  *
  *   strict (refuse smuggling vectors, limits; http-strict.ts) → target (normalize path and Host;
  *     path-normalize.ts) → snapshot (config read once) → route (vhost + route; proxy-stages.ts)
- *     → fault (delay, then abort; fault-inject.ts) → backend (cluster, weighted; proxy-stages.ts)
+ *     → authz (RBAC on the normalized target and the peer's identity; authz-enforce.ts) → fault (delay, then abort; fault-inject.ts) → backend (cluster, weighted; proxy-stages.ts)
  *     → pool limits (admit, queue or overflow; pool-limits.ts) → endpoint (cluster balancer; the
  *     pick is completed with the outcome) → connect (forward through the pool's lean HTTP/1.1
  *     client, forward-http.ts over upstream-http1.ts; copies to mirror clusters, the mirror stage
@@ -39,6 +39,7 @@ import { DEFAULT_BUFFER_LIMIT_BYTES } from './retry-policy';
 import { compiledRouteTable, snapshotOf, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
 import { backendStage, callResult, endpointStage, mirrorStage, RETRIED_ATTEMPT, routeStage } from './proxy-stages';
 import { ManagedHttpServer, type ConnectionDispatch } from './server-lifecycle';
+import { authorizeHttp, defaultDenials, inboundPort, routeClusterPort, type AuthzDenials } from './authz-enforce';
 import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
@@ -61,6 +62,8 @@ export interface ProxyListenerDeps {
   readonly retryBudgets?: RetryBudgets;
   /** Mirror copies in flight and their counters; default the process-wide `SHARED_MIRRORS`. */
   readonly mirrors?: RequestMirrors;
+  /** Where authorization denials are counted and logged (authz-enforce.ts); absent: a counter of the listener's own. */
+  readonly authzDenials?: AuthzDenials;
   /** Filter chains and TCP proxies before HTTP (listener-dispatch.ts); absent: every connection is HTTP. */
   readonly connections?: (spec: () => HttpListener) => ConnectionDispatch;
 }
@@ -86,6 +89,7 @@ export class HttpProxyListener {
   private readonly originalDestination: ProxyListenerDeps['originalDestination'];
   private readonly retryBudgets: RetryBudgets | undefined;
   private readonly mirrors: RequestMirrors;
+  private readonly denials: AuthzDenials;
 
   constructor(
     spec: HttpListener,
@@ -98,6 +102,7 @@ export class HttpProxyListener {
     this.originalDestination = deps.originalDestination;
     this.retryBudgets = deps.retryBudgets;
     this.mirrors = deps.mirrors ?? SHARED_MIRRORS;
+    this.denials = deps.authzDenials ?? defaultDenials(this.log);
     this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, {
       limits: deps.limits ?? {},
       // HTTP/1.1 through the lean server (server-http1.ts), behind protocol detection.
@@ -114,6 +119,7 @@ export class HttpProxyListener {
         originalDestination: deps.originalDestination,
         retryBudgets: deps.retryBudgets,
         mirrors: this.mirrors,
+        authzDenials: this.denials,
       }),
       ...(deps.connections ? { dispatch: deps.connections(() => this.served) } : {}),
     });
@@ -220,6 +226,12 @@ export class HttpProxyListener {
     const route = routeStage(spec, snap, target, req);
     if (route instanceof HttpProxyError) return this.fail(res, route, finish);
     if (logged) logged.route = route.name;
+    // Authorization stage (authz-enforce.ts): before anything is sent on, on the port the route chose.
+    if (spec.authz) {
+      const port = spec.direction === 'inbound' ? inboundPort(routeClusterPort(route, snap), req.headers[TARGET_PORT_HEADER]) : spec.port;
+      const denied = authorizeHttp(spec.authz, this.denials, { socket: req.socket, remoteAddress: req.socket.remoteAddress, method: req.method ?? 'GET', headers: req.headers, target, port }, spec.name);
+      if (denied) return this.fail(res, denied, finish);
+    }
     if (route.action.kind === 'direct-response') {
       res.writeHead(route.action.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(route.action.body) });
       res.end(route.action.body);

@@ -9,6 +9,7 @@ import type { Logger } from '@weft/api';
 import type { HttpListener, ProxyConfig, TcpListener } from './config';
 import { ConnectionDispatcher } from './listener-dispatch';
 import { HttpProxyListener, type ProxyListenerDeps } from './listener-http';
+import type { AuthzDenials } from './authz-enforce';
 import { TcpProxyListener } from './listener-tcp';
 import { retainUpstreams, snapshotOf } from './proxy-snapshot';
 
@@ -149,6 +150,11 @@ export class ListenerManager {
   }
 }
 
-function dispatchDeps(deps: ProxyListenerDeps): { log: Logger; pool: ProxyListenerDeps['pool']; originalDestination?: ProxyListenerDeps['originalDestination'] } {
-  return { log: deps.log, pool: deps.pool, ...(deps.originalDestination ? { originalDestination: deps.originalDestination } : {}) };
+function dispatchDeps(deps: ProxyListenerDeps): { log: Logger; pool: ProxyListenerDeps['pool']; originalDestination?: ProxyListenerDeps['originalDestination']; authzDenials?: AuthzDenials } {
+  return {
+    log: deps.log,
+    pool: deps.pool,
+    ...(deps.originalDestination ? { originalDestination: deps.originalDestination } : {}),
+    ...(deps.authzDenials ? { authzDenials: deps.authzDenials } : {}),
+  };
 }

@@ -7,6 +7,8 @@ import { createLogger, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } 
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
+import { AuthzDenials } from './authz-enforce';
+import { parseAppProbes, type AppProbes } from './app-probe';
 import { EMPTY_CONFIG, type ProxyConfig } from './config';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
 import { retainReferencedClusters } from './config-retain';
@@ -42,6 +44,8 @@ export interface SidecarOptions {
    * destination. Needs the SO_ORIGINAL_DST addon; without it, startup fails saying so.
    */
   readonly capture?: boolean;
+  /** The app's kubelet probes rewritten to 15021 (`WEFT_APP_PROBES`, app-probe.ts). */
+  readonly appProbes?: AppProbes;
   readonly log?: Logger;
 }
 
@@ -78,6 +82,11 @@ export function sidecarOptionsFromEnv(env: NodeJS.ProcessEnv): { options?: Sidec
   if (env.WEFT_CAPTURE !== undefined && env.WEFT_CAPTURE !== 'true' && env.WEFT_CAPTURE !== 'false') {
     errors.push(`WEFT_CAPTURE must be true or false, got "${env.WEFT_CAPTURE}"`);
   }
+  if (env.WEFT_APP_PROBES) {
+    const parsed = parseAppProbes(env.WEFT_APP_PROBES);
+    if ('error' in parsed) errors.push(parsed.error);
+    else (options as { appProbes?: AppProbes }).appProbes = parsed.probes;
+  }
   if (options.xdsAddress && !/^[^\s:]+:\d+$/.test(options.xdsAddress)) {
     errors.push(`WEFT_XDS_ADDRESS must be host:port, got "${options.xdsAddress}"`);
   }
@@ -99,7 +108,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   };
   const metrics = new MetricsRegistry();
   const pool = new UpstreamPool();
-  const listeners = new ListenerManager(() => config, { log, pool, ...(opts.capture ? { originalDestination } : {}) });
+  const authzDenials = new AuthzDenials(metrics, log.child({ module: 'authz' }));
+  const listeners = new ListenerManager(() => config, { log, pool, authzDenials, ...(opts.capture ? { originalDestination } : {}) });
 
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
@@ -145,7 +155,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     drain: () => transition('DRAINING'),
     quit: () => void close(),
   });
-  const health = new HealthServer({ address: opts.capture ? '0.0.0.0' : opts.podIp, port: opts.healthPort ?? 15021, log, ready: () => state === 'LIVE' });
+  const health = new HealthServer({ address: opts.capture ? '0.0.0.0' : opts.podIp, port: opts.healthPort ?? 15021, log, ready: () => state === 'LIVE', appAddress: opts.podIp, ...(opts.appProbes ? { appProbes: opts.appProbes } : {}) });
   const metricsServer = new MetricsServer({ address: opts.capture ? '0.0.0.0' : opts.podIp, port: opts.metricsPort ?? 15020, log, registry: metrics });
 
   const close = (): Promise<void> => (closing ??= (async () => {
