@@ -6,3 +6,8 @@ export { buildProxyConfig } from './config-from-xds';
 export { applyCapture, captureRules, DEFAULT_CAPTURE, removeCapture, validateCapture } from './capture-iptables';
 export type { CaptureOptions } from './capture-iptables';
 export { assertCaptureAvailable, CaptureUnavailableError, originalDestination } from './original-dst';
+export { CertManager } from './cert-manager';
+export type { CertManagerOptions } from './cert-manager';
+export type { SidecarIdentityOptions } from './sidecar';
+export type { IdentityProvider, WorkloadCertificate } from './identity';
+export { MetricsRegistry } from './metrics';
