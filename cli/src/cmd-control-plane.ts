@@ -38,7 +38,7 @@ function durationFlag(args: ParsedArgs, name: string): number | undefined {
 }
 
 /** The identity options (CA, tokens, 15012), or undefined with --no-ca. */
-function identityOptions(args: ParsedArgs, manifests: string) {
+function identityOptions(args: ParsedArgs, manifests: string, xdsAddress: string) {
   const caCert = stringFlag(args, 'ca-cert');
   const caKey = stringFlag(args, 'ca-key');
   const caChain = stringFlag(args, 'ca-chain');
@@ -61,7 +61,8 @@ function identityOptions(args: ParsedArgs, manifests: string) {
   const workloadTtlMs = durationFlag(args, 'cert-ttl');
   return {
     dataDir,
-    caAddress: parseHostPort(stringFlag(args, 'ca-address') ?? '127.0.0.1:15012', '--ca-address'),
+    // Default: beside xDS, on the host the sidecars already reach (their WEFT_CA_ADDRESS default).
+    caAddress: parseHostPort(stringFlag(args, 'ca-address') ?? `${xdsAddress.slice(0, xdsAddress.lastIndexOf(':'))}:15012`, '--ca-address'),
     operatorCa: caCert !== undefined ? { certFile: resolve(caCert), keyFile: resolve(caKey!), ...(caChain !== undefined ? { chainFile: resolve(caChain) } : {}) } : undefined,
     rotateRoot: booleanFlag(args, 'rotate-root'),
     workloadTtlMs,
@@ -81,7 +82,7 @@ async function run(args: ParsedArgs): Promise<number> {
   const dir = manifestsDir(manifests);
   const xdsAddress = parseHostPort(stringFlag(args, 'xds-address') ?? '127.0.0.1:15010', '--xds-address');
   const debugAddress = parseHostPort(stringFlag(args, 'debug-address') ?? '127.0.0.1:15014', '--debug-address');
-  const identity = identityOptions(args, dir);
+  const identity = identityOptions(args, dir, xdsAddress);
   const log = createLogger({ component: 'control-plane' });
 
   return serveUntilStopped(
@@ -124,7 +125,7 @@ export const controlPlaneCommand: Command = {
     { name: 'xds-address', type: 'string', placeholder: 'HOST:PORT', help: 'plaintext xDS listen address (default 127.0.0.1:15010)' },
     { name: 'debug-address', type: 'string', placeholder: 'HOST:PORT', help: '/metrics and /debug/* listen address (default 127.0.0.1:15014)' },
     { name: 'data-dir', type: 'string', placeholder: 'DIR', help: 'the CA root, trust state and tokens (default $XDG_STATE_HOME/weft)' },
-    { name: 'ca-address', type: 'string', placeholder: 'HOST:PORT', help: 'TLS listen address for certificate signing and xDS (default 127.0.0.1:15012)' },
+    { name: 'ca-address', type: 'string', placeholder: 'HOST:PORT', help: 'TLS listen address for certificate signing and xDS (default: the --xds-address host, port 15012)' },
     { name: 'ca-cert', type: 'string', placeholder: 'FILE', help: "the operator's CA certificate (root or intermediate), PEM" },
     { name: 'ca-key', type: 'string', placeholder: 'FILE', help: 'its private key, PEM' },
     { name: 'ca-chain', type: 'string', placeholder: 'FILE', help: 'certificates above --ca-cert up to the root, PEM' },

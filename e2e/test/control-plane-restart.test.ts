@@ -22,8 +22,9 @@ function startControlPlaneProcess(): ChildProcess {
 }
 
 async function synced(): Promise<boolean> {
+  // Five types: LDS, RDS, CDS, EDS and SDS (the ROOTCA trust bundle).
   const types = Object.values((await mesh.sync())?.types ?? {}) as { synced: boolean }[];
-  return types.length === 4 && types.every((t) => t.synced);
+  return types.length === 5 && types.every((t) => t.synced);
 }
 
 before(async () => {
