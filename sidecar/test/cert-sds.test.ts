@@ -40,3 +40,10 @@ test('a Secret whose bundle does not parse is refused with a detail naming it (t
   assert.equal(r.ok, false);
   assert.match((r as { errors: string[] }).errors[0]!, /only validation_context Secrets are supported/);
 });
+
+test('the sidecar (certificate manager included) never loads node-forge', () => {
+  require('../src/index');
+  require('../src/cert-manager');
+  const loaded = Object.keys(require.cache).filter((p) => p.includes(`${'node_modules'}/node-forge`));
+  assert.deepEqual(loaded, []);
+});
