@@ -65,6 +65,10 @@ describe('bad input', () => {
     ['a missing manifests dir', ['control-plane', '--manifests', '/no/such/dir'], /^weft control-plane: --manifests: no such directory/],
     ['no --manifests', ['control-plane'], /^weft control-plane: --manifests DIR is required/],
     ['Kubernetes mode', ['control-plane', '--kubeconfig', 'x'], /^weft control-plane: .*not supported yet: Kubernetes mode comes with issue 8/],
+    ['a CA certificate without its key', ['control-plane', '--manifests', '.', '--ca-cert', 'c.pem'], /^weft control-plane: --ca-cert and --ca-key go together/],
+    ['a data dir inside the manifests', ['control-plane', '--manifests', '.', '--data-dir', './data'], /^weft control-plane: --data-dir .* is inside the manifests directory/],
+    ['a lifetime without a unit', ['control-plane', '--manifests', '.', '--cert-ttl', '5'], /^weft control-plane: --cert-ttl must be a positive duration/],
+    ['identity flags with --no-ca', ['control-plane', '--manifests', '.', '--no-ca', '--rotate-root'], /^weft control-plane: --rotate-root cannot be combined with --no-ca/],
     ['a bad port override', ['sidecar', '--admin-port', '70000'], /^weft sidecar: --admin-port must be between 0 and 65535/],
   ];
   for (const [what, args, expected] of cases) {

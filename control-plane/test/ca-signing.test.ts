@@ -5,9 +5,9 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { buildCsr, der, derExtension, derName, derSubjectAltName, ECDSA_SHA256_ALGORITHM, fromPem, generateWorkloadKey, OID, toPem } from '@weft/api';
+import { ADS_SERVICE, adsPackageDefinition, buildCsr, der, derExtension, sidecarNodeId, TypeUrl, derName, derSubjectAltName, ECDSA_SHA256_ALGORITHM, fromPem, generateWorkloadKey, OID, toPem } from '@weft/api';
 import { signToken } from '../src/token-jwt';
-import { createCertificate, csrFor, metricsText, startCa } from './ca-fixtures';
+import { createCertificate, csrFor, metricsText, POD_YAML, startCa } from './ca-fixtures';
 import { sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -167,3 +167,48 @@ function wrongAudience(key: ReturnType<typeof createPrivateKey>): string {
 }
 
 void buildCsr;
+
+test('ADS is served on the CA port too, over TLS verified against the root', async () => {
+  const f = await startCa();
+  try {
+    const Client = grpc.makeGenericClientConstructor(adsPackageDefinition()[ADS_SERVICE]!, 'Ads');
+    const client = new Client(`127.0.0.1:${f.cp.caPort}`, grpc.credentials.createSsl(Buffer.from(f.cp.ca!.rootPem())));
+    const call = (client as any).StreamAggregatedResources();
+    const response = await new Promise<any>((resolve, reject) => {
+      call.on('data', resolve);
+      call.on('error', reject);
+      call.write({ node: { id: sidecarNodeId('127.0.41.1', 'frontend-1', 'shop') }, type_url: TypeUrl.Secret, resource_names: ['ROOTCA'] });
+    });
+    call.cancel();
+    client.close();
+    assert.equal(response.type_url, TypeUrl.Secret);
+    assert.equal(response.resources.length, 1, 'the ROOTCA Secret');
+  } finally {
+    await f.cp.close();
+  }
+});
+
+test('a token is written as soon as a Pod with a new service account appears', async () => {
+  const f = await startCa();
+  try {
+    assert.throws(() => f.token('shop', 'payments'), /ENOENT/);
+    writeFileSync(join(f.manifests, 'more.yaml'), POD_YAML('shop', 'payments-1', 'payments', '127.0.41.3'));
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        const t = f.token('shop', 'payments');
+        const claims = JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString());
+        assert.equal(claims.sub, 'system:serviceaccount:shop:payments');
+        assert.deepEqual(claims.aud, ['weft']);
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const reply = await createCertificate(f.cp.caPort!, f.cp.ca!.rootPem(), csrFor('spiffe://cluster.local/ns/shop/sa/payments').csr, f.token('shop', 'payments'));
+    assert.equal(new X509Certificate(reply.cert_chain[0]!).subjectAltName, 'URI:spiffe://cluster.local/ns/shop/sa/payments');
+  } finally {
+    await f.cp.close();
+  }
+});

@@ -10,7 +10,22 @@ import * as tls from 'node:tls';
 import { join } from 'node:path';
 import { startControlPlane, tokenPath, type ControlPlane } from '@weft/control-plane';
 import { CertManager, MetricsRegistry, startSidecar, type WorkloadCertificate } from '@weft/sidecar';
+import { spawn } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
 import { eventually, log, podYaml, sleep, tempDir, writeManifest } from './mesh';
+
+const WEFT = join(__dirname, '../../../cli/dist/src/main.js');
+
+/** Runs the weft CLI without blocking this process (the servers it talks to live here). */
+function runWeft(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [WEFT, ...args], { env: { ...process.env, WEFT_LOG_LEVEL: 'silent' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
 
 const NS = 'shop';
 const SPIFFE = 'spiffe://cluster.local/ns/shop/sa/frontend';
@@ -61,6 +76,13 @@ test('a sidecar with identity holds its certificate before it turns ready, gets 
     assert.match(metrics, new RegExp(`^weft_workload_certificate_expiry_timestamp_seconds ${Math.floor(Date.parse(leaf.validTo) / 1000)}$`, 'm'));
     assert.match(metrics, /^weft_workload_certificate_rotations_total 1$/m);
 
+    // What a user sees: `weft proxy-config POD secrets` shows the certificate and the root, no key.
+    const cli = await runWeft(['proxy-config', 'frontend-1', 'secrets', '-n', NS, '--control-plane', `127.0.41.10:${cp.debugPort}`]);
+    assert.equal(cli.code, 0, cli.out);
+    assert.match(cli.out, new RegExp(`default +workload certificate +${SPIFFE.replace(/[/.]/g, '\\$&')} +${leaf.serialNumber}`));
+    assert.match(cli.out, /ROOTCA +trust bundle root +O=Weft, CN=Weft root CA/);
+    assert.doesNotMatch(cli.out, /PRIVATE KEY/);
+
     // Root rotation: the sidecar's ROOTCA now holds both roots (SDS push, no restart).
     const oldRoot = cp.ca!.rootPem();
     const r = await fetch(`http://127.0.41.10:${cp.debugPort}/debug/ca/rotate-root`, { method: 'POST' });
@@ -70,6 +92,34 @@ test('a sidecar with identity holds its certificate before it turns ready, gets 
       const roots = certsIn(d.config.trustBundles?.ROOTCA?.caPem ?? '').map((c) => c.toString());
       return roots.length === 2 && roots.includes(oldRoot) && roots.includes(cp.ca!.rootPem());
     });
+  } finally {
+    await s.close();
+    await cp.close();
+  }
+});
+
+test('the sidecar is not ready while it has config but no certificate, and turns ready once it gets one', async () => {
+  const dir = manifests('127.0.41.61');
+  const dataDir = tempDir('id-d');
+  const cp = await controlPlane(dir, dataDir, '127.0.41.60');
+  const rootCopy = join(tempDir('id-r'), 'root.pem');
+  const s = await startSidecar({
+    xdsAddress: `127.0.41.60:${cp.xdsPort}`, podName: 'frontend-1', namespace: NS, podIp: '127.0.41.61', serviceAccount: 'frontend', trustDomain: 'cluster.local',
+    drainTimeoutMs: 500, drainAcceptMs: 0, log,
+    // The root file is not there yet: every request fails until it is.
+    identity: { tokenPath: tokenPath(dataDir, NS, 'frontend'), rootCertPath: rootCopy, caAddress: `127.0.41.60:${cp.caPort}` },
+  });
+  try {
+    await eventually('all five types applied', async () => {
+      const d = JSON.parse(await (await fetch('http://127.0.41.61:15000/config_dump')).text());
+      return Object.keys(d.xds.versions).length === 5;
+    });
+    assert.equal((await fetch('http://127.0.41.61:15021/healthz/ready')).status, 503, 'config alone is not ready');
+    assert.equal(s.identity!.current(), undefined);
+    copyFileSync(join(dataDir, 'ca', 'root-cert.pem'), rootCopy);
+    await s.ready;
+    assert.equal((await fetch('http://127.0.41.61:15021/healthz/ready')).status, 200);
+    assert.equal(s.identity!.current()!.spiffeId, SPIFFE);
   } finally {
     await s.close();
     await cp.close();
