@@ -120,6 +120,10 @@ export class CertificateAuthority {
    * in the bundle for the overlap; new leaves are signed by the new root at once.
    */
   async rotateRoot(operator?: OperatorCa): Promise<void> {
+    if (!operator && this.opts.operator) {
+      // Generating a root here would silently leave the operator's PKI.
+      throw new CaConfigError("this CA is the operator's (--ca-cert): rotate by restarting with the new --ca-cert/--ca-key/--ca-chain");
+    }
     const signer = operator ? await loadOperatorCa(operator) : await this.generatedSigner(true);
     await this.activate(signer);
   }

@@ -9,6 +9,7 @@ import * as prom from 'prom-client';
 import { createLogger, type KubeObject, type Logger, type NodeIdentity } from '@weft/api';
 import { AdsServer } from './ads-server';
 import { CertificateAuthority, type OperatorCa } from './ca-authority';
+import { CaConfigError } from './ca-errors';
 import { DEFAULT_RATE_LIMIT, type RateLimit } from './ca-rate-limit';
 import { CaServer } from './ca-server';
 import { SigningService } from './ca-service';
@@ -294,7 +295,7 @@ class MeshState {
           await ca.rotateRoot();
           return json({ rotated: true, roots: ca.trustBundlePem().match(/BEGIN CERTIFICATE/g)?.length ?? 0 });
         } catch (e) {
-          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.writeHead(e instanceof CaConfigError ? 409 : 500, { 'content-type': 'text/plain' });
           res.end(`rotation failed: ${(e as Error).message}\n`);
           return;
         }

@@ -64,7 +64,7 @@ export interface SidecarIdentityOptions {
 }
 
 export interface Sidecar {
-  /** Resolves once the first complete config is applied (what /healthz/ready reports). */
+  /** Resolves once the first complete config is applied and, with identity, a certificate is held (what /healthz/ready reports). */
   readonly ready: Promise<void>;
   /** Resolves when the sidecar has stopped (after `close()`, or `POST /quitquitquit`). */
   readonly closed: Promise<void>;
