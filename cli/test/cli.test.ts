@@ -117,7 +117,8 @@ describe('weft control-plane lifecycle', () => {
   /** Starts a local-mode control plane on free ports; resolves once it logs that it serves. */
   function startCp(extra: string[]): { child: ReturnType<typeof spawn>; up: Promise<void>; dir: string } {
     const dir = mkdtempSync(join(tmpdir(), 'weft-cli-test-'));
-    const child = spawn(process.execPath, [MAIN, 'control-plane', '--manifests', dir, '--xds-address', '127.0.0.1:0', '--debug-address', '127.0.0.1:0', ...extra], {
+    // The CA's data dir beside, not inside, the manifests (and not in the user's ~/.local/state).
+    const child = spawn(process.execPath, [MAIN, 'control-plane', '--manifests', dir, '--data-dir', `${dir}-data`, '--xds-address', '127.0.0.1:0', '--debug-address', '127.0.0.1:0', ...extra], {
       stdio: ['pipe', 'ignore', 'pipe'],
     });
     let err = '';
@@ -167,7 +168,7 @@ describe('weft control-plane on a taken port', () => {
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
     const port = (holder.address() as net.AddressInfo).port;
     try {
-      const r = weft(['control-plane', '--manifests', dir, '--xds-address', `127.0.0.1:${port}`, '--debug-address', '127.0.0.1:0'], { WEFT_LOG_LEVEL: 'silent' });
+      const r = weft(['control-plane', '--manifests', dir, '--data-dir', `${dir}-data`, '--xds-address', `127.0.0.1:${port}`, '--debug-address', '127.0.0.1:0'], { WEFT_LOG_LEVEL: 'silent' });
       assert.equal(r.code, 1);
       assert.equal(r.stderr, `weft control-plane: cannot listen on 127.0.0.1:${port} (xDS): address already in use (EADDRINUSE)\n`);
     } finally {

@@ -14,7 +14,8 @@ const HOST = ShopMesh.HOST;
 let cpProcess: ChildProcess | undefined;
 
 function startControlPlaneProcess(): ChildProcess {
-  const child = spawn(process.execPath, [WEFT, 'control-plane', '--manifests', mesh.dir, '--xds-address', `${mesh.cpIp}:15010`, '--debug-address', `${mesh.cpIp}:15014`], {
+  // The restarted control plane finds the same CA root in the same data dir.
+  const child = spawn(process.execPath, [WEFT, 'control-plane', '--manifests', mesh.dir, '--data-dir', `${mesh.dir}-data`, '--xds-address', `${mesh.cpIp}:15010`, '--debug-address', `${mesh.cpIp}:15014`], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr!.on('data', (d) => { if (process.env.WEFT_TEST_LOG) process.stderr.write(d); });
