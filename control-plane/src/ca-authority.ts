@@ -160,11 +160,16 @@ export class CertificateAuthority {
     const store = this.opts.store;
     let pair = rotate ? undefined : await store.loadGeneratedRoot();
     if (pair) {
+      let signer: Signer;
       try {
-        return signerFrom(new X509Certificate(pair.certPem), createPrivateKey(pair.keyPem), []);
+        signer = signerFrom(new X509Certificate(pair.certPem), createPrivateKey(pair.keyPem), []);
       } catch (e) {
         throw new CaConfigError(`the stored root in ${store.location} does not load: ${(e as Error).message}`, { cause: e });
       }
+      const left = Date.parse(signer.root.validTo) - this.now();
+      if (left <= 0) throw new CaConfigError(`the stored root in ${store.location} expired on ${signer.root.validTo}: start with --rotate-root`);
+      if (left < 30 * 24 * HOUR) this.opts.log.warn('the root expires within 30 days: rotate it (docs/operations.md, "Root rotation")', { notAfter: signer.root.validTo });
+      return signer;
     }
     pair = generateRoot(this.now(), this.opts.rootTtlMs ?? DEFAULT_ROOT_TTL_MS);
     await store.saveGeneratedRoot(pair);
@@ -180,7 +185,8 @@ export class CertificateAuthority {
     const rootPem = signer.root.toString();
     const now = this.now();
     let previous = stored.previous.filter((p) => Date.parse(p.trustedUntil) > now && p.certPem !== rootPem);
-    if (stored.activeRootPem && stored.activeRootPem !== rootPem) {
+    // An expired previous root verifies nothing: it is dropped, not kept for an overlap.
+    if (stored.activeRootPem && stored.activeRootPem !== rootPem && Date.parse(new X509Certificate(stored.activeRootPem).validTo) > now) {
       const trustedUntil = new Date(now + this.overlapMs).toISOString();
       previous = [...previous, { certPem: stored.activeRootPem, trustedUntil }];
       this.opts.log.info('previous root stays trusted during the overlap', { trustedUntil, serial: new X509Certificate(stored.activeRootPem).serialNumber });

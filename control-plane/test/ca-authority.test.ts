@@ -121,3 +121,14 @@ test('every sidecar gets the trust bundle as the ROOTCA Secret; proxyless client
 function csrKey() {
   return generateWorkloadKey().privateKey;
 }
+
+test('a stored root that has expired is refused with what to do, not used to sign dead certificates', async () => {
+  const store = new FileCaStore(mkdtempSync(join(tmpdir(), 'weft-ca-d-')));
+  const first = await CertificateAuthority.open({ store, log: silentLogger, rootTtlMs: 3600e3 });
+  first.close();
+  await assert.rejects(CertificateAuthority.open({ store, log: silentLogger, now: () => Date.now() + 2 * 3600e3 }), /stored root in .* expired on .*: start with --rotate-root/);
+  const rotated = await CertificateAuthority.open({ store, log: silentLogger, rotateRoot: true, now: () => Date.now() + 2 * 3600e3 });
+  assert.notEqual(rotated.rootPem(), first.rootPem());
+  assert.equal(certsIn(rotated.trustBundlePem()).length, 1, 'the expired root is not kept for an overlap');
+  rotated.close();
+});

@@ -156,6 +156,8 @@ export class CertManager implements IdentityProvider {
       throw new CertificateResponseError(`the CA returned a certificate that does not parse: ${(e as Error).message}`);
     }
     if (!leaf.checkPrivateKey(key.privateKey)) throw new CertificateResponseError('the certificate is not for our key');
+    // An already expired certificate (a CA whose own certificate expired) would renew in a tight loop: back off instead.
+    if (Date.parse(leaf.validTo) <= Date.now()) throw new CertificateResponseError(`the CA returned a certificate that expired on ${leaf.validTo}`);
     if (leaf.subjectAltName !== `URI:${this.opts.spiffeId}`) throw new CertificateResponseError(`the certificate names ${leaf.subjectAltName}, not ${this.opts.spiffeId}`);
     return {
       serial: leaf.serialNumber,
