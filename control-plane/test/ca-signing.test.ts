@@ -212,3 +212,22 @@ test('a token is written as soon as a Pod with a new service account appears', a
     await f.cp.close();
   }
 });
+
+test('tokens are rewritten before they expire (at 80% of their lifetime)', async () => {
+  const f = await startCa({ tokenTtlMs: 2000 });
+  try {
+    const first = f.token('shop', 'frontend');
+    const exp = (t: string): number => JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()).exp;
+    const deadline = Date.now() + 4000;
+    while (f.token('shop', 'frontend') === first) {
+      assert.ok(Date.now() < deadline, 'the token was not rewritten');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const second = f.token('shop', 'frontend');
+    assert.ok(exp(second) > exp(first), 'the new token expires later');
+    // The old one is still accepted until it expires; the new one certainly is.
+    await createCertificate(f.cp.caPort!, f.cp.ca!.rootPem(), csrFor(FRONTEND).csr, second);
+  } finally {
+    await f.cp.close();
+  }
+});
