@@ -9,3 +9,7 @@ export * from './log';
 export * from './kube-parse';
 export * from './kube-select';
 export * from './grpc-logs';
+export * from './spiffe';
+export * from './x509-der';
+export * from './x509-csr';
+export * from './x509-cert';

@@ -33,6 +33,7 @@ export const SIDECAR_XDS_TYPES: readonly string[] = [
   'envoy.config.route.v3.RouteConfiguration',
   'envoy.config.cluster.v3.Cluster',
   'envoy.config.endpoint.v3.ClusterLoadAssignment',
+  'envoy.extensions.transport_sockets.tls.v3.Secret',
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   'envoy.extensions.filters.http.router.v3.Router',
   'envoy.extensions.filters.http.fault.v3.HTTPFault',

@@ -3,8 +3,9 @@
  * SIGINT/SIGTERM. Kubernetes mode (`--kubeconfig`) is refused with a clear message until issue 8.
  */
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { createLogger } from '@weft/api';
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { createLogger, parseDuration } from '@weft/api';
 import { booleanFlag, parseHostPort, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
 import { NotAvailableError, UsageError } from './errors';
@@ -23,6 +24,52 @@ function manifestsDir(dir: string): string {
   return abs;
 }
 
+/** `$XDG_STATE_HOME/weft` (default `~/.local/state/weft`): outside any manifests directory. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'weft');
+}
+
+function durationFlag(args: ParsedArgs, name: string): number | undefined {
+  const v = stringFlag(args, name);
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined || ms <= 0) throw new UsageError(`--${name} must be a positive duration such as 24h or 90m, got "${v}"`);
+  return ms;
+}
+
+/** The identity options (CA, tokens, 15012), or undefined with --no-ca. */
+function identityOptions(args: ParsedArgs, manifests: string, xdsAddress: string) {
+  const caCert = stringFlag(args, 'ca-cert');
+  const caKey = stringFlag(args, 'ca-key');
+  const caChain = stringFlag(args, 'ca-chain');
+  if (booleanFlag(args, 'no-ca')) {
+    for (const f of ['data-dir', 'ca-address', 'ca-cert', 'ca-key', 'ca-chain', 'rotate-root', 'cert-ttl', 'root-overlap']) {
+      if (args.flags.has(f)) throw new UsageError(`--${f} cannot be combined with --no-ca`);
+    }
+    return undefined;
+  }
+  if ((caCert === undefined) !== (caKey === undefined)) throw new UsageError('--ca-cert and --ca-key go together');
+  if (caChain !== undefined && caCert === undefined) throw new UsageError('--ca-chain needs --ca-cert and --ca-key');
+  if (caCert !== undefined && booleanFlag(args, 'rotate-root')) {
+    throw new UsageError('--rotate-root generates a root; with --ca-cert, rotate by starting with the new CA files (docs/operations.md)');
+  }
+  const dataDir = resolve(stringFlag(args, 'data-dir') ?? defaultDataDir());
+  const rel = relative(manifests, dataDir);
+  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    throw new UsageError(`--data-dir ${dataDir} is inside the manifests directory ${manifests}: keys must not sit next to the YAML`);
+  }
+  const workloadTtlMs = durationFlag(args, 'cert-ttl');
+  return {
+    dataDir,
+    // Default: beside xDS, on the host the sidecars already reach (their WEFT_CA_ADDRESS default).
+    caAddress: parseHostPort(stringFlag(args, 'ca-address') ?? `${xdsAddress.slice(0, xdsAddress.lastIndexOf(':'))}:15012`, '--ca-address'),
+    operatorCa: caCert !== undefined ? { certFile: resolve(caCert), keyFile: resolve(caKey!), ...(caChain !== undefined ? { chainFile: resolve(caChain) } : {}) } : undefined,
+    rotateRoot: booleanFlag(args, 'rotate-root'),
+    workloadTtlMs,
+    rootOverlapMs: durationFlag(args, 'root-overlap'),
+  };
+}
+
 async function run(args: ParsedArgs): Promise<number> {
   const manifests = stringFlag(args, 'manifests');
   const kubeconfig = stringFlag(args, 'kubeconfig');
@@ -35,6 +82,7 @@ async function run(args: ParsedArgs): Promise<number> {
   const dir = manifestsDir(manifests);
   const xdsAddress = parseHostPort(stringFlag(args, 'xds-address') ?? '127.0.0.1:15010', '--xds-address');
   const debugAddress = parseHostPort(stringFlag(args, 'debug-address') ?? '127.0.0.1:15014', '--debug-address');
+  const identity = identityOptions(args, dir, xdsAddress);
   const log = createLogger({ component: 'control-plane' });
 
   return serveUntilStopped(
@@ -42,8 +90,8 @@ async function run(args: ParsedArgs): Promise<number> {
       // Loaded here, not at the top: `weft sidecar` shares this binary and must not pay for the
       // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
       const { startControlPlane } = await import('@weft/control-plane');
-      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, log });
-      log.info('control plane serving', { manifests: dir, xdsPort: cp.xdsPort, debugPort: cp.debugPort });
+      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, identity, log });
+      log.info('control plane serving', { manifests: dir, xdsPort: cp.xdsPort, debugPort: cp.debugPort, ...(cp.caPort !== undefined ? { caPort: cp.caPort, dataDir: identity?.dataDir } : {}) });
       return cp;
     },
     { log, exitWithParent: booleanFlag(args, 'exit-with-parent'), what: 'control plane' },
@@ -53,12 +101,20 @@ async function run(args: ParsedArgs): Promise<number> {
 export const controlPlaneCommand: Command = {
   name: 'control-plane',
   summary: 'run the control plane (local mode: --manifests DIR)',
-  usage: 'weft control-plane --manifests DIR [--xds-address HOST:PORT] [--debug-address HOST:PORT]',
+  usage: 'weft control-plane --manifests DIR [--xds-address HOST:PORT] [--debug-address HOST:PORT] [--data-dir DIR] [--ca-address HOST:PORT]\n' +
+    '                         [--ca-cert FILE --ca-key FILE [--ca-chain FILE]] [--rotate-root] [--cert-ttl DURATION] [--root-overlap DURATION] [--no-ca]',
   description: [
     'Runs the control plane. With --manifests it watches DIR, a directory of Kubernetes YAML\n' +
       '(Services, Pods with status.podIP, EndpointSlices, weft.dev policies), and serves the\n' +
       'translated Envoy v3 configuration to every sidecar over ADS. Changes to DIR reach\n' +
       'connected proxies within a second; an invalid document is logged and skipped.',
+    'Identity: a certificate authority signs workload certificates on --ca-address (gRPC over\n' +
+      'TLS, also ADS). Its root is generated on first start and kept in --data-dir (default\n' +
+      '$XDG_STATE_HOME/weft, i.e. ~/.local/state/weft), or comes from --ca-cert/--ca-key (a root or\n' +
+      'an intermediate, with --ca-chain up to the root). Service-account tokens for the Pods in DIR\n' +
+      'are written to DATA/tokens/<namespace>/<service-account>/token. --rotate-root makes a new\n' +
+      'root; the old one stays trusted for --root-overlap (default 2 x --cert-ttl). --no-ca runs\n' +
+      'without identity (docs/operations.md).',
     '--kubeconfig (Kubernetes mode) comes with issue 8; until then it exits with status 2.',
     'Logs are JSON lines on stderr (level from WEFT_LOG_LEVEL). SIGINT or SIGTERM stops\n' +
       'gracefully and exits 0; a second signal stops at once.',
@@ -68,6 +124,15 @@ export const controlPlaneCommand: Command = {
     { name: 'kubeconfig', type: 'string', placeholder: 'FILE', help: 'Kubernetes mode (not supported yet: issue 8)' },
     { name: 'xds-address', type: 'string', placeholder: 'HOST:PORT', help: 'plaintext xDS listen address (default 127.0.0.1:15010)' },
     { name: 'debug-address', type: 'string', placeholder: 'HOST:PORT', help: '/metrics and /debug/* listen address (default 127.0.0.1:15014)' },
+    { name: 'data-dir', type: 'string', placeholder: 'DIR', help: 'the CA root, trust state and tokens (default $XDG_STATE_HOME/weft)' },
+    { name: 'ca-address', type: 'string', placeholder: 'HOST:PORT', help: 'TLS listen address for certificate signing and xDS (default: the --xds-address host, port 15012)' },
+    { name: 'ca-cert', type: 'string', placeholder: 'FILE', help: "the operator's CA certificate (root or intermediate), PEM" },
+    { name: 'ca-key', type: 'string', placeholder: 'FILE', help: 'its private key, PEM' },
+    { name: 'ca-chain', type: 'string', placeholder: 'FILE', help: 'certificates above --ca-cert up to the root, PEM' },
+    { name: 'rotate-root', type: 'boolean', help: 'generate a new root now; the old one stays trusted for --root-overlap' },
+    { name: 'cert-ttl', type: 'string', placeholder: 'DURATION', help: 'workload certificate lifetime (default 24h)' },
+    { name: 'root-overlap', type: 'string', placeholder: 'DURATION', help: 'how long a replaced root stays trusted (default 2 x --cert-ttl)' },
+    { name: 'no-ca', type: 'boolean', help: 'run without identity: no CA, no 15012, no trust bundle' },
     EXIT_WITH_PARENT_FLAG,
   ],
   available: true,

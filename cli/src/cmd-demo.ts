@@ -105,8 +105,10 @@ class DemoRun {
     }
 
     const t0 = Date.now();
+    // Identity: the CA's root, its trust state and the pods' tokens live in the temp dir too.
+    const data = join(tmp, 'data');
     const cp = this.spawn('control plane', ['control-plane', '--manifests', manifests, '--xds-address', layout.xdsAddress,
-      '--debug-address', layout.debugAddress], {}, join(logs, 'control-plane.log'));
+      '--debug-address', layout.debugAddress, '--data-dir', data, '--ca-address', layout.caAddress], {}, join(logs, 'control-plane.log'));
     await waitForPort(cp, layout.controlPlaneIp, CONTROL_PLANE_PORTS.xds, CONTROL_PLANE_START_MS, signal);
     this.out(`weft demo: control plane serving xDS on ${layout.xdsAddress} (${elapsed(t0)})`);
 
@@ -118,6 +120,9 @@ class DemoRun {
         POD_NAMESPACE: DEMO_NAMESPACE,
         POD_IP: pod.ip,
         SERVICE_ACCOUNT: pod.serviceAccount,
+        WEFT_TOKEN_PATH: join(data, 'tokens', DEMO_NAMESPACE, pod.serviceAccount, 'token'),
+        WEFT_CA_ROOT_CERT: join(data, 'ca', 'root-cert.pem'),
+        WEFT_CA_ADDRESS: layout.caAddress,
       }, join(logs, `${pod.name}.sidecar.log`)),
     }));
     await Promise.all(sidecars.map(({ pod, child }) =>

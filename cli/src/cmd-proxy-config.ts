@@ -3,6 +3,7 @@
  * sidecar runs, read from its own admin `/config_dump` (found through the control plane, which
  * knows every connected sidecar's pod IP).
  */
+import { X509Certificate } from 'node:crypto';
 import { parseHostPort, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
 import { CliError, UsageError } from './errors';
@@ -68,9 +69,31 @@ export function renderSection(dump: Obj, section: Section): string {
       }
       return formatTable(['CLUSTER', 'ENDPOINT', 'STATUS', 'PATH'], rows);
     }
-    case 'secrets':
-      return 'no secrets: this version has no mTLS yet\n';
+    case 'secrets': {
+      // The workload certificate (Istio's SDS name `default`) and the trust bundles; never a key.
+      const rows: string[][] = [];
+      const id = dump.identity as Obj | null | undefined;
+      if (id) {
+        const leaf = certificates(id.chainPem)[0];
+        rows.push(['default', 'workload certificate', id.spiffeId, id.serial, id.notAfter, leaf ? `issuer ${oneLine(leaf.issuer)}` : '']);
+      } else if (id === null) {
+        rows.push(['default', 'workload certificate', '(not issued yet)', '', '', '']);
+      }
+      for (const b of values(cfg.trustBundles)) {
+        for (const c of certificates(b.caPem)) rows.push([b.name, 'trust bundle root', oneLine(c.subject), c.serialNumber, new Date(c.validTo).toISOString(), '']);
+      }
+      if (rows.length === 0) return 'no secrets: this sidecar runs without identity (no WEFT_TOKEN_PATH) and has no trust bundle\n';
+      return formatTable(['NAME', 'TYPE', 'IDENTITY / SUBJECT', 'SERIAL', 'EXPIRES', 'NOTE'], rows);
+    }
   }
+}
+
+function certificates(pem: string | undefined): X509Certificate[] {
+  return (pem?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c));
+}
+
+function oneLine(dn: string | undefined): string {
+  return (dn ?? '').split('\n').filter(Boolean).join(', ') || '(empty)';
 }
 
 async function run(args: ParsedArgs): Promise<number> {
@@ -99,7 +122,8 @@ async function run(args: ParsedArgs): Promise<number> {
 
 function sectionJson(dump: Obj, section: Section): unknown {
   const cfg = dump.config ?? {};
-  return { listeners: { ...cfg.listeners, ...cfg.tcpListeners }, routes: cfg.routeTables, clusters: cfg.clusters, endpoints: cfg.endpoints, secrets: {} }[section];
+  const secrets = { ...(dump.identity !== undefined ? { default: dump.identity } : {}), ...cfg.trustBundles };
+  return { listeners: { ...cfg.listeners, ...cfg.tcpListeners }, routes: cfg.routeTables, clusters: cfg.clusters, endpoints: cfg.endpoints, secrets }[section];
 }
 
 export const proxyConfigCommand: Command = {

@@ -15,7 +15,7 @@ export const DEFAULT_BASE_IP = '127.0.10';
 export const APP_PORT = 8080;
 /** SPEC.md, "Ports". */
 export const SIDECAR_PORTS = { admin: 15000, outbound: 15001, inbound: 15006, metrics: 15020, health: 15021 } as const;
-export const CONTROL_PLANE_PORTS = { xds: 15010, debug: 15014 } as const;
+export const CONTROL_PLANE_PORTS = { xds: 15010, ca: 15012, debug: 15014 } as const;
 /** The file the user edits to change the split (in the temp copy). */
 export const POLICY_FILE = 'backend-traffic-policy.yaml';
 
@@ -32,6 +32,8 @@ export interface DemoLayout {
   readonly base: string;
   readonly controlPlaneIp: string;
   readonly xdsAddress: string;
+  /** The CA (certificate signing and xDS over TLS). */
+  readonly caAddress: string;
   readonly debugAddress: string;
   readonly pods: readonly DemoPod[];
   readonly frontend: DemoPod;
@@ -67,6 +69,7 @@ export function demoLayout(base: string): DemoLayout {
     base,
     controlPlaneIp,
     xdsAddress: `${controlPlaneIp}:${CONTROL_PLANE_PORTS.xds}`,
+    caAddress: `${controlPlaneIp}:${CONTROL_PLANE_PORTS.ca}`,
     debugAddress: `${controlPlaneIp}:${CONTROL_PLANE_PORTS.debug}`,
     pods: [frontend, pod('backend-v1', 'backend', 21, 'v1'), pod('backend-v2', 'backend', 22, 'v2')],
     frontend,

@@ -65,6 +65,10 @@ describe('bad input', () => {
     ['a missing manifests dir', ['control-plane', '--manifests', '/no/such/dir'], /^weft control-plane: --manifests: no such directory/],
     ['no --manifests', ['control-plane'], /^weft control-plane: --manifests DIR is required/],
     ['Kubernetes mode', ['control-plane', '--kubeconfig', 'x'], /^weft control-plane: .*not supported yet: Kubernetes mode comes with issue 8/],
+    ['a CA certificate without its key', ['control-plane', '--manifests', '.', '--ca-cert', 'c.pem'], /^weft control-plane: --ca-cert and --ca-key go together/],
+    ['a data dir inside the manifests', ['control-plane', '--manifests', '.', '--data-dir', './data'], /^weft control-plane: --data-dir .* is inside the manifests directory/],
+    ['a lifetime without a unit', ['control-plane', '--manifests', '.', '--cert-ttl', '5'], /^weft control-plane: --cert-ttl must be a positive duration/],
+    ['identity flags with --no-ca', ['control-plane', '--manifests', '.', '--no-ca', '--rotate-root'], /^weft control-plane: --rotate-root cannot be combined with --no-ca/],
     ['a bad port override', ['sidecar', '--admin-port', '70000'], /^weft sidecar: --admin-port must be between 0 and 65535/],
   ];
   for (const [what, args, expected] of cases) {
@@ -113,7 +117,8 @@ describe('weft control-plane lifecycle', () => {
   /** Starts a local-mode control plane on free ports; resolves once it logs that it serves. */
   function startCp(extra: string[]): { child: ReturnType<typeof spawn>; up: Promise<void>; dir: string } {
     const dir = mkdtempSync(join(tmpdir(), 'weft-cli-test-'));
-    const child = spawn(process.execPath, [MAIN, 'control-plane', '--manifests', dir, '--xds-address', '127.0.0.1:0', '--debug-address', '127.0.0.1:0', ...extra], {
+    // The CA's data dir beside, not inside, the manifests (and not in the user's ~/.local/state).
+    const child = spawn(process.execPath, [MAIN, 'control-plane', '--manifests', dir, '--data-dir', `${dir}-data`, '--xds-address', '127.0.0.1:0', '--debug-address', '127.0.0.1:0', ...extra], {
       stdio: ['pipe', 'ignore', 'pipe'],
     });
     let err = '';
@@ -163,7 +168,7 @@ describe('weft control-plane on a taken port', () => {
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
     const port = (holder.address() as net.AddressInfo).port;
     try {
-      const r = weft(['control-plane', '--manifests', dir, '--xds-address', `127.0.0.1:${port}`, '--debug-address', '127.0.0.1:0'], { WEFT_LOG_LEVEL: 'silent' });
+      const r = weft(['control-plane', '--manifests', dir, '--data-dir', `${dir}-data`, '--xds-address', `127.0.0.1:${port}`, '--debug-address', '127.0.0.1:0'], { WEFT_LOG_LEVEL: 'silent' });
       assert.equal(r.code, 1);
       assert.equal(r.stderr, `weft control-plane: cannot listen on 127.0.0.1:${port} (xDS): address already in use (EADDRINUSE)\n`);
     } finally {

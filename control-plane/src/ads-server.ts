@@ -1,6 +1,7 @@
 /**
  * The ADS gRPC service (`envoy.service.discovery.v3.AggregatedDiscoveryService`): state of the
- * world and delta, one stream object per call. Plaintext on 15010 (local mode and tests).
+ * world and delta, one stream object per call. Plaintext on 15010 (local mode and tests); a second
+ * instance serves it over TLS on 15012 next to the certificate service (`ca-server.ts`).
  */
 import * as grpc from '@grpc/grpc-js';
 import { adsPackageDefinition, ADS_SERVICE, routeGrpcLogs, type Logger } from '@weft/api';
@@ -8,10 +9,12 @@ import type { AdsHooks, StreamInfo } from './ads-hooks';
 import { SotwStream, type SotwRequest, type SotwResponse } from './ads-stream-sotw';
 import { DeltaStream, type DeltaRequest, type DeltaResponse } from './ads-stream-delta';
 
+/** Stream ids, unique across servers (15010 and 15012) for logs. */
+let seq = 0;
+
 export class AdsServer {
   private readonly server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000 });
   private readonly streams = new Set<{ end(): void; call: grpc.ServerDuplexStream<unknown, unknown> }>();
-  private seq = 0;
   private closed = false;
   port = 0;
 
@@ -24,10 +27,15 @@ export class AdsServer {
     });
   }
 
-  /** Binds `host:port` (port 0 picks one). Rejects with the bind error. */
-  async listen(address: string): Promise<number> {
+  /** Another service on the same server (the certificate service on 15012). */
+  addService(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
+    this.server.addService(def, impl);
+  }
+
+  /** Binds `host:port` (port 0 picks one), plaintext unless `credentials` say otherwise. Rejects with the bind error. */
+  async listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      this.server.bindAsync(address, credentials, (err, port) => {
         if (!err) return resolve(port);
         // grpc-js wraps the socket error in a long sentence; keep the part a person needs.
         const m = /listen (E[A-Z]+): ([^,\]]+?)(?: [^ ]+:\d+)?(?:[,\]]|$)/.exec(err.message);
@@ -42,7 +50,7 @@ export class AdsServer {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane shutting down' });
       return;
     }
-    const info: StreamInfo = { id: ++this.seq, protocol, peer: call.getPeer() };
+    const info: StreamInfo = { id: ++seq, protocol, peer: call.getPeer() };
     const log = this.log.child({ stream: info.id, protocol, peer: info.peer });
     const write = (r: SotwResponse | DeltaResponse): void => { if (!call.writableEnded) call.write(r); };
     const fail = (message: string): void => {

@@ -8,6 +8,14 @@ import { hostname } from 'node:os';
 import * as prom from 'prom-client';
 import { createLogger, type KubeObject, type Logger, type NodeIdentity } from '@weft/api';
 import { AdsServer } from './ads-server';
+import { CertificateAuthority, type OperatorCa } from './ca-authority';
+import { CaConfigError } from './ca-errors';
+import { DEFAULT_RATE_LIMIT, type RateLimit } from './ca-rate-limit';
+import { CaServer } from './ca-server';
+import { SigningService } from './ca-service';
+import { FileCaStore } from './ca-store-files';
+import { loadTokenKey, TokenFiles } from './token-files';
+import { LocalTokenValidator, type TokenValidator } from './token-validator';
 import type { AdsHooks } from './ads-hooks';
 import { FilesRegistry, type Diagnostic } from './registry-files';
 import { encodeSnapshot, SnapshotCache } from './snapshot-cache';
@@ -24,12 +32,41 @@ export interface ControlPlaneOptions {
   readonly debugAddress?: string;
   /** How long to gather registry changes before a push (default 100 ms). */
   readonly debounceMs?: number;
+  /** The CA, local-mode tokens and the signing API on 15012. Absent: no identity (no 15012, no ROOTCA Secret). */
+  readonly identity?: IdentityOptions;
   readonly log?: Logger;
+}
+
+export interface IdentityOptions {
+  /** Where the CA's root, the trust state and the tokens live (docs/configuration.md). */
+  readonly dataDir: string;
+  /** host:port of the TLS port for signing and ADS (default 127.0.0.1:15012; port 0 picks one). */
+  readonly caAddress?: string;
+  /** The operator's root or intermediate instead of a generated root. */
+  readonly operatorCa?: OperatorCa;
+  /** Generate a new root at start; the old one stays trusted for `rootOverlapMs`. */
+  readonly rotateRoot?: boolean;
+  /** Workload certificate lifetime (default 24 h). */
+  readonly workloadTtlMs?: number;
+  /** How long a replaced root stays trusted (default twice the workload lifetime). */
+  readonly rootOverlapMs?: number;
+  /** Per-identity issuance limit (default 100 at once, then 10/s). */
+  readonly rateLimit?: RateLimit;
+  /** Default `cluster.local`. */
+  readonly trustDomain?: string;
+  /** Lifetime of local-mode tokens (default 1 h). */
+  readonly tokenTtlMs?: number;
+  /** Default: the local validator of tokens this control plane signs. */
+  readonly tokenValidator?: TokenValidator;
 }
 
 export interface ControlPlane {
   readonly xdsPort: number;
   readonly debugPort: number;
+  /** The TLS port for signing and ADS (15012), when identity is on. */
+  readonly caPort?: number;
+  /** The CA, when identity is on (root rotation, the trust bundle). */
+  readonly ca?: CertificateAuthority;
   /** Graceful: stops watching, ends streams, closes listeners. Idempotent. */
   close(): Promise<void>;
   /** Immediate. Idempotent. */
@@ -42,13 +79,48 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const metrics = new prom.Registry();
   prom.collectDefaultMetrics({ register: metrics });
   const state = new MeshState(log, opts.debounceMs ?? 100, metrics);
+  const identifier = `weft-control-plane@${hostname()}`;
+  const id = opts.identity;
+  let ca: CertificateAuthority | undefined;
+  let tokens: TokenFiles | undefined;
+  let caServer: CaServer | undefined;
+  if (id) {
+    try {
+      ca = await CertificateAuthority.open({
+        store: new FileCaStore(id.dataDir), operator: id.operatorCa, rotateRoot: id.rotateRoot,
+        workloadTtlMs: id.workloadTtlMs, rootOverlapMs: id.rootOverlapMs, log: log.child({ module: 'ca' }),
+      });
+      state.setTrustBundle(ca.trustBundlePem());
+      ca.onBundleChange((pem) => state.setTrustBundle(pem));
+      const tokenKey = await loadTokenKey(id.dataDir);
+      tokens = new TokenFiles(id.dataDir, tokenKey, log.child({ module: 'tokens' }), id.tokenTtlMs);
+      const signing = new SigningService({
+        ca, tokens: id.tokenValidator ?? new LocalTokenValidator(tokenKey), trustDomain: id.trustDomain ?? 'cluster.local',
+        rateLimit: id.rateLimit ?? DEFAULT_RATE_LIMIT, metrics, log: log.child({ module: 'ca-signing' }),
+      });
+      caServer = new CaServer({ address: id.caAddress ?? '127.0.0.1:15012', ca, signing, hooks: state.hooks, identifier, log: log.child({ module: 'ca-server' }) });
+    } catch (err) {
+      state.stop();
+      ca?.close();
+      throw err;
+    }
+  }
   await registry.start();
-  registry.onChange((s) => state.setObjects(s.objects, s.diagnostics));
+  registry.onChange((s) => {
+    state.setObjects(s.objects, s.diagnostics);
+    void tokens?.update(s.objects);
+  });
+  await tokens?.settled();
 
-  const ads = new AdsServer(state.hooks, log.child({ module: 'ads' }), `weft-control-plane@${hostname()}`);
-  const debug = http.createServer((req, res) => void state.serveDebug(req, res));
+  const ads = new AdsServer(state.hooks, log.child({ module: 'ads' }), identifier);
+  const debug = http.createServer((req, res) => void state.serveDebug(req, res, ca));
+  const stopIdentity = (): void => {
+    tokens?.close();
+    ca?.close();
+  };
   try {
     const xdsPort = await ads.listen(opts.xdsAddress ?? '127.0.0.1:15010');
+    const caPort = caServer ? await caServer.listen() : undefined;
     const [dHost, dPort] = splitHostPort(opts.debugAddress ?? '127.0.0.1:15014');
     await new Promise<void>((resolve, reject) => {
       debug.once('error', (e: NodeJS.ErrnoException) =>
@@ -56,30 +128,37 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       debug.listen(dPort, dHost, () => resolve());
     });
     const debugPort = (debug.address() as { port: number }).port;
-    log.info('control plane ready', { manifests: opts.manifestsDir, xdsPort, debugPort });
+    log.info('control plane ready', { manifests: opts.manifestsDir, xdsPort, debugPort, ...(caPort !== undefined ? { caPort, dataDir: id?.dataDir } : {}) });
     let closing: Promise<void> | undefined;
     return {
       xdsPort,
       debugPort,
+      caPort,
+      ca,
       close: () => (closing ??= (async () => {
         state.stop();
+        stopIdentity();
         await registry.close();
-        await ads.close();
+        await Promise.all([ads.close(), caServer?.close()]);
         await new Promise<void>((r) => debug.close(() => r()));
         debug.closeAllConnections();
       })()),
       destroy: () => {
         state.stop();
+        stopIdentity();
         void registry.close();
         ads.destroy();
+        caServer?.destroy();
         debug.closeAllConnections();
         debug.close();
       },
     };
   } catch (err) {
     state.stop();
+    stopIdentity();
     await registry.close();
     ads.destroy();
+    caServer?.destroy();
     debug.close();
     throw err;
   }
@@ -104,6 +183,7 @@ class MeshState {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private lastStatus = new Map<string, string>();
+  private trustBundlePem?: string;
   private readonly rebuilds: prom.Counter;
   readonly hooks: AdsHooks;
 
@@ -138,6 +218,13 @@ class MeshState {
     };
   }
 
+  /** A new trust bundle (CA start, root rotation, an overlap ending): rebuild and push ROOTCA. */
+  setTrustBundle(pem: string): void {
+    this.trustBundlePem = pem;
+    this.world = { ...this.world, trustBundlePem: pem };
+    this.schedule();
+  }
+
   setObjects(objects: readonly KubeObject[], diagnostics: readonly Diagnostic[]): void {
     this.objects = objects;
     this.diagnostics = diagnostics;
@@ -154,7 +241,7 @@ class MeshState {
   }
 
   private rebuild(): void {
-    const world = buildWorld(this.objects, new Set(this.meshed), ++this.generation);
+    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation), trustBundlePem: this.trustBundlePem };
     this.world = world;
     this.rebuilds.inc();
     this.reportPolicies(world);
@@ -185,7 +272,7 @@ class MeshState {
     this.lastStatus = now;
   }
 
-  async serveDebug(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async serveDebug(req: http.IncomingMessage, res: http.ServerResponse, ca?: CertificateAuthority): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const json = (body: unknown): void => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -197,6 +284,22 @@ class MeshState {
         res.end(await this.metrics.metrics());
         return;
       case '/debug/syncz': return json(this.sync.toJSON());
+      case '/debug/ca/rotate-root': {
+        // POST only: rotating is an action (docs/operations.md, "Root rotation").
+        if (req.method !== 'POST' || !ca) {
+          res.writeHead(req.method !== 'POST' ? 405 : 404, { 'content-type': 'text/plain' });
+          res.end(ca ? 'POST to rotate the root\n' : 'this control plane runs without a CA (--data-dir)\n');
+          return;
+        }
+        try {
+          await ca.rotateRoot();
+          return json({ rotated: true, roots: ca.trustBundlePem().match(/BEGIN CERTIFICATE/g)?.length ?? 0 });
+        } catch (e) {
+          res.writeHead(e instanceof CaConfigError ? 409 : 500, { 'content-type': 'text/plain' });
+          res.end(`rotation failed: ${(e as Error).message}\n`);
+          return;
+        }
+      }
       case '/debug/policies': return json(this.world.policyStatus);
       case '/debug/diagnostics': return json([...this.diagnostics, ...this.world.diagnostics]);
       case '/debug/config_dump': {
@@ -212,7 +315,7 @@ class MeshState {
       }
       default:
         res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('endpoints: /metrics /debug/syncz /debug/policies /debug/diagnostics /debug/config_dump?node=ID\n');
+        res.end('endpoints: /metrics /debug/syncz /debug/policies /debug/diagnostics /debug/config_dump?node=ID, POST /debug/ca/rotate-root\n');
     }
   }
 

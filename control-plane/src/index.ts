@@ -8,3 +8,6 @@ export type { NodeSnapshot } from './snapshot-cache';
 export { translate } from './translate';
 export type { Resources } from './translate';
 export { buildWorld } from './world';
+export type { IdentityOptions } from './control-plane';
+export { CertificateAuthority } from './ca-authority';
+export { tokenPath } from './token-files';

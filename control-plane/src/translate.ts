@@ -9,6 +9,7 @@ import { outboundClusters, staticCluster } from './translate-clusters';
 import { apiListener, inboundListener, localPortListener, outboundListener, podOpaquePorts, podTargetPorts, servicePortsOf } from './translate-listeners';
 import { domainsFor, routesFor, virtualHostName } from './translate-routes';
 import { inboundAuthz } from './translate-authz';
+import { trustBundleSecrets } from './translate-secrets';
 import { inboundClusterName, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
 
 type Obj = Record<string, unknown>;
@@ -78,6 +79,7 @@ export function translate(world: World, node: NodeIdentity): Resources {
     [TypeUrl.ClusterLoadAssignment, assignments],
     [TypeUrl.Listener, listeners],
     [TypeUrl.RouteConfiguration, routeConfigs],
+    ...(node.kind === 'sidecar' ? [[TypeUrl.Secret, trustBundleSecrets(world)] as const] : []),
   ]);
 }
 

@@ -54,6 +54,8 @@ export interface World {
   readonly localPorts: LocalPorts;
   /** Problems found in a consistent view (not in one document): served at `/debug/diagnostics`. */
   readonly diagnostics: readonly Diagnostic[];
+  /** Every root the mesh trusts (PEM), from the CA; sent as the `ROOTCA` Secret. Absent without a CA. */
+  readonly trustBundlePem?: string;
 }
 
 export const nsName = (namespace: string, name: string): string => `${namespace}/${name}`;

@@ -72,7 +72,7 @@ before(async () => {
     podYaml('shop', { name: 'server', ip: PODS.server.ip, labels: { app: 'server' } }),
     `apiVersion: v1\nkind: Service\nmetadata: {name: server, namespace: shop}\nspec:\n  clusterIP: ${SERVICE_IP}\n  selector: {app: server}\n  ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 81, targetPort: 9090}, {name: smtp, port: 2525, targetPort: 2525}]\n`,
   ].join('---\n'));
-  startIn(SW, [WEFT, 'control-plane', '--manifests', dir, '--xds-address', `${CP_IP}:15010`, '--debug-address', `${CP_IP}:15014`], {});
+  startIn(SW, [WEFT, 'control-plane', '--manifests', dir, '--data-dir', `${dir}-data`, '--xds-address', `${CP_IP}:15010`, '--debug-address', `${CP_IP}:15014`], {});
   // The app: echoes who connected to it and the headers it got.
   startIn(PODS.server.ns, ['-e', `for (const port of [8080, 9090]) require('http').createServer((q, s) => s.end(JSON.stringify({ port, peer: q.socket.remoteAddress, headers: q.headers }))).listen(port, '${PODS.server.ip}')`], {});
   // A server-speaks-first app on an opaque port (Service port name smtp): a banner, then an echo.

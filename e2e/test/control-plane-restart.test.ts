@@ -14,7 +14,8 @@ const HOST = ShopMesh.HOST;
 let cpProcess: ChildProcess | undefined;
 
 function startControlPlaneProcess(): ChildProcess {
-  const child = spawn(process.execPath, [WEFT, 'control-plane', '--manifests', mesh.dir, '--xds-address', `${mesh.cpIp}:15010`, '--debug-address', `${mesh.cpIp}:15014`], {
+  // The restarted control plane finds the same CA root in the same data dir.
+  const child = spawn(process.execPath, [WEFT, 'control-plane', '--manifests', mesh.dir, '--data-dir', `${mesh.dir}-data`, '--xds-address', `${mesh.cpIp}:15010`, '--debug-address', `${mesh.cpIp}:15014`], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr!.on('data', (d) => { if (process.env.WEFT_TEST_LOG) process.stderr.write(d); });
@@ -22,8 +23,9 @@ function startControlPlaneProcess(): ChildProcess {
 }
 
 async function synced(): Promise<boolean> {
+  // Five types: LDS, RDS, CDS, EDS and SDS (the ROOTCA trust bundle).
   const types = Object.values((await mesh.sync())?.types ?? {}) as { synced: boolean }[];
-  return types.length === 4 && types.every((t) => t.synced);
+  return types.length === 5 && types.every((t) => t.synced);
 }
 
 before(async () => {

@@ -119,13 +119,15 @@ test('the ADS messages encode to the same bytes with the subset as with the full
 });
 
 test('an Any of a type outside the subset is not decoded but still names its type, so the sidecar can say what it rejects', () => {
-  const secret = packAny(TypeUrl.Secret, { name: 's' });
-  const listener = packAny(TypeUrl.Listener, { name: 'l', filter_chains: [{ filters: [{ name: 'tls', typed_config: { '@type': TypeUrl.Secret, name: 's' } }] }] });
+  // A type the sidecar will never decode (Secret, the former example, is in the subset since SDS).
+  const OUTSIDE = 'type.googleapis.com/google.protobuf.FileDescriptorProto';
+  const outside = packAny(OUTSIDE, { name: 's' });
+  const listener = packAny(TypeUrl.Listener, { name: 'l', filter_chains: [{ filters: [{ name: 'tls', typed_config: { '@type': OUTSIDE, name: 's' } }] }] });
   const viaSubset = unpackAny(listener, sidecarXdsRoot()) as any;
   const typed = viaSubset.filter_chains[0].filters[0].typed_config;
-  assert.equal(typed['@type'], TypeUrl.Secret);
-  assert.equal(typed.type_url, TypeUrl.Secret);
-  assert.equal(Buffer.from(typed.value, 'base64').equals(secret.value), true);
+  assert.equal(typed['@type'], OUTSIDE);
+  assert.equal(typed.type_url, OUTSIDE);
+  assert.equal(Buffer.from(typed.value, 'base64').equals(outside.value), true);
   assert.equal((unpackAny(listener) as any).filter_chains[0].filters[0].typed_config.name, 's', 'the full protos decode it');
 });
 

@@ -4,9 +4,10 @@
  * cannot honour is an error, not silently dropped: routing differently from what the control plane
  * intended is worse than keeping the last good config. Unknown fields are ignored (version skew).
  */
+import { X509Certificate } from 'node:crypto';
 import { TypeUrl } from '@weft/api';
 import type {
-  Cluster, Endpoint, FaultPolicy, HeaderMatcher, HttpListener, MirrorPolicy, TcpListener, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
+  Cluster, Endpoint, FaultPolicy, HeaderMatcher, HttpListener, MirrorPolicy, TcpListener, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, TrustBundle, VirtualHost,
 } from './config';
 import { circuitBreakersOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, type Parsed } from './cluster-from-xds';
 import { listenerChainsOf } from './listener-from-xds';
@@ -21,6 +22,8 @@ export interface XdsResources {
   readonly routes: readonly Obj[];
   readonly clusters: readonly Obj[];
   readonly assignments: readonly Obj[];
+  /** SDS `Secret`s (validation contexts only: the trust bundle). */
+  readonly secrets?: readonly Obj[];
 }
 
 export type BuildResult = { ok: true; config: ProxyConfig } | { ok: false; errors: string[] };
@@ -54,8 +57,35 @@ export function buildProxyConfig(r: XdsResources): BuildResult {
   const routeTables = collect(r.routes, 'RouteConfiguration', (o, at) => [o.name, routeTable(o, at)]);
   const clusters = collect(r.clusters, 'Cluster', (o, at) => [o.name, cluster(o, at)]);
   const endpoints = collect(r.assignments, 'ClusterLoadAssignment', (o, at) => [o.cluster_name, lbEndpoints(o, at)]);
+  const trustBundles = collect(r.secrets ?? [], 'Secret', (o, at) => [o.name, trustBundleOf(o, at)]);
   if (errors.length) return { ok: false, errors };
-  return { ok: true, config: { listeners, ...(tcpListeners.size ? { tcpListeners } : {}), routeTables, clusters, endpoints } };
+  return { ok: true, config: { listeners, ...(tcpListeners.size ? { tcpListeners } : {}), routeTables, clusters, endpoints, ...(trustBundles.size ? { trustBundles } : {}) } };
+}
+
+/**
+ * An SDS Secret carrying a validation context: `trusted_ca.inline_string` must be one or more PEM
+ * certificates that parse (a bad bundle would fail every handshake, so it is refused instead).
+ * Certificates and keys never come over xDS (the key stays in the sidecar).
+ */
+function trustBundleOf(o: Obj, at: string): TrustBundle {
+  if (!o.name) invalid(at, 'a Secret needs a name');
+  if (o.tls_certificate || o.session_ticket_keys || o.generic_secret) invalid(at, 'only validation_context Secrets are supported (the workload certificate comes from the CA on 15012)');
+  const ca = o.validation_context?.trusted_ca;
+  if (!ca) invalid(`${at}.validation_context.trusted_ca`, 'required');
+  if (ca.filename !== undefined || ca.inline_bytes !== undefined || ca.environment_variable !== undefined) {
+    invalid(`${at}.validation_context.trusted_ca`, 'only inline_string is supported');
+  }
+  const pem = String(ca.inline_string ?? '');
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) invalid(`${at}.validation_context.trusted_ca.inline_string`, 'no PEM certificate');
+  blocks.forEach((b, i) => {
+    try {
+      new X509Certificate(b);
+    } catch (e) {
+      invalid(`${at}.validation_context.trusted_ca.inline_string`, `certificate ${i + 1} does not parse: ${(e as Error).message}`);
+    }
+  });
+  return { name: o.name, caPem: blocks.map((b) => `${b}\n`).join('') };
 }
 
 /** A listener with an HTTP connection manager (`http`) or with TCP proxies only (`tcp`). */

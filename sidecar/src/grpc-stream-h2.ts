@@ -1,6 +1,7 @@
 /**
- * A minimal gRPC client for one bidirectional streaming call over `node:http2` (h2c), the only
- * kind of call the sidecar makes (the ADS stream). It replaces `@grpc/grpc-js` in the sidecar,
+ * A minimal gRPC client over `node:http2`, for the two calls the sidecar makes: the ADS stream
+ * (bidirectional, h2c or TLS) and `CreateCertificate` to the CA on 15012 (unary over TLS,
+ * `grpcUnary`). It replaces `@grpc/grpc-js` in the sidecar,
  * which cost about 7 MB of the sidecar's idle RSS for one call (docs/performance.md).
  *
  * What it speaks (gRPC over HTTP/2, PROTOCOL-HTTP2.md): `POST` with `content-type:
@@ -19,7 +20,7 @@ import { EventEmitter } from 'node:events';
 import * as http2 from 'node:http2';
 
 /** gRPC status codes used here (the full list: grpc/doc/statuscodes.md). */
-export const GrpcStatus = { OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, RESOURCE_EXHAUSTED: 8, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+export const GrpcStatus = { OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
 
 /** A call that ended with a non-OK status: from the server, or local (transport, framing). */
 export class GrpcCallError extends Error {
@@ -37,8 +38,12 @@ export class GrpcCallError extends Error {
 }
 
 export interface GrpcStreamOptions<Req, Res> {
-  /** `host:port` of the server (h2c, prior knowledge). */
+  /** `host:port` of the server (h2c, prior knowledge, unless `tls`). */
   readonly address: string;
+  /** TLS: the server's certificate must chain to one of these PEM roots and name the host. */
+  readonly tls?: { readonly ca: string | readonly string[] };
+  /** Request metadata (lower-case names), e.g. `authorization`. */
+  readonly metadata?: Readonly<Record<string, string>>;
   /** The method's path, `/package.Service/Method`. */
   readonly path: string;
   readonly serialize: (message: Req) => Buffer;
@@ -58,7 +63,7 @@ const DEFAULTS = { keepaliveMs: 10_000, keepaliveTimeoutMs: 5_000, connectTimeou
 export class GrpcBidiCall<Req, Res> extends EventEmitter {
   private readonly session: http2.ClientHttp2Session;
   private readonly stream: http2.ClientHttp2Stream;
-  private readonly opts: Required<GrpcStreamOptions<Req, Res>>;
+  private readonly opts: GrpcStreamOptions<Req, Res> & typeof DEFAULTS;
   private pending: Buffer = Buffer.alloc(0);
   private finished = false;
   private keepalive?: NodeJS.Timeout;
@@ -68,7 +73,8 @@ export class GrpcBidiCall<Req, Res> extends EventEmitter {
     super();
     this.opts = { ...DEFAULTS, ...options };
     const { address, path } = this.opts;
-    this.session = http2.connect(`http://${address}`);
+    const tls = this.opts.tls;
+    this.session = tls ? http2.connect(`https://${address}`, { ca: tls.ca as string | string[], minVersion: 'TLSv1.2' }) : http2.connect(`http://${address}`);
     this.session.on('error', (err) => this.fail(GrpcStatus.UNAVAILABLE, err.message, err));
     this.session.on('close', () => this.fail(GrpcStatus.UNAVAILABLE, 'connection closed'));
     this.session.on('goaway', () => undefined); // the server ends our stream itself, with a status
@@ -79,7 +85,7 @@ export class GrpcBidiCall<Req, Res> extends EventEmitter {
     });
 
     this.stream = this.session.request(
-      { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' },
+      { ...(this.opts.metadata ?? {}), ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' },
       { endStream: false },
     );
     this.stream.on('response', (headers, flags) => this.onHeaders(headers, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0));
@@ -104,6 +110,11 @@ export class GrpcBidiCall<Req, Res> extends EventEmitter {
     frame.writeUInt32BE(payload.length, 1);
     payload.copy(frame, 5);
     this.stream.write(frame);
+  }
+
+  /** Half-closes: no more messages from this side (the server still answers). */
+  end(): void {
+    if (!this.finished) this.stream.end();
   }
 
   /** Ends the call from this side (RST_STREAM CANCEL) and closes the connection. Idempotent; no event follows. */
@@ -205,4 +216,33 @@ function decodeMessage(raw: string): string {
   } catch {
     return raw;
   }
+}
+
+/**
+ * One unary call: sends `message`, resolves with the single response, or rejects with a
+ * `GrpcCallError` (the server's status, UNAVAILABLE for the transport, DEADLINE_EXCEEDED after
+ * `timeoutMs`, default 10 s).
+ */
+export function grpcUnary<Req, Res>(options: GrpcStreamOptions<Req, Res> & { readonly timeoutMs?: number }, message: Req): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    const call = new GrpcBidiCall<Req, Res>(options);
+    let response: Res | undefined;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const timer = setTimeout(() => {
+      call.cancel();
+      reject(new GrpcCallError(GrpcStatus.DEADLINE_EXCEEDED, `no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    call.on('data', (m: Res) => (response ??= m));
+    call.on('end', () => {
+      clearTimeout(timer);
+      if (response === undefined) reject(new GrpcCallError(GrpcStatus.INTERNAL, 'the server sent no response message'));
+      else resolve(response);
+    });
+    call.on('error', (e: GrpcCallError) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    call.write(message);
+    call.end();
+  });
 }

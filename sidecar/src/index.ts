@@ -8,3 +8,8 @@ export type { CaptureOptions } from './capture-iptables';
 export { assertCaptureAvailable, CaptureUnavailableError, originalDestination } from './original-dst';
 export { authorize } from './authz-engine';
 export type { Authz, AuthzFacts, AuthzDecision } from './authz-engine';
+export { CertManager } from './cert-manager';
+export type { CertManagerOptions } from './cert-manager';
+export type { SidecarIdentityOptions } from './sidecar';
+export type { IdentityProvider, WorkloadCertificate } from './identity';
+export { MetricsRegistry } from './metrics';

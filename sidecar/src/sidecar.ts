@@ -3,7 +3,7 @@
  * health servers. Lifecycle: INITIALIZING until the first complete config is applied, then LIVE;
  * DRAINING on `/drain` or `close()`, when readiness turns false and in-flight requests finish.
  */
-import { createLogger, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
+import { createLogger, formatSpiffeId, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
@@ -16,6 +16,8 @@ import { SHARED_RETRY_BUDGETS } from './retry-budget';
 import { ListenerManager } from './listener-manager';
 import { UpstreamPool } from './upstream-pool';
 import { XdsClient, type HeldState } from './xds-client';
+import { CertManager } from './cert-manager';
+import type { IdentityProvider } from './identity';
 
 export interface SidecarOptions {
   /** host:port of the control plane's xDS (WEFT_XDS_ADDRESS). */
@@ -46,14 +48,32 @@ export interface SidecarOptions {
   readonly capture?: boolean;
   /** The app's kubelet probes rewritten to 15021 (`WEFT_APP_PROBES`, app-probe.ts). */
   readonly appProbes?: AppProbes;
+  /**
+   * Workload identity: a certificate from the control plane's CA (cert-manager.ts). Absent: the
+   * sidecar runs without identity (no certificate; readiness waits for config only).
+   */
+  readonly identity?: SidecarIdentityOptions;
   readonly log?: Logger;
 }
 
+export interface SidecarIdentityOptions {
+  /** The service-account token, audience `weft` (WEFT_TOKEN_PATH); re-read at every request. */
+  readonly tokenPath: string;
+  /** PEM root(s) the control plane's 15012 certificate chains to (WEFT_CA_ROOT_CERT). */
+  readonly rootCertPath: string;
+  /** host:port of the CA (WEFT_CA_ADDRESS; default the xDS host with port 15012). */
+  readonly caAddress: string;
+  /** Requested certificate lifetime (0 or absent: the CA's default). */
+  readonly validitySeconds?: number;
+}
+
 export interface Sidecar {
-  /** Resolves once the first complete config is applied (what /healthz/ready reports). */
+  /** Resolves once the first complete config is applied and, with identity, a certificate is held (what /healthz/ready reports). */
   readonly ready: Promise<void>;
   /** Resolves when the sidecar has stopped (after `close()`, or `POST /quitquitquit`). */
   readonly closed: Promise<void>;
+  /** The workload certificate (when identity is configured): what mTLS builds its contexts from. */
+  readonly identity?: IdentityProvider;
   /** Graceful drain then stop. Idempotent. */
   close(): Promise<void>;
   destroy(): void;
@@ -90,10 +110,16 @@ export function sidecarOptionsFromEnv(env: NodeJS.ProcessEnv): { options?: Sidec
   if (options.xdsAddress && !/^[^\s:]+:\d+$/.test(options.xdsAddress)) {
     errors.push(`WEFT_XDS_ADDRESS must be host:port, got "${options.xdsAddress}"`);
   }
+  if (env.WEFT_TOKEN_PATH) {
+    if (!env.WEFT_CA_ROOT_CERT) errors.push('WEFT_CA_ROOT_CERT is required with WEFT_TOKEN_PATH (the root the CA on 15012 is verified against)');
+    const caAddress = env.WEFT_CA_ADDRESS || `${options.xdsAddress.slice(0, options.xdsAddress.lastIndexOf(':'))}:15012`;
+    if (!/^[^\s:]+:\d+$/.test(caAddress)) errors.push(`WEFT_CA_ADDRESS must be host:port, got "${caAddress}"`);
+    return errors.length ? { errors } : { options: { ...options, identity: { tokenPath: env.WEFT_TOKEN_PATH, rootCertPath: env.WEFT_CA_ROOT_CERT!, caAddress } }, errors };
+  }
   return errors.length ? { errors } : { options, errors };
 }
 
-const SUBSCRIBED = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration];
+const SUBSCRIBED = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Secret];
 
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const log = opts.log ?? createLogger({ component: 'sidecar', pod: `${opts.namespace}/${opts.podName}` });
@@ -110,6 +136,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const pool = new UpstreamPool();
   const authzDenials = new AuthzDenials(metrics, log.child({ module: 'authz' }));
   const listeners = new ListenerManager(() => config, { log, pool, authzDenials, ...(opts.capture ? { originalDestination } : {}) });
+  const certs = opts.identity && new CertManager({
+    ...opts.identity,
+    spiffeId: formatSpiffeId({ trustDomain: opts.trustDomain, namespace: opts.namespace, serviceAccount: opts.serviceAccount }),
+    metrics,
+    log: log.child({ module: 'cert-manager' }),
+    // After a root rotation the CA's serving certificate may chain to a root newer than the file.
+    extraRoots: () => config.trustBundles?.get('ROOTCA')?.caPem,
+  });
 
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
@@ -150,6 +184,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       state,
       xds: { versions: Object.fromEntries(xds.versions), rejected: Object.fromEntries(xds.nacks) },
       config,
+      // The certificate and chain only: the private key never appears here (or anywhere outside TLS contexts).
+      ...(certs ? { identity: certs.describe() ?? null } : {}),
       resources: Object.fromEntries([...xds.current].map(([t, m]) => [t, Object.fromEntries([...m].map(([n, r]) => [n, r.resource]))])),
     }),
     drain: () => transition('DRAINING'),
@@ -165,6 +201,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     // EndpointSlice in a cluster — and keep accepting while callers learn it; only then stop
     // accepting and let in-flight requests finish.
     xds.close();
+    certs?.close();
     const drainMs = opts.drainTimeoutMs ?? 5000;
     await new Promise((r) => setTimeout(r, Math.min(opts.drainAcceptMs ?? 1000, drainMs)));
     let timer: NodeJS.Timeout | undefined;
@@ -192,17 +229,21 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     throw err;
   }
   xds.start();
-  const ready = xds.synced.then(() => {
+  certs?.start();
+  // Ready = config applied AND (with identity) a certificate held.
+  const ready = Promise.all([xds.synced, certs?.ready]).then(() => {
     if (state === 'INITIALIZING') transition('LIVE');
   });
 
   return {
     ready,
     closed,
+    identity: certs,
     close,
     destroy: () => {
       transition('DRAINING');
       xds.close();
+      certs?.close();
       listeners.destroy();
       pool.destroy();
       admin.destroy();
@@ -220,6 +261,7 @@ function resourcesOf(held: HeldState): XdsResources {
     routes: of(TypeUrl.RouteConfiguration),
     clusters: of(TypeUrl.Cluster),
     assignments: of(TypeUrl.ClusterLoadAssignment),
+    secrets: of(TypeUrl.Secret),
   };
 }
 

@@ -9,7 +9,9 @@ import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { GrpcBidiCall, GrpcCallError, GrpcStatus } from '../src/grpc-stream-h2';
+import { generateKeyPairSync } from 'node:crypto';
+import { derName, OID, signCertificate } from '@weft/api';
+import { GrpcBidiCall, GrpcCallError, GrpcStatus, grpcUnary } from '../src/grpc-stream-h2';
 
 const text = { serialize: (s: string) => Buffer.from(s), deserialize: (b: Buffer) => b.toString() };
 const frame = (payload: string | Buffer, flag = 0): Buffer => {
@@ -209,4 +211,33 @@ test('interoperates with a @grpc/grpc-js server: a bidi stream echoes, and the s
   assert.deepEqual(messages, ['echo a', 'echo b']);
   assert.equal(error?.status, grpc.status.FAILED_PRECONDITION);
   assert.equal(error?.details, 'asked to stop');
+});
+
+/** A self-signed ECDSA certificate for 127.0.0.1, from the same writer the CA uses. */
+function selfSigned(): { keyPem: string; certPem: string } {
+  const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const cert = signCertificate({ subject: derName([[OID.commonName, 'test']]), publicKey: key, notBefore: new Date(Date.now() - 60e3), notAfter: new Date(Date.now() + 3600e3),
+    sans: { ips: [Buffer.of(127, 0, 0, 1)] } }, { selfKey: key });
+  return { keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string, certPem: cert.pem };
+}
+
+test('unary over TLS against grpc-js: metadata reaches the server, the reply and a refusal status come back; a server the roots do not vouch for is UNAVAILABLE', async (t) => {
+  const tlsPair = selfSigned();
+  const server = new grpc.Server();
+  const seen: string[] = [];
+  server.addService({ Sign: { path: '/t.Ca/Sign', requestStream: false, responseStream: false, requestSerialize: Buffer.from, requestDeserialize: (b: Buffer) => b.toString(), responseSerialize: Buffer.from, responseDeserialize: (b: Buffer) => b.toString() } } as any, {
+    Sign: (call: grpc.ServerUnaryCall<string, string>, cb: grpc.sendUnaryData<string>) => {
+      seen.push(String(call.metadata.get('authorization')[0]));
+      if (call.request === 'other') cb({ code: grpc.status.PERMISSION_DENIED, details: 'the token proves a, not b' });
+      else cb(null, `signed ${call.request}`);
+    },
+  });
+  const port = await new Promise<number>((r, j) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tlsPair.keyPem), cert_chain: Buffer.from(tlsPair.certPem) }]), (e, p) => (e ? j(e) : r(p))));
+  t.after(() => server.forceShutdown());
+  const opts = { address: `127.0.0.1:${port}`, path: '/t.Ca/Sign', tls: { ca: tlsPair.certPem }, metadata: { authorization: 'Bearer tok' }, ...text };
+  assert.equal(await grpcUnary(opts, 'csr'), 'signed csr');
+  assert.deepEqual(seen, ['Bearer tok']);
+  await assert.rejects(grpcUnary(opts, 'other'), (e: GrpcCallError) => e.status === GrpcStatus.PERMISSION_DENIED && e.details === 'the token proves a, not b');
+  await assert.rejects(grpcUnary({ ...opts, tls: { ca: selfSigned().certPem } }, 'csr'), (e: GrpcCallError) => e.status === GrpcStatus.UNAVAILABLE && /certificate/i.test(e.details));
+  assert.equal(seen.length, 2, 'nothing reached the server without a verified handshake');
 });

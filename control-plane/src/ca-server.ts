@@ -1,0 +1,148 @@
+/**
+ * Port 15012: gRPC over TLS serving the certificate service (`weft.ca.v1.CertificateService`,
+ * api/proto/weft/ca/v1/ca.proto) and ADS (the same implementation as 15010), so cluster mode
+ * needs no plaintext port. The serving certificate is signed by the control plane's own CA,
+ * with DNS/IP SANs for where it listens and `weft-control-plane.weft-system.svc`; it is
+ * re-issued at 80% of its lifetime and after a root rotation (new handshakes only).
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
+import * as path from 'node:path';
+import type { SecureContextOptions } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Logger } from '@weft/api';
+import { AdsServer } from './ads-server';
+import type { AdsHooks } from './ads-hooks';
+import type { CertificateAuthority } from './ca-authority';
+import { CertificateRefusal, type SigningService } from './ca-service';
+
+export const CA_SERVICE = 'weft.ca.v1.CertificateService';
+/** DNS names always in the serving certificate (the in-cluster Service of issue 8). */
+export const SERVING_DNS_NAMES = ['weft-control-plane.weft-system.svc', 'weft-control-plane.weft-system.svc.cluster.local', 'localhost'];
+
+/** grpc-js credentials whose certificate can be replaced; existing connections keep theirs. */
+class RotatingServerCredentials extends grpc.ServerCredentials {
+  constructor(options: SecureContextOptions) {
+    super({ requestCert: false }, options); // non-null constructor options make grpc-js serve TLS
+  }
+  update(options: SecureContextOptions): void {
+    this.updateSecureContextOptions(options);
+  }
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
+function loadCaService(): grpc.ServiceDefinition {
+  const apiDir = path.dirname(require.resolve('@weft/api/package.json'));
+  const def = protoLoader.loadSync(path.join(apiDir, 'proto/weft/ca/v1/ca.proto'), { keepCase: true, longs: Number, defaults: true });
+  return def[CA_SERVICE] as grpc.ServiceDefinition;
+}
+
+interface WireRequest {
+  csr: string;
+  validity_seconds: number;
+}
+
+export interface CaServerOptions {
+  /** host:port (port 0 picks one). */
+  readonly address: string;
+  readonly ca: CertificateAuthority;
+  readonly signing: SigningService;
+  readonly hooks: AdsHooks;
+  readonly identifier: string;
+  readonly log: Logger;
+}
+
+export class CaServer {
+  private readonly ads: AdsServer;
+  private readonly credentials: RotatingServerCredentials;
+  private readonly key: KeyObject = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  private renewTimer?: NodeJS.Timeout;
+  private unsubscribe?: () => void;
+  port = 0;
+
+  constructor(private readonly opts: CaServerOptions) {
+    this.ads = new AdsServer(opts.hooks, opts.log.child({ module: 'ads-tls' }), opts.identifier);
+    this.credentials = new RotatingServerCredentials(this.servingContext());
+    this.ads.addService(loadCaService(), {
+      CreateCertificate: (call: grpc.ServerUnaryCall<WireRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const auth = String(call.metadata.get('authorization')[0] ?? '');
+        const token = /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
+        opts.signing.sign({ token, csrPem: call.request.csr, validitySeconds: Number(call.request.validity_seconds) || 0, peer: call.getPeer() }).then(
+          (r) => callback(null, { cert_chain: r.certChain, root_bundle: r.rootBundle }),
+          (e: Error) => {
+            if (e instanceof CertificateRefusal) return callback({ code: e.status, details: e.message });
+            opts.log.error('signing failed', { error: e });
+            callback({ code: grpc.status.INTERNAL, details: `signing failed: ${e.message}` });
+          });
+      },
+    });
+    this.unsubscribe = opts.ca.onBundleChange(() => this.renew('root changed'));
+  }
+
+  async listen(): Promise<number> {
+    this.port = await this.ads.listen(this.opts.address, this.credentials);
+    return this.port;
+  }
+
+  /** The serving certificate chain in use (PEM), for tests and `openssl s_client` comparisons. */
+  servingChainPem = '';
+
+  private servingContext(): SecureContextOptions {
+    const host = this.opts.address.slice(0, this.opts.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+    const ips = new Set<string>();
+    const dns = new Set<string>([...SERVING_DNS_NAMES, hostname()]);
+    if (host === '0.0.0.0' || host === '::' || host === '') {
+      for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) ips.add(a.address.replace(/%.*$/, ''));
+    } else if (isIP(host)) {
+      ips.add(host);
+    } else {
+      dns.add(host);
+    }
+    ips.add('127.0.0.1');
+    const cert = this.opts.ca.issueServing(this.key, [...dns], [...ips].map(ipBytes));
+    this.servingChainPem = cert.chainPem;
+    clearTimeout(this.renewTimer);
+    const ttl = cert.notAfter.getTime() - Date.now();
+    this.renewTimer = setTimeout(() => this.renew('80% of its lifetime'), Math.min(Math.max(ttl * 0.8, 1000), 2 ** 31 - 1));
+    this.renewTimer.unref();
+    this.opts.log.info('serving certificate issued', { serial: cert.serialHex, notAfter: cert.notAfter.toISOString(), dns: [...dns], ips: [...ips] });
+    return { key: this.key.export({ type: 'pkcs8', format: 'pem' }), cert: cert.chainPem, minVersion: 'TLSv1.2' };
+  }
+
+  private renew(why: string): void {
+    this.opts.log.info('renewing the serving certificate', { why });
+    this.credentials.update(this.servingContext());
+  }
+
+  close(): Promise<void> {
+    this.stop();
+    return this.ads.close();
+  }
+
+  destroy(): void {
+    this.stop();
+    this.ads.destroy();
+  }
+
+  private stop(): void {
+    clearTimeout(this.renewTimer);
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+  }
+}
+
+function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
+  // IPv6: expand "::" and write 8 groups of 16 bits.
+  const [head, tail] = ip.includes('::') ? ip.split('::') as [string, string] : [ip, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g || '0', 16), i * 2));
+  return b;
+}
