@@ -297,7 +297,8 @@ export function judgeRequest(msg: RefMessage, direction: 'outbound' | 'inbound')
   if (target === '*') {
     if (msg.method !== 'OPTIONS') return { kind: 'refuse', status: 400, why: 'asterisk-form without OPTIONS' };
     if (hosts.length === 1 && !AUTHORITY.test(hosts[0]!)) return { kind: 'refuse', status: 400, why: 'invalid host' };
-    return { kind: 'answer', status: 404, why: 'OPTIONS * matches no route' };
+    // The expectation is checked after the target checks and before routing (docs/http-safety.md).
+    return unmetExpectation(msg) ?? { kind: 'answer', status: 404, why: 'OPTIONS * matches no route' };
   }
   if (!target.startsWith('/')) {
     const m = /^[hH][tT][tT][pP][sS]?:\/\/([^/?#]*)(.*)$/.exec(target);
@@ -314,11 +315,18 @@ export function judgeRequest(msg: RefMessage, direction: 'outbound' | 'inbound')
   const q = target.indexOf('?');
   const path = normalize(q < 0 ? target : target.slice(0, q));
   if (path.startsWith('!')) return { kind: 'refuse', status: 400, why: path.slice(1) };
+  const unmet = unmetExpectation(msg);
+  if (unmet) return unmet;
+  return { kind: 'forward', path: q < 0 ? path : path + target.slice(q), upgrade, ...(authority !== undefined ? { authority } : {}) };
+}
+
+/** An `Expect` other than a single `100-continue` is answered 417 (connection kept). */
+function unmetExpectation(msg: RefMessage): Verdict | undefined {
   const expect = fieldsNamed(msg.headers, 'expect');
   if (expect.length > 0 && !(expect.length === 1 && expect[0]!.toLowerCase() === '100-continue')) {
     return { kind: 'answer', status: 417, why: 'expectation other than 100-continue' };
   }
-  return { kind: 'forward', path: q < 0 ? path : path + target.slice(q), upgrade, ...(authority !== undefined ? { authority } : {}) };
+  return undefined;
 }
 
 /**
