@@ -47,6 +47,25 @@ export interface IssuedCertificate {
   readonly notAfter: Date;
 }
 
+export interface CertificateSummary {
+  /** One line: `O=Weft, CN=…`. */
+  readonly subject: string;
+  readonly serial: string;
+  /** ISO 8601. */
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
+export interface CaDescription {
+  /** The operator's CA (`--ca-cert`) rather than a generated root. */
+  readonly operator: boolean;
+  readonly workloadTtlSeconds: number;
+  /** What signs workload certificates: the active root, or the operator's intermediate. */
+  readonly signer: CertificateSummary & { readonly isRoot: boolean };
+  /** The trust bundle: the active root first, then roots kept during a rotation's overlap. */
+  readonly roots: readonly (CertificateSummary & { readonly active: boolean })[];
+}
+
 const HOUR = 3600_000;
 /** Certificates start this far in the past: nodes whose clocks are behind still accept them (FIELD-NOTES 14). */
 export const BACKDATE_MS = 5 * 60_000;
@@ -107,6 +126,18 @@ export class CertificateAuthority {
   /** The control plane's own serving certificate (DNS and IP SANs). */
   issueServing(publicKey: KeyObject, dnsNames: readonly string[], ips: readonly Buffer[], ttlMs = this.workloadTtlMs): IssuedCertificate {
     return this.issue(publicKey, derName([[OID.organization, 'Weft'], [OID.commonName, dnsNames[0] ?? 'weft-control-plane']]), { dns: dnsNames, ips }, ttlMs);
+  }
+
+  /** What `GET /debug/ca` and `weft check` show: the signing certificate and every trusted root. */
+  describe(): CaDescription {
+    const about = (c: X509Certificate): CertificateSummary => ({ subject: c.subject.replace(/\n/g, ', '), serial: c.serialNumber, notBefore: new Date(c.validFrom).toISOString(), notAfter: new Date(c.validTo).toISOString() });
+    const signer = this.signer;
+    return {
+      operator: this.opts.operator !== undefined,
+      workloadTtlSeconds: Math.round(this.workloadTtlMs / 1000),
+      signer: { ...about(signer.cert), isRoot: signer.cert.fingerprint256 === signer.root.fingerprint256 },
+      roots: [{ ...about(signer.root), active: true }, ...this.previousRoots().map((c) => ({ ...about(c), active: false }))],
+    };
   }
 
   /** Called with the new bundle after each change. Returns an unsubscribe. */

@@ -284,11 +284,19 @@ class MeshState {
         res.end(await this.metrics.metrics());
         return;
       case '/debug/syncz': return json(this.sync.toJSON());
+      case '/debug/ca': {
+        if (!ca) {
+          res.writeHead(404, { 'content-type': 'text/plain' });
+          res.end('this control plane runs without a CA (--no-ca)\n');
+          return;
+        }
+        return json(ca.describe());
+      }
       case '/debug/ca/rotate-root': {
         // POST only: rotating is an action (docs/operations.md, "Root rotation").
         if (req.method !== 'POST' || !ca) {
           res.writeHead(req.method !== 'POST' ? 405 : 404, { 'content-type': 'text/plain' });
-          res.end(ca ? 'POST to rotate the root\n' : 'this control plane runs without a CA (--data-dir)\n');
+          res.end(ca ? 'POST to rotate the root\n' : 'this control plane runs without a CA (--no-ca)\n');
           return;
         }
         try {
@@ -315,7 +323,7 @@ class MeshState {
       }
       default:
         res.writeHead(404, { 'content-type': 'text/plain' });
-        res.end('endpoints: /metrics /debug/syncz /debug/policies /debug/diagnostics /debug/config_dump?node=ID, POST /debug/ca/rotate-root\n');
+        res.end('endpoints: /metrics /debug/syncz /debug/policies /debug/diagnostics /debug/config_dump?node=ID /debug/ca, POST /debug/ca/rotate-root\n');
     }
   }
 
