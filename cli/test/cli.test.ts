@@ -116,7 +116,7 @@ describe('weft check', () => {
   it('--pre is refused with one line (it needs Kubernetes mode) and exit 2', () => {
     const r = weft(['check', '--pre']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^weft check: --pre checks a Kubernetes cluster before install: it comes with Kubernetes mode \(issue 8\)\n/);
+    assert.match(r.stderr, /^weft check: --pre checks a Kubernetes cluster before install: it comes with Kubernetes mode \(issue 8\) \(see weft check --help\)\n$/);
   });
 });
 
