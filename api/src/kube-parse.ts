@@ -17,6 +17,7 @@ import type {
 } from './kube-types';
 import { FieldChecker, absent, isPlainObject, names } from './kube-parse-fields';
 import { parseTrafficPolicy } from './kube-parse-policy';
+import { parsePeerAuthentication } from './kube-parse-peer-auth';
 
 export { parseDuration } from './kube-parse-fields';
 
@@ -38,6 +39,7 @@ const PARSERS: Record<string, { parse: KindParser; name: (s: string) => string |
   'v1/Pod': { parse: parsePod, name: names.dnsSubdomain },
   'discovery.k8s.io/v1/EndpointSlice': { parse: parseEndpointSlice, name: names.dnsSubdomain },
   'weft.dev/v1alpha1/TrafficPolicy': { parse: parseStrictCrd(parseTrafficPolicy), name: names.dnsSubdomain },
+  'weft.dev/v1alpha1/PeerAuthentication': { parse: parseStrictCrd(parsePeerAuthentication), name: names.dnsSubdomain },
 };
 
 /** Kinds a manifest directory may well hold that local mode has no use for. */
@@ -56,7 +58,7 @@ const IGNORED: Record<string, readonly string[]> = {
   'scheduling.k8s.io/v1': ['PriorityClass'],
   'storage.k8s.io/v1': ['StorageClass'],
   'coordination.k8s.io/v1': ['Lease'],
-  'weft.dev/v1alpha1': ['PeerAuthentication', 'AuthorizationPolicy'],
+  'weft.dev/v1alpha1': ['AuthorizationPolicy'],
 };
 
 /**

@@ -99,6 +99,8 @@ class MeshState {
   private objects: readonly KubeObject[] = [];
   private diagnostics: readonly Diagnostic[] = [];
   private readonly meshed = new Set<string>();
+  /** Meshed pods whose sidecar has a workload identity (node metadata WEFT_MTLS). */
+  private readonly identities = new Set<string>();
   private world: World;
   private generation = 0;
   private timer?: NodeJS.Timeout;
@@ -122,12 +124,17 @@ class MeshState {
           this.meshed.add(podKey(node));
           this.schedule();
         }
+        if (node.kind === 'sidecar' && node.mtls && !this.identities.has(podKey(node))) {
+          this.identities.add(podKey(node));
+          this.schedule();
+        }
       },
       disconnected: (node, stream) => {
         log.info('proxy disconnected', { node: node.id, stream: stream.id });
         if (!this.sync.disconnected(node)) return;
         this.cache.delete(node.id);
         if (node.kind === 'sidecar' && this.meshed.delete(podKey(node))) this.schedule();
+        if (node.kind === 'sidecar' && this.identities.delete(podKey(node))) this.schedule();
       },
       sent: (node, type, version, nonce) => this.sync.sent(node, type, version, nonce),
       acked: (node, type, version) => this.sync.acked(node, type, version),
@@ -154,7 +161,7 @@ class MeshState {
   }
 
   private rebuild(): void {
-    const world = buildWorld(this.objects, new Set(this.meshed), ++this.generation);
+    const world = buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities) });
     this.world = world;
     this.rebuilds.inc();
     this.reportPolicies(world);

@@ -8,6 +8,7 @@ import {
   objectKey,
   type EndpointSlice,
   type KubeObject,
+  type PeerAuthentication,
   type Pod,
   type Service,
   type TrafficPolicy,
@@ -15,6 +16,7 @@ import {
 import { deriveEndpointSlices } from './endpoints-derive';
 import type { Diagnostic } from './manifests-load';
 import { localPorts, type LocalPorts } from './port-protocol';
+import { acceptPeerAuthentications, type PeerAuthIndex } from './peer-auth';
 
 export interface Condition {
   readonly type: 'Accepted' | 'ResolvedRefs';
@@ -45,6 +47,13 @@ export interface World {
   readonly meshedPods: ReadonlySet<string>;
   /** Local mode's per-upstream ports and the Service that owns each (port-protocol.ts). */
   readonly localPorts: LocalPorts;
+  /** Accepted PeerAuthentications by level (peer-auth.ts). */
+  readonly peerAuth: PeerAuthIndex;
+  /**
+   * `<ns>/<pod>` of every connected sidecar that holds a workload identity (node metadata
+   * `WEFT_MTLS=true`): callers reach these pods over mTLS (auto mTLS).
+   */
+  readonly identityPods: ReadonlySet<string>;
   /** Problems found in a consistent view (not in one document): served at `/debug/diagnostics`. */
   readonly diagnostics: readonly Diagnostic[];
 }
@@ -55,17 +64,24 @@ export const nsName = (namespace: string, name: string): string => `${namespace}
  * Builds a World. `objects` are in registry order, which stands in for age where objects carry no
  * creationTimestamp (local mode): for two policies targeting one Service, the older wins.
  */
-export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlySet<string>, generation: number): World {
+export function buildWorld(
+  objects: readonly KubeObject[],
+  meshedPods: ReadonlySet<string>,
+  generation: number,
+  opts: { readonly identityPods?: ReadonlySet<string>; readonly rootNamespace?: string } = {},
+): World {
   const services = new Map<string, Service>();
   const pods = new Map<string, Pod>();
   const givenSlices: EndpointSlice[] = [];
   const policies: { policy: TrafficPolicy; order: number }[] = [];
+  const peerAuths: PeerAuthentication[] = [];
   objects.forEach((o, order) => {
     switch (o.kind) {
       case 'Service': services.set(nsName(o.meta.namespace, o.meta.name), o); break;
       case 'Pod': pods.set(nsName(o.meta.namespace, o.meta.name), o); break;
       case 'EndpointSlice': givenSlices.push(o); break;
       case 'TrafficPolicy': policies.push({ policy: o, order }); break;
+      case 'PeerAuthentication': peerAuths.push(o); break;
     }
   });
 
@@ -80,7 +96,12 @@ export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlyS
   const { accepted, status } = acceptPolicies(policies, services);
   const ports = localPorts([...services.values()]);
   const diagnostics: Diagnostic[] = ports.problems.map((p) => ({ file: `Service ${p.service}`, severity: 'warning', reason: p.message }));
-  return { generation, services, pods, slices, policies: accepted, policyStatus: status, meshedPods, localPorts: ports, diagnostics };
+  const peer = acceptPeerAuthentications(peerAuths, pods.values(), opts.rootNamespace);
+  for (const p of peer.status) status.push({ key: p.key, conditions: [cond('Accepted', p.accepted, p.reason, p.message)] });
+  return {
+    generation, services, pods, slices, policies: accepted, policyStatus: status, meshedPods, localPorts: ports, diagnostics,
+    peerAuth: peer.index, identityPods: opts.identityPods ?? new Set(),
+  };
 }
 
 function acceptPolicies(
