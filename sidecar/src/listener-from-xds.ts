@@ -7,6 +7,7 @@
 import type { ChainMatch, ConnectionDispatch, FilterChain, TcpProxy } from './config';
 import { DEFAULT_TCP_IDLE_TIMEOUT_MS } from './forward-tcp';
 import type { Parsed } from './cluster-from-xds';
+import { downstreamTlsOf } from './tls-from-xds';
 
 type Obj = Record<string, any>;
 
@@ -73,8 +74,14 @@ function chains(o: Obj, at: string): ListenerChains {
   const list: FilterChain[] = [];
   let hcm: ListenerChains['hcm'];
   const chain = (c: Obj, cat: string): FilterChain => {
-    if (isSet(c.transport_socket)) bad(`${cat}: transport_socket (TLS) is not supported by this sidecar version`);
+    const tls = downstreamTlsOf(c.transport_socket, cat);
+    if (!tls.ok) return bad(tls.error);
     const filters: Obj[] = c.filters ?? [];
+    if (tls.value) {
+      // Mesh mTLS is terminated, then the decrypted stream is dispatched again (listener-dispatch.ts).
+      if (filters.length) bad(`${cat}: a chain with a DownstreamTlsContext terminates mesh mTLS and re-dispatches the stream: it takes no network filters in this sidecar`);
+      return { name: String(c.name ?? ''), match: chainMatch(c.filter_chain_match ?? {}, `${cat}.filter_chain_match`), filter: { kind: 'terminate-tls', tls: tls.value } };
+    }
     const tc = filters[0]?.typed_config;
     if (filters.length !== 1) bad(`${cat}: exactly one network filter (http_connection_manager or tcp_proxy) is supported, got ${filters.length}`);
     const name = String(c.name ?? '');

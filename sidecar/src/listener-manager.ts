@@ -7,7 +7,8 @@
  */
 import type { Logger } from '@weft/api';
 import type { HttpListener, ProxyConfig, TcpListener } from './config';
-import { ConnectionDispatcher } from './listener-dispatch';
+import { ConnectionDispatcher, type DispatchDeps } from './listener-dispatch';
+import type { Counter } from './metrics';
 import { HttpProxyListener, type ProxyListenerDeps } from './listener-http';
 import { TcpProxyListener } from './listener-tcp';
 import { retainUpstreams, snapshotOf } from './proxy-snapshot';
@@ -26,11 +27,11 @@ export class ListenerManager {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly log: Logger;
-  private readonly deps: ProxyListenerDeps;
+  private readonly deps: ManagerDeps;
 
   constructor(
     private readonly current: () => ProxyConfig,
-    deps: ProxyListenerDeps,
+    deps: ManagerDeps,
   ) {
     this.log = deps.log.child({ module: 'listener-manager' });
     // Every HTTP listener sorts its connections onto filter chains first (listener-dispatch.ts).
@@ -149,6 +150,15 @@ export class ListenerManager {
   }
 }
 
-function dispatchDeps(deps: ProxyListenerDeps): { log: Logger; pool: ProxyListenerDeps['pool']; originalDestination?: ProxyListenerDeps['originalDestination'] } {
-  return { log: deps.log, pool: deps.pool, ...(deps.originalDestination ? { originalDestination: deps.originalDestination } : {}) };
+function dispatchDeps(deps: ManagerDeps): Omit<DispatchDeps, 'current'> {
+  return {
+    log: deps.log,
+    pool: deps.pool,
+    ...(deps.originalDestination ? { originalDestination: deps.originalDestination } : {}),
+    ...(deps.pool.tls ? { tls: deps.pool.tls } : {}),
+    ...(deps.tlsRefusals ? { tlsRefusals: deps.tlsRefusals } : {}),
+  };
 }
+
+/** What the manager needs: the listeners' deps, plus the mesh mTLS refusal counter (listener-dispatch.ts). */
+export type ManagerDeps = ProxyListenerDeps & { readonly tlsRefusals?: Counter<'reason'> };

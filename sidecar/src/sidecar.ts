@@ -3,11 +3,13 @@
  * health servers. Lifecycle: INITIALIZING until the first complete config is applied, then LIVE;
  * DRAINING on `/drain` or `close()`, when readiness turns false and in-flight requests finish.
  */
-import { createLogger, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
+import { createLogger, INTERCEPTION_MODE, MTLS_CAPABLE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
-import { EMPTY_CONFIG, type ProxyConfig } from './config';
+import { EMPTY_CONFIG, type ProxyConfig, type TrustBundle } from './config';
+import type { IdentityProvider } from './identity';
+import { TlsContexts } from './tls-contexts';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
 import { retainReferencedClusters } from './config-retain';
 import { SHARED_RETRY_BUDGETS } from './retry-budget';
@@ -42,6 +44,14 @@ export interface SidecarOptions {
    * destination. Needs the SO_ORIGINAL_DST addon; without it, startup fails saying so.
    */
   readonly capture?: boolean;
+  /**
+   * The workload certificate (the certificate manager; tests pass a static one). With it the
+   * sidecar terminates and originates mesh mTLS and tells the control plane (node metadata
+   * `WEFT_MTLS`); without it, plaintext only.
+   */
+  readonly identity?: IdentityProvider;
+  /** Trust bundles used when xDS has sent none of that name (tests; SDS `ROOTCA` supersedes). */
+  readonly trustBundles?: ReadonlyMap<string, TrustBundle>;
   readonly log?: Logger;
 }
 
@@ -98,13 +108,19 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     state = to;
   };
   const metrics = new MetricsRegistry();
-  const pool = new UpstreamPool();
-  const listeners = new ListenerManager(() => config, { log, pool, ...(opts.capture ? { originalDestination } : {}) });
+  const tls = new TlsContexts({
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    trustBundles: () => (config.trustBundles?.size || !opts.trustBundles ? config.trustBundles : opts.trustBundles),
+    log,
+  });
+  const pool = new UpstreamPool({ tls });
+  const tlsRefusals = metrics.counter('weft_inbound_tls_refusals_total', 'Inbound connections closed for want of mesh mTLS (plaintext or TLS on an mTLS-only port, a missing or unverifiable client certificate).', ['reason']);
+  const listeners = new ListenerManager(() => config, { log, pool, tlsRefusals, ...(opts.capture ? { originalDestination } : {}) });
 
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
     nodeId,
-    ...(opts.capture ? { nodeMetadata: { [INTERCEPTION_MODE]: 'REDIRECT' } } : {}),
+    nodeMetadata: { ...(opts.capture ? { [INTERCEPTION_MODE]: 'REDIRECT' } : {}), ...(opts.identity ? { [MTLS_CAPABLE]: 'true' } : {}) },
     types: SUBSCRIBED,
     log: log.child({ module: 'xds-client' }),
     apply: async (candidate) => {
@@ -168,6 +184,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       listeners.destroy();
     }
     pool.close();
+    tls.close();
     await Promise.all([admin.close(), health.close(), metricsServer.close()]);
     log.info('sidecar stopped');
     markClosed();

@@ -1,0 +1,93 @@
+/**
+ * Inbound mesh mTLS (Envoy's `DownstreamTlsContext` on a filter chain): the accepted socket, its
+ * first bytes (the ClientHello detection read) put back, becomes the server side of a TLS
+ * connection presenting the workload certificate and — with `requireClientCertificate` — accepting
+ * only a client certificate that verifies against the trust bundle. Each refusal is counted by
+ * reason (`weft_inbound_tls_refusals_total`) and logged; the connection is closed.
+ *
+ * The secure socket is a `tls.TLSSocket`, so `peerSpiffeId()` reads the client's identity on it
+ * (and on `session.socket` under HTTP/2). Rotation: each handshake takes the current context.
+ */
+import type { Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import type { DownstreamTls } from './config';
+import type { TlsContexts } from './tls-contexts';
+
+/** Why an inbound connection was closed instead of served (the metric's `reason` label). */
+export type TlsRefusalReason =
+  | 'plaintext'
+  | 'tls-not-mesh'
+  | 'no-identity'
+  | 'no-client-certificate'
+  | 'bad-client-certificate'
+  | 'handshake-failed';
+
+export class InboundTlsRefusedError extends Error {
+  readonly code = 'INBOUND_TLS_REFUSED';
+  constructor(readonly reason: TlsRefusalReason, message: string) {
+    super(message);
+  }
+}
+
+/** Bounds a handshake: a client that stalls mid-handshake is closed (Envoy's default is 10 s). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts the server handshake on `socket` (paused; `head` already read from it). Calls exactly one
+ * of `onSecure` (the handshake succeeded; the TLS socket is paused) or `onRefused` (the socket is
+ * destroyed).
+ */
+export function terminateTls(
+  socket: Socket,
+  head: Buffer,
+  spec: DownstreamTls,
+  contexts: TlsContexts | undefined,
+  onSecure: (secure: TLSSocket) => void,
+  onRefused: (error: InboundTlsRefusedError) => void,
+): void {
+  const context = contexts ? contexts.context(spec.validation) : undefined;
+  if (!context || context instanceof Error) {
+    socket.destroy();
+    return onRefused(new InboundTlsRefusedError('no-identity', context?.message ?? 'this sidecar has no workload identity'));
+  }
+  socket.unshift(head);
+  const secure = new tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext: context,
+    requestCert: spec.requireClientCertificate,
+    rejectUnauthorized: spec.requireClientCertificate,
+    ALPNProtocols: [...spec.alpn],
+  });
+  let done = false;
+  const timer = setTimeout(() => fail(new Error('handshake timed out')), HANDSHAKE_TIMEOUT_MS);
+  const fail = (err: Error & { code?: string }): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    secure.destroy();
+    socket.destroy();
+    onRefused(new InboundTlsRefusedError(reasonOf(err), `${err.code ?? ''} ${err.message}`.trim()));
+  };
+  secure.once('error', fail);
+  secure.once('close', () => fail(new Error('closed during the handshake')));
+  secure.once('secure', () => {
+    if (done) return;
+    // With a required client certificate OpenSSL already refused an unverified one; this guards
+    // a handshake that ended without one all the same.
+    if (spec.requireClientCertificate && !secure.authorized) {
+      return fail(Object.assign(new Error(String(secure.authorizationError ?? 'client certificate not verified')), { code: 'CLIENT_CERT_UNVERIFIED' }));
+    }
+    done = true;
+    clearTimeout(timer);
+    secure.removeListener('error', fail);
+    secure.pause();
+    onSecure(secure);
+  });
+}
+
+function reasonOf(err: Error & { code?: string }): TlsRefusalReason {
+  const code = `${err.code ?? ''} ${err.message}`;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED|NO_CERTIFICATE/i.test(code)) return 'no-client-certificate';
+  if (/CERTIFICATE_VERIFY_FAILED|UNKNOWN_CA|CLIENT_CERT_UNVERIFIED|certificate/i.test(code)) return 'bad-client-certificate';
+  return 'handshake-failed';
+}
