@@ -5,6 +5,8 @@
 import { matchesSelector, type Service, type ServicePort } from '@weft/api';
 import { nsName, type World } from './world';
 import { INBOUND_PORT, METADATA_NS } from './names';
+import { mtlsModeOf } from './peer-auth';
+import { spiffeId, tlsModeMetadata } from './peer-auth-tls';
 
 export interface ResolvedEndpoint {
   readonly ip: string;
@@ -13,6 +15,10 @@ export interface ResolvedEndpoint {
   readonly podLabels?: Readonly<Record<string, string>>;
   /** The pod's sidecar is connected: reach it through its inbound listener (local mode). */
   readonly meshed: boolean;
+  /** Auto mTLS: the pod's sidecar has an identity and the port's PeerAuthentication mode is not DISABLE. */
+  readonly mtls: boolean;
+  /** The pod's SPIFFE identity (its service account), when the endpoint is a known pod. */
+  readonly identity?: string;
 }
 
 /** Ready endpoints of one Service port, sorted by address for stable output. */
@@ -31,11 +37,13 @@ export function endpointsFor(world: World, svc: Service, port: ServicePort): Res
         const key = `${ip}:${sp.port}`;
         if (seen.has(key)) continue;
         seen.add(key);
+        const mtls = pod !== undefined && world.identityPods.has(podKey!) && mtlsModeOf(world.peerAuth, pod, sp.port) !== 'DISABLE';
         out.push({
           ip,
           targetPort: sp.port,
-          ...(pod ? { podLabels: pod.meta.labels } : {}),
+          ...(pod ? { podLabels: pod.meta.labels, identity: spiffeId(pod.meta.namespace, pod.serviceAccount) } : {}),
           meshed: podKey !== undefined && world.meshedPods.has(podKey),
+          mtls,
         });
       }
     }
@@ -66,8 +74,14 @@ export function loadAssignment(clusterName: string, endpoints: readonly Resolved
           load_balancing_weight: { value: 1 },
           // google.protobuf.Value comes from protobufjs's bundled well-known types, whose field
           // names are camelCase (numberValue); the wire format is the same either way.
-          ...(sidecar ? {
-            metadata: { filter_metadata: { [METADATA_NS]: { fields: { target_port: { numberValue: e.targetPort } } } } },
+          ...(sidecar || (viaSidecar && e.mtls) ? {
+            metadata: {
+              filter_metadata: {
+                ...(sidecar ? { [METADATA_NS]: { fields: { target_port: { numberValue: e.targetPort } } } } : {}),
+                // Auto mTLS: the cluster's transport_socket_matches pick mTLS for this endpoint.
+                ...(viaSidecar && e.mtls ? tlsModeMetadata() : {}),
+              },
+            },
           } : {}),
         };
       }),

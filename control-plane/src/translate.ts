@@ -9,6 +9,7 @@ import { outboundClusters, staticCluster } from './translate-clusters';
 import { apiListener, inboundListener, localPortListener, outboundListener, podOpaquePorts, podTargetPorts, servicePortsOf } from './translate-listeners';
 import { domainsFor, routesFor, virtualHostName } from './translate-routes';
 import { inboundClusterName, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
+import { mtlsModeOf } from './peer-auth';
 
 type Obj = Record<string, unknown>;
 
@@ -60,7 +61,8 @@ export function translate(world: World, node: NodeIdentity): Resources {
       const c = staticCluster(inboundClusterName(p), node.podIp, p);
       clusters.set(c.name as string, c);
     }
-    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture));
+    const peer = pod ? { identity: node.mtls === true, modeOf: (p?: number) => mtlsModeOf(world.peerAuth, pod, p) } : undefined;
+    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture, peer));
     if (!node.capture) {
       // Local mode's per-upstream ports, except where the pod's own app listens (docs/protocols.md).
       const own = new Set([...targetPorts, ...(pod?.containerPorts.map((c) => c.containerPort) ?? [])]);

@@ -88,7 +88,8 @@ export class ConnectionDispatcher {
    * Takes an accepted socket. `httpDetectMs` bounds detection on HTTP-only listeners (a silent
    * client is closed). Synchronous setup; the socket is owned from here on.
    */
-  dispatch(socket: Socket, serveHttp: ServeHttp, httpDetectMs: number, decrypted = false): void {
+  dispatch(socket: Socket, serveHttp: ServeHttp, httpDetectMs: number, outer?: { readonly destination: ProxyAddress; readonly redirected: ProxyAddress | undefined }): void {
+    const decrypted = outer !== undefined;
     const spec = this.spec();
     const d = spec.connections;
     if (!d) return void detectProtocol(socket, httpDetectMs, (p) => serveHttp(socket, p));
@@ -99,7 +100,11 @@ export class ConnectionDispatcher {
     let destination: ProxyAddress = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
     let redirected: ProxyAddress | undefined;
     const od = d.originalDst ? this.deps.originalDestination : undefined;
-    if (od) {
+    if (outer) {
+      // The decrypted stream goes where its TLS connection went (no socket option to read on it).
+      destination = outer.destination;
+      redirected = outer.redirected;
+    } else if (od) {
       try {
         const r = od(socket);
         if (r) redirected = { address: r.address ?? destination.address, port: r.port };
@@ -140,7 +145,7 @@ export class ConnectionDispatcher {
       if (chain.filter.kind === 'tcp') return tcp(chain as FilterChain & { filter: { kind: 'tcp' } }, head, ended);
       if (chain.filter.kind === 'terminate-tls') {
         if (ended || decrypted) return void socket.destroy();
-        return terminateTls(socket, head, chain.filter.tls, this.deps.tls, (secure) => this.dispatch(secure, serveHttp, httpDetectMs, true), refuseTls);
+        return terminateTls(socket, head, chain.filter.tls, this.deps.tls, (secure) => this.dispatch(secure, serveHttp, httpDetectMs, { destination, redirected }), refuseTls);
       }
       if (ended) return void socket.destroy();
       if (protocol === undefined) {

@@ -27,7 +27,8 @@ const COMMON_FIELDS = new Set(['tls_params', 'alpn_protocols', 'tls_certificate_
 
 /** The SDS names and ALPN of a `CommonTlsContext`. */
 function common(c: Obj, at: string): Parsed<{ certificate: string; validation: string; alpn: string[] }> {
-  for (const [k, v] of Object.entries(c)) if (!COMMON_FIELDS.has(k) && isSet(v)) return fail(`${at}.common_tls_context.${k} is not supported by this sidecar (SDS names only)`);
+  // Keys naming a oneof (`validation_context_type`) are protobufjs's virtual fields, not data.
+  for (const [k, v] of Object.entries(c)) if (!COMMON_FIELDS.has(k) && !k.endsWith('_type') && isSet(v)) return fail(`${at}.common_tls_context.${k} is not supported by this sidecar (SDS names only)`);
   const certs: Obj[] = c.tls_certificate_sds_secret_configs ?? [];
   if (certs.length !== 1 || !certs[0]!.name) return fail(`${at}.common_tls_context: exactly one tls_certificate_sds_secret_configs entry with a name is required`);
   const validation = c.validation_context_sds_secret_config?.name;

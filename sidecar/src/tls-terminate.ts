@@ -55,7 +55,8 @@ export function terminateTls(
     isServer: true,
     secureContext: context,
     requestCert: spec.requireClientCertificate,
-    rejectUnauthorized: spec.requireClientCertificate,
+    // Decided below, so the refusal can say why.
+    rejectUnauthorized: false,
     ALPNProtocols: [...spec.alpn],
   });
   let done = false;
@@ -74,8 +75,15 @@ export function terminateTls(
     if (done) return;
     // With a required client certificate OpenSSL already refused an unverified one; this guards
     // a handshake that ended without one all the same.
-    if (spec.requireClientCertificate && !secure.authorized) {
-      return fail(Object.assign(new Error(String(secure.authorizationError ?? 'client certificate not verified')), { code: 'CLIENT_CERT_UNVERIFIED' }));
+    if (spec.requireClientCertificate) {
+      // What a tls.Server does for its sockets (Node's onServerSocketSecure), which a TLSSocket made
+      // around an accepted socket is not: OpenSSL's verdict on the chain, then `authorized`.
+      const presented = Object.keys(secure.getPeerCertificate() ?? {}).length > 0;
+      if (!presented) return fail(Object.assign(new Error('no client certificate'), { code: 'NO_CERTIFICATE' }));
+      const verify = (secure as unknown as { _handle?: { verifyError?: () => Error | null } })._handle?.verifyError;
+      const verifyError = verify ? verify.call((secure as unknown as { _handle: object })._handle) : new Error('cannot verify the client certificate');
+      if (verifyError) return fail(Object.assign(new Error(`client certificate: ${(verifyError as Error & { code?: string }).code ?? verifyError.message}`), { code: 'CLIENT_CERT_UNVERIFIED' }));
+      secure.authorized = true; // peerSpiffeId (identity.ts) trusts only verified peers
     }
     done = true;
     clearTimeout(timer);
