@@ -173,7 +173,7 @@ test('gRPC (h2) and TCP between the sidecars over mTLS under STRICT', async () =
   await eventually('the STRICT chains', async () => (await inboundChains()).includes('http:weft-mtls'), 10_000);
   const Client = grpc.makeGenericClientConstructor(echoService, 'Echo');
   const g = new Client(`${FRONT.ip}:15001`, grpc.credentials.createInsecure(), { 'grpc.default_authority': `${HOST}:${PORTS.grpc}` }) as grpc.Client & Record<string, any>;
-  const reply = await new Promise<string>((resolve, reject) => g.Who!(Buffer.from('x'), (e: Error | null, r: Buffer) => (e ? reject(e) : resolve(r.toString()))));
+  const reply = await new Promise<string>((resolve, reject) => g.Who!(Buffer.from('x'), { deadline: Date.now() + 5000 }, (e: Error | null, r: Buffer) => (e ? reject(e) : resolve(r.toString()))));
   assert.equal(reply, 'backend-grpc');
   g.close();
   // TCP: the frontend's per-upstream port for tcp-echo; the PROXY header travels inside TLS.

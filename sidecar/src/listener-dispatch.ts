@@ -14,6 +14,7 @@
  * so (`continue_on_listener_filters_timeout`), else closed.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@weft/api';
 import { MESH_MTLS_TRANSPORT, type ConnectionDispatch, type FilterChain, type ProxyConfig } from './config';
 import { detectProtocol, readFirstBytes, sniffProtocol, type DetectedProtocol, type SniffedProtocol } from './detect-protocol';
@@ -156,6 +157,15 @@ export class ConnectionDispatcher {
       socket.unshift(head);
       serveHttp(socket, protocol === 'http2' ? 'http2' : 'http1');
     };
+
+    if (decrypted && (socket as Partial<TLSSocket>).alpnProtocol === 'h2') {
+      // ALPN already said HTTP/2 (a peer's h2 session; it sends no PROXY header): serve it without
+      // reading, since Node's HTTP/2 server cannot take bytes put back on a TLS socket.
+      const chains = chainsForDestination(d, destination.port, destination.address);
+      const chain = selectChain(chains, this.facts(destination, 'http2', transport), d);
+      if (chain?.filter.kind !== 'http') return refuse(new NoFilterChainError(`no HTTP chain for an h2 mTLS connection to port ${destination.port}`));
+      return serveHttp(socket, 'http2');
+    }
 
     // Nothing to read first: the destination alone decides (an opaque port), so do not wait.
     if (!proxyProtocol) {

@@ -60,7 +60,8 @@ export class TlsContexts {
     if (c && c.cert === cert && c.caPem === caPem) return c.context;
     if (c && c.caPem !== caPem) this.sessions.clear();
     try {
-      const context = tls.createSecureContext({ key: cert.keyPem, cert: cert.chainPem, ca: caPem, minVersion: MIN_TLS_VERSION });
+      // sessionIdContext: a server asking for client certificates may resume sessions only with one.
+      const context = tls.createSecureContext({ key: cert.keyPem, cert: cert.chainPem, ca: caPem, minVersion: MIN_TLS_VERSION, sessionIdContext: 'weft-mtls' });
       this.cache = { cert, caPem, context };
       return context;
     } catch (err) {
