@@ -87,6 +87,8 @@ export function terminateTls(
     }
     done = true;
     clearTimeout(timer);
+    // As Node's tls.Server does for its sockets: the handshake is over (HTTP/2 waits on this).
+    (secure as { secureConnecting?: boolean }).secureConnecting = false;
     secure.removeListener('error', fail);
     secure.pause();
     onSecure(secure);
