@@ -1,0 +1,105 @@
+/**
+ * The sidecar's mTLS pieces on their own: the ClientHello reader that tells mesh mTLS from app TLS
+ * (fed by a real Node TLS client), TLS transport sockets from xDS (round-tripped through the
+ * protos), the SPIFFE SAN check, and TLS contexts following a certificate rotation.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { TypeUrl } from '@weft/api';
+import { parseClientHello } from '../src/tls-client-hello';
+import { checkSpiffeId } from '../src/tls-originate';
+import { TlsContexts } from '../src/tls-contexts';
+import { clusterTlsOf, endpointTls } from '../src/cluster-from-xds';
+import { listenerChainsOf } from '../src/listener-from-xds';
+import { decoded } from './xds-fixtures';
+import { makeCa, StaticIdentity } from './tls-fixtures';
+
+/** The first bytes a real TLS client sends with `alpn` and `servername`. */
+async function clientHello(alpn: string[], servername?: string): Promise<Buffer> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const got = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy(); })));
+  const c = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', ALPNProtocols: alpn, ...(servername ? { servername } : {}), rejectUnauthorized: false });
+  c.on('error', () => undefined);
+  const bytes = await got;
+  c.destroy();
+  server.close();
+  return bytes;
+}
+
+test('ClientHello: the ALPN list and SNI a real client offers; incomplete records wait; junk is no ALPN', async () => {
+  const hello = await clientHello(['h2', 'weft-mtls'], 'outbound_.80_._.backend.shop.svc.cluster.local');
+  assert.deepEqual(parseClientHello(hello), { alpn: ['h2', 'weft-mtls'], serverName: 'outbound_.80_._.backend.shop.svc.cluster.local' });
+  assert.equal(parseClientHello(hello.subarray(0, 40)), undefined);
+  assert.deepEqual(parseClientHello(await clientHello([])), { alpn: [] });
+  assert.deepEqual(parseClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x02, 0x02, 0x00])), { alpn: [] });
+});
+
+const SDS = { ads: {}, resource_api_version: 'V3' };
+const common = (extra: Record<string, unknown> = {}) => ({
+  tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: SDS }],
+  ...extra,
+});
+
+test('xDS: a DownstreamTlsContext chain becomes terminate-tls; UpstreamTlsContext matches pick TLS per endpoint; unsupported TLS is NACKed', () => {
+  const listener = decoded(TypeUrl.Listener, {
+    name: 'in', address: { socket_address: { address: '127.0.0.1', port_value: 15006 } },
+    filter_chains: [{
+      name: 'mtls', filter_chain_match: { transport_protocol: 'tls', application_protocols: ['weft-mtls'] },
+      transport_socket: { name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', require_client_certificate: { value: true },
+        common_tls_context: common({ alpn_protocols: ['h2', 'weft-mtls'], validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: SDS } }) } },
+    }],
+  });
+  const chains = listenerChainsOf(listener, 'Listener "in"');
+  assert.ok(chains.ok, JSON.stringify(chains));
+  assert.deepEqual(chains.value.connections!.chains[0]!.filter, { kind: 'terminate-tls', tls: { certificate: 'default', validation: 'ROOTCA', alpn: ['h2', 'weft-mtls'], requireClientCertificate: true } });
+
+  const upstream = (ctx: Record<string, unknown>) => ({ name: 'tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', sni: 'outbound_.80_._.b', common_tls_context: ctx } });
+  const cluster = decoded(TypeUrl.Cluster, {
+    name: 'c', type: 'EDS',
+    transport_socket_matches: [
+      { name: 'tlsMode-weft', match: { fields: { tlsMode: { stringValue: 'weft' } } }, transport_socket: upstream(common({ alpn_protocols: ['weft-mtls'],
+        combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/shop/sa/b' } }] }, validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: SDS } } })) },
+      { name: 'tlsMode-disabled', match: {}, transport_socket: { name: 'raw', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' } } },
+    ],
+  });
+  const t = clusterTlsOf(cluster, 'Cluster "c"');
+  assert.ok(t.ok, JSON.stringify(t));
+  const meshed = endpointTls(t.value, { tlsMode: 'weft' });
+  assert.deepEqual(meshed, { certificate: 'default', validation: 'ROOTCA', alpn: ['weft-mtls'], sni: 'outbound_.80_._.b', expectedSans: ['spiffe://cluster.local/ns/shop/sa/b'] });
+  assert.equal(endpointTls(t.value, undefined), undefined);
+
+  const bad = clusterTlsOf(decoded(TypeUrl.Cluster, { name: 'c', transport_socket: upstream(common({ alpn_protocols: ['h2'] })) }), 'Cluster "c"');
+  assert.deepEqual(bad, { ok: false, error: 'Cluster "c".transport_socket.common_tls_context.validation_context_sds_secret_config.name is required (peers are always verified)' });
+  const dns = clusterTlsOf(decoded(TypeUrl.Cluster, { name: 'c', transport_socket: upstream(common({ combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'x' } }] }, validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: SDS } } })) }), 'Cluster "c"');
+  assert.equal(dns.ok, false);
+});
+
+test('SPIFFE SAN check: one of the expected identities, else UPSTREAM_IDENTITY_MISMATCH', () => {
+  assert.equal(checkSpiffeId('URI:spiffe://cluster.local/ns/shop/sa/b', ['spiffe://cluster.local/ns/shop/sa/a', 'spiffe://cluster.local/ns/shop/sa/b']), undefined);
+  const err = checkSpiffeId('URI:spiffe://cluster.local/ns/shop/sa/evil, DNS:b', ['spiffe://cluster.local/ns/shop/sa/b']) as Error & { code: string };
+  assert.equal(err.code, 'UPSTREAM_IDENTITY_MISMATCH');
+  assert.match(err.message, /upstream identity spiffe:\/\/cluster.local\/ns\/shop\/sa\/evil is not one of/);
+  assert.equal((checkSpiffeId('DNS:b', ['spiffe://x']) as Error).message.includes('(no URI SAN)'), true);
+});
+
+test('TLS contexts: built once per certificate and trust bundle, replaced on rotation, unavailable without either', () => {
+  const ca = makeCa();
+  const id = new StaticIdentity(undefined);
+  let trust = ca.trust();
+  const contexts = new TlsContexts({ identity: id, trustBundles: () => trust });
+  assert.equal((contexts.context('ROOTCA') as Error).message, 'no workload certificate yet');
+  id.set(ca.leaf('shop', 'a'));
+  const first = contexts.context('ROOTCA');
+  assert.ok(!(first instanceof Error));
+  assert.equal(contexts.context('ROOTCA'), first, 'cached: not rebuilt per connection');
+  id.set(ca.leaf('shop', 'a'));
+  const rotated = contexts.context('ROOTCA');
+  assert.notEqual(rotated, first);
+  trust = makeCa('other').trust();
+  assert.notEqual(contexts.context('ROOTCA'), rotated);
+  assert.match((contexts.context('NOPE') as Error).message, /no trust bundle NOPE/);
+  contexts.close();
+});
