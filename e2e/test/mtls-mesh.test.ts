@@ -10,6 +10,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { spawn, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -245,4 +248,46 @@ test('a server presenting another identity fails the connection (UPSTREAM_IDENTI
   } finally {
     backId.set(original);
   }
+});
+
+/** Why the tshark proof cannot run here (printed), or undefined. */
+function tsharkUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'capturing on loopback needs root';
+  try {
+    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'tshark is not installed (apt-get install tshark)';
+  }
+  return undefined;
+}
+
+test('tshark between the two sidecars sees only TLS records: no HTTP, no plaintext header or body', async (t) => {
+  const why = tsharkUnavailable();
+  if (why) {
+    console.log(`# skipped: ${why}`);
+    return t.skip(why);
+  }
+  const pcap = path.join(dir, 'mesh.pcap');
+  const marker = `weft-secret-${Date.now()}`;
+  // Only the hop between the sidecars: the backend's inbound listener.
+  const cap = spawn('tshark', ['-i', 'lo', '-f', `tcp port 15006 and host ${BACK.ip}`, '-w', pcap, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  cap.stderr.on('data', (d) => (err += d));
+  await eventually('tshark to start capturing', () => /Capture started|Capturing on/.test(err), 15_000);
+  await sleep(1000); // dumpcap is live a little after it says so
+  const fresh = new MeshClient(FRONT.ip);
+  for (let i = 0; i < 20; i++) assert.equal((await fresh.get(HOST, `/${marker}/${i}`, { 'x-marker': marker })).status, 200);
+  fresh.close();
+  await sleep(1000);
+  cap.kill('SIGINT');
+  await new Promise((r) => cap.once('close', r));
+  const read = async (filter: string): Promise<string[]> => (await run('tshark', ['-r', pcap, '-d', 'tcp.port==15006,tls', '-Y', filter])).stdout.split('\n').filter(Boolean);
+  const tlsRecords = await read('tls.app_data');
+  assert.ok(tlsRecords.length >= 20, `expected TLS application data, got ${tlsRecords.length}:\n${err}`);
+  assert.deepEqual(await read('http || http2'), []);
+  const bytes = fs.readFileSync(pcap);
+  assert.equal(bytes.includes(Buffer.from(marker)), false, 'the request path or header appeared in clear on the wire');
+  assert.equal(bytes.includes(Buffer.from('x-weft-target-port')), false);
+  // Every segment that carries bytes is a TLS record (or the rest of one).
+  assert.deepEqual(await read('tcp.len > 0 && !tls'), []);
 });
