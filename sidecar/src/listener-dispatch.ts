@@ -23,7 +23,7 @@ import { forwardTcp } from './forward-tcp';
 import type { Counter } from './metrics';
 import { parseClientHello } from './tls-client-hello';
 import type { TlsContexts } from './tls-contexts';
-import { InboundTlsRefusedError, terminateTls } from './tls-terminate';
+import { DECRYPTED_DESTINATION, InboundTlsRefusedError, terminateTls } from './tls-terminate';
 import type { OriginalDestination } from './original-dst';
 import { parseProxyV2, type ProxyAddress } from './proxy-protocol';
 import { snapshotOf } from './proxy-snapshot';
@@ -146,7 +146,10 @@ export class ConnectionDispatcher {
       if (chain.filter.kind === 'tcp') return tcp(chain as FilterChain & { filter: { kind: 'tcp' } }, head, ended);
       if (chain.filter.kind === 'terminate-tls') {
         if (ended || decrypted) return void socket.destroy();
-        return terminateTls(socket, head, chain.filter.tls, this.deps.tls, (secure) => this.dispatch(secure, serveHttp, httpDetectMs, { destination, redirected }), refuseTls);
+        return terminateTls(socket, head, chain.filter.tls, this.deps.tls, (secure) => {
+          if (redirected) (secure as unknown as Record<symbol, ProxyAddress>)[DECRYPTED_DESTINATION] = redirected;
+          this.dispatch(secure, serveHttp, httpDetectMs, { destination, redirected });
+        }, refuseTls);
       }
       if (ended) return void socket.destroy();
       if (protocol === undefined) {

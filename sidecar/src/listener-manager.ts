@@ -9,6 +9,7 @@ import type { Logger } from '@weft/api';
 import type { HttpListener, ProxyConfig, TcpListener } from './config';
 import { ConnectionDispatcher, type DispatchDeps } from './listener-dispatch';
 import type { Counter } from './metrics';
+import { withDecryptedDestination } from './tls-terminate';
 import { HttpProxyListener, type ProxyListenerDeps } from './listener-http';
 import { TcpProxyListener } from './listener-tcp';
 import { retainUpstreams, snapshotOf } from './proxy-snapshot';
@@ -35,7 +36,9 @@ export class ListenerManager {
   ) {
     this.log = deps.log.child({ module: 'listener-manager' });
     // Every HTTP listener sorts its connections onto filter chains first (listener-dispatch.ts).
-    this.deps = { ...deps, connections: (spec) => new ConnectionDispatcher(spec, { ...dispatchDeps(deps), current }) };
+    // A stream decrypted from mesh mTLS answers for its connection's original destination (capture mode).
+    const od = deps.originalDestination ? withDecryptedDestination(deps.originalDestination) : undefined;
+    this.deps = { ...deps, ...(od ? { originalDestination: od } : {}), connections: (spec) => new ConnectionDispatcher(spec, { ...dispatchDeps(deps), current }) };
   }
 
   /**

@@ -29,6 +29,18 @@ export class InboundTlsRefusedError extends Error {
   }
 }
 
+/**
+ * Capture mode: where the TLS connection was originally going, kept on its decrypted socket (which
+ * has no file descriptor for SO_ORIGINAL_DST). A property, not a WeakMap, so it also reads through
+ * HTTP/2's `session.socket` proxy.
+ */
+export const DECRYPTED_DESTINATION = Symbol('weft.decryptedDestination');
+
+/** The original destination of `socket`: the kept one for a decrypted stream, else `read(socket)`. */
+export function withDecryptedDestination<S, D>(read: (socket: S) => D | undefined): (socket: S) => D | undefined {
+  return (socket) => ((socket as Record<symbol, D | undefined>)[DECRYPTED_DESTINATION] ?? read(socket));
+}
+
 /** Bounds a handshake: a client that stalls mid-handshake is closed (Envoy's default is 10 s). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
