@@ -54,6 +54,9 @@ export function connectUpstream(
     ...(session ? { session } : {}),
   });
   socket.on('session', (s: Buffer) => contexts!.keepSession(key, s));
+  // tls.connect does not take net's `noDelay`: without it Nagle holds small frames (an h2 unary
+  // call's DATA or trailers) until the previous segment is acknowledged.
+  if (options.noDelay) socket.setNoDelay(true);
   return { socket, secure: true };
 }
 
