@@ -13,16 +13,13 @@ import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runH2load } from './lib/load-h2load.mjs';
-import { runOpenLoop } from './lib/load-open-loop.mjs';
-import { runWrk } from './lib/load-wrk.mjs';
+import { measureRows, pairVariants } from './lib/measure-rows.mjs';
 import { ensurePackages } from './lib/packages.mjs';
 import { httpStatus, installCleanup, onBail, sleep, start, stopAll, waitFor } from './lib/procs.mjs';
-import { grpcAnswered } from './lib/grpc-count.mjs';
 import { startHaproxyPair } from './lib/proxy-haproxy.mjs';
 import { grpcAuthority, NAMESPACE, SERVICE_HOST, startWeftPair } from './lib/proxy-weft.mjs';
 import { checkTargets, printTable } from './lib/report.mjs';
-import { rssMb, sampleRss } from './lib/rss.mjs';
+import { rssMb } from './lib/rss.mjs';
 import { startNginx } from './lib/upstream-nginx.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -104,48 +101,19 @@ log(`up: haproxy ${IP.ha1}:8000 -(mTLS)-> ${IP.ha2}:8443, weft ${IP.client}:1500
 await sleep(2000);
 const rssIdle = rssMb(weft.server.child.pid);
 
+const variantOpts = { ip: IP, appPort: APP_PORT, grpcPort: GRPC_PORT, host: SERVICE_HOST, authority: grpcAuthority(GRPC_PORT), label: ', mTLS' };
+
 // --- the rows (the same sequence as the plaintext bench) -------------------------------------
-const http = {};
+let http = {};
 let rssLoad = NaN;
 if (opts.http) {
-  for (const v of [
-    { key: 'direct', name: '(a) direct', url: `http://${IP.server}:${APP_PORT}/` },
-    { key: 'weft', name: '(b) weft pair, mTLS', url: `http://${IP.client}:15001/`, host: SERVICE_HOST },
-    { key: 'haproxy', name: '(c) haproxy pair, mTLS', url: `http://${IP.ha1}:8000/` },
-  ]) {
-    const status = await httpStatus(v.url, v.host ? { host: v.host } : {});
-    if (status !== 200) throw new Error(`${v.name}: ${v.url} answers ${status}, not 200`);
-    const sampler = v.key === 'weft' ? sampleRss(weft.server.child.pid) : undefined;
-    log(`${v.name}: warm-up, ${opts.rate} req/s open loop for ${opts.seconds} s, then wrk -t1 -c${opts.connections} -d${opts.seconds}s`);
-    await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: 2 });
-    await sleep(1000);
-    const lat = await runOpenLoop({ mode: 'h1', url: v.url, host: v.host, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
-    const wrk = await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: opts.seconds });
-    if (sampler) rssLoad = sampler.stop();
-    http[v.key] = { name: v.name, rps: wrk.rps, errors: wrk.errors + lat.errors, lat };
-  }
+  ({ rows: http, rss: rssLoad } = await measureRows('http', pairVariants('http', variantOpts), { opts, weftPid: weft.server.child.pid, log }));
 }
-const grpc = {};
+let grpc = {};
 let rssLoadGrpc = NaN;
 if (opts.grpc) {
-  const path = '/bench.Bench/Unary';
   const upstream = `http://${IP.server}:${GRPC_PORT}`;
-  for (const v of [
-    { key: 'direct', name: '(a) direct', url: upstream },
-    { key: 'weft', name: '(b) weft pair, mTLS', url: `http://${IP.client}:15001`, authority: grpcAuthority(GRPC_PORT) },
-    { key: 'haproxy', name: '(c) haproxy pair, mTLS', url: `http://${IP.ha1}:9000` },
-  ]) {
-    const sampler = v.key === 'weft' ? sampleRss(weft.server.child.pid) : undefined;
-    log(`gRPC ${v.name}: warm-up, ${opts.rate} req/s open loop for ${opts.seconds} s, then h2load -c4 -m8 for ${opts.seconds} s`);
-    await runH2load(v.url + path, { seconds: 2, warmupSeconds: 1, authority: v.authority, dir });
-    await sleep(1000);
-    const lat = await runOpenLoop({ mode: 'grpc', url: v.url, authority: v.authority, path, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
-    const before = await grpcAnswered(upstream);
-    const h2 = await runH2load(v.url + path, { seconds: opts.seconds, warmupSeconds: 0, authority: v.authority, dir });
-    const answered = (await grpcAnswered(upstream)) - before;
-    if (sampler) rssLoadGrpc = sampler.stop();
-    grpc[v.key] = { name: v.name, rps: h2.rps, errors: h2.errors + lat.errors + Math.max(0, h2.succeeded - answered), lat };
-  }
+  ({ rows: grpc, rss: rssLoadGrpc } = await measureRows('grpc', pairVariants('grpc', variantOpts), { opts, weftPid: weft.server.child.pid, log, dir, upstream, path: '/bench.Bench/Unary' }));
 }
 
 // --- report -----------------------------------------------------------------------------------
