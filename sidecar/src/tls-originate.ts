@@ -39,7 +39,9 @@ export function connectUpstream(
     process.nextTick(() => s.destroy(context));
     return { socket: s, secure: true };
   }
-  const key = `${endpoint.address}:${endpoint.port}|${protocol}`;
+  // A session is resumed only under the same expectations: resumption skips the certificate, so a
+  // session verified for one SAN list must never stand in for another.
+  const key = `${endpoint.address}:${endpoint.port}|${protocol}|${t.sni ?? ''}|${t.expectedSans.join(',')}`;
   const alpn = protocol === 'tcp' ? [MESH_MTLS_ALPN] : [protocol, MESH_MTLS_ALPN];
   const session = contexts!.session(key);
   const socket = tls.connect({

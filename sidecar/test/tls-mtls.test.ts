@@ -9,7 +9,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { TypeUrl } from '@weft/api';
 import { parseClientHello } from '../src/tls-client-hello';
-import { checkSpiffeId } from '../src/tls-originate';
+import { checkSpiffeId, connectUpstream } from '../src/tls-originate';
+import { terminateTls } from '../src/tls-terminate';
+import { peerSpiffeId } from '../src/identity';
 import { TlsContexts } from '../src/tls-contexts';
 import { clusterTlsOf, endpointTls } from '../src/cluster-from-xds';
 import { listenerChainsOf } from '../src/listener-from-xds';
@@ -103,3 +105,61 @@ test('TLS contexts: built once per certificate and trust bundle, replaced on rot
   assert.match((contexts.context('NOPE') as Error).message, /no trust bundle NOPE/);
   contexts.close();
 });
+
+test('termination and origination over real sockets: the peer SPIFFE id, session resumption, a wrong identity, a client without a certificate', async () => {
+  const ca = makeCa();
+  const server = new TlsContexts({ identity: new StaticIdentity(ca.leaf('shop', 'backend')), trustBundles: () => ca.trust() });
+  const client = new TlsContexts({ identity: new StaticIdentity(ca.leaf('shop', 'frontend')), trustBundles: () => ca.trust() });
+  const refusals: string[] = [];
+  const peers: (string | undefined)[] = [];
+  const spec = { certificate: 'default', validation: 'ROOTCA', requireClientCertificate: true, alpn: ['h2', 'http/1.1', 'weft-mtls'] };
+  const listener = net.createServer((s) => {
+    s.once('data', (head: Buffer) => {
+      s.pause();
+      terminateTls(s, head, spec, server, (secure) => {
+        peers.push(peerSpiffeId(secure));
+        secure.end('hello');
+      }, (e) => refusals.push(e.reason));
+    });
+  });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+  const port = (listener.address() as net.AddressInfo).port;
+  const tlsSpec = { certificate: 'default', validation: 'ROOTCA', expectedSans: ['spiffe://cluster.local/ns/shop/sa/backend'], alpn: ['weft-mtls'] };
+  const once = (contexts: TlsContexts, expected = tlsSpec): Promise<{ text: string; reused: boolean } | Error> => new Promise((resolve) => {
+    const { socket } = connectUpstream({ address: '127.0.0.1', port, tls: expected }, contexts, 'tcp');
+    let text = '';
+    socket.on('data', (d) => (text += d));
+    socket.on('error', (e) => resolve(e));
+    socket.on('end', () => {
+      resolve({ text, reused: (socket as tls.TLSSocket).isSessionReused() });
+      socket.destroy();
+    });
+  });
+  assert.deepEqual(await once(client), { text: 'hello', reused: false });
+  assert.deepEqual(await once(client), { text: 'hello', reused: true }, 'the second connection resumes the session');
+  assert.deepEqual(peers, ['spiffe://cluster.local/ns/shop/sa/frontend', 'spiffe://cluster.local/ns/shop/sa/frontend']);
+  const wrong = await once(client, { ...tlsSpec, expectedSans: ['spiffe://cluster.local/ns/shop/sa/other'] });
+  assert.equal((wrong as Error & { code: string }).code, 'UPSTREAM_IDENTITY_MISMATCH');
+  // A client without a certificate: plaintext is all it can do, so it is refused as such upstream;
+  // here, a bare TLS client offering the mesh ALPN without a certificate.
+  const bare = await new Promise<string>((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['weft-mtls'], ca: ca.caPem, checkServerIdentity: () => undefined });
+    s.on('data', () => resolve('served'));
+    s.on('error', () => resolve('refused'));
+    s.on('close', () => resolve('refused'));
+    setTimeout(() => s.destroy(), 2000);
+  });
+  assert.equal(bare, 'refused');
+  await eventuallyTrue(() => refusals.includes('no-client-certificate'));
+  await new Promise((r) => listener.close(r));
+  server.close();
+  client.close();
+});
+
+async function eventuallyTrue(check: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
