@@ -245,6 +245,8 @@ test('a server presenting another identity fails the connection (UPSTREAM_IDENTI
       setTimeout(() => resolve('timeout'), 5000);
     });
     assert.equal(outcome, 'closed');
+    // The backend sees the client walk away mid-handshake at once (not after a timeout), and counts it.
+    await eventually('the backend to count the abandoned handshake', async () => /reason="handshake-failed"} [1-9]/.test(await metric(BACK.ip, 'weft_inbound_tls_refusals_total')), 2000);
   } finally {
     backId.set(original);
   }

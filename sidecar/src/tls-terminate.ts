@@ -83,6 +83,10 @@ export function terminateTls(
   };
   secure.once('error', fail);
   secure.once('close', () => fail(new Error('closed during the handshake')));
+  // The accepted socket is half-open capable (TCP proxies forward a FIN), so a client that leaves
+  // mid-handshake shows as an end, not an error or a close.
+  const onEnd = (): void => fail(new Error('the client ended during the handshake'));
+  secure.once('end', onEnd);
   secure.once('secure', () => {
     if (done) return;
     // With a required client certificate OpenSSL already refused an unverified one; this guards
@@ -102,6 +106,7 @@ export function terminateTls(
     // As Node's tls.Server does for its sockets: the handshake is over (HTTP/2 waits on this).
     (secure as { secureConnecting?: boolean }).secureConnecting = false;
     secure.removeListener('error', fail);
+    secure.removeListener('end', onEnd);
     secure.pause();
     onSecure(secure);
   });
