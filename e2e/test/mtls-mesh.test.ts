@@ -14,6 +14,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as http from 'node:http';
+import * as https from 'node:https';
+import * as tls from 'node:tls';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { ControlPlane } from '@weft/control-plane';
@@ -28,7 +30,7 @@ const CP = '127.0.42.1';
 const FRONT = { name: 'frontend', ip: '127.0.42.11', labels: { app: 'frontend' }, serviceAccount: 'frontend' };
 const BACK = { name: 'backend', ip: '127.0.42.21', labels: { app: 'backend' }, serviceAccount: 'backend' };
 const HOST = 'backend.shop.svc.cluster.local';
-const PORTS = { http: 8080, grpc: 9090, tcp: 7000 };
+const PORTS = { http: 8080, grpc: 9090, tcp: 7000, appTls: 8443 };
 
 let dir: string;
 let cp: ControlPlane;
@@ -39,6 +41,8 @@ const sidecars: Sidecar[] = [];
 let app: http.Server & { hits: number };
 let grpcServer: grpc.Server;
 let echo: net.Server;
+let appTls: https.Server;
+let appCa: TestCa;
 let client: MeshClient;
 
 function peerAuthYaml(mode: string, name = 'backend', extra = ''): string {
@@ -90,6 +94,7 @@ spec:
   - {name: http, port: 80, targetPort: ${PORTS.http}}
   - {name: grpc, port: ${PORTS.grpc}, targetPort: ${PORTS.grpc}}
   - {name: tcp-echo, port: ${PORTS.tcp}, targetPort: ${PORTS.tcp}}
+  - {name: web, port: ${PORTS.appTls}, targetPort: ${PORTS.appTls}}
 `,
   ].join('---\n'));
   writeManifest(dir, 'peer.yaml', peerAuthYaml('PERMISSIVE'));
@@ -98,6 +103,11 @@ spec:
   grpcServer = await grpcApp(BACK.ip, PORTS.grpc, 'backend-grpc');
   echo = net.createServer((s) => s.pipe(s));
   await new Promise<void>((r) => echo.listen(PORTS.tcp, BACK.ip, () => r()));
+  // An app with its own TLS (its own CA): the mesh must carry it untouched.
+  appCa = makeCa('app-root');
+  const appLeaf = appCa.leaf('shop', 'app');
+  appTls = https.createServer({ key: appLeaf.keyPem, cert: appLeaf.chainPem }, (_q, r) => r.end('app-tls'));
+  await new Promise<void>((r) => appTls.listen(PORTS.appTls, BACK.ip, () => r()));
   sidecars.push(await startPod(BACK, backId), await startPod(FRONT, frontId));
   client = new MeshClient(FRONT.ip);
   // Auto mTLS: the frontend's cluster for the backend has the mTLS transport once the backend's sidecar is known.
@@ -114,6 +124,8 @@ after(async () => {
   await closeServer(app);
   grpcServer?.forceShutdown();
   echo?.close();
+  appTls?.closeAllConnections();
+  appTls?.close();
   await cp?.close();
 });
 
@@ -136,6 +148,30 @@ test('PERMISSIVE answers plaintext curl on the same port', async () => {
   const { stdout } = await run('curl', ['-sS', '-H', `x-weft-target-port: ${PORTS.http}`, `http://${BACK.ip}:15006/`]);
   assert.equal(stdout, 'backend');
   assert.deepEqual(await client.get(HOST), { status: 200, body: 'backend' });
+});
+
+test('an app\'s own TLS crosses the mesh untouched: inside mesh mTLS on PERMISSIVE, as plain TCP on DISABLE', async () => {
+  const viaMesh = (): Promise<{ issuer: string; body: string }> => new Promise((resolve, reject) => {
+    // The frontend's per-upstream port for the backend's `web` port (detected: TLS is TCP-proxied).
+    const s = tls.connect({ host: FRONT.ip, port: PORTS.appTls, ca: appCa.caPem, checkServerIdentity: () => undefined }, () => {
+      const issuer = String(s.getPeerCertificate().issuer.O);
+      s.write('GET / HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n');
+      let text = '';
+      s.on('data', (d) => (text += d));
+      s.on('end', () => resolve({ issuer, body: text.split('\r\n\r\n')[1] ?? '' }));
+    });
+    s.on('error', reject);
+  });
+  writeManifest(dir, 'peer.yaml', peerAuthYaml('PERMISSIVE'));
+  await eventually('the PERMISSIVE chains', async () => (await inboundChains()).includes('http:'), 10_000);
+  assert.deepEqual(await viaMesh(), { issuer: 'app-root', body: 'app-tls' });
+  writeManifest(dir, 'peer.yaml', peerAuthYaml('STRICT', 'backend', `  portLevelMtls: {"${PORTS.appTls}": {mode: DISABLE}}\n`));
+  await eventually('the frontend to reach the DISABLE port in plaintext', async () => {
+    const dump = await getJson(`http://${FRONT.ip}:15000/config_dump`);
+    const eps = dump.config.endpoints[`outbound|${PORTS.appTls}||${HOST}`] ?? [];
+    return eps.length > 0 && eps.every((e: { transportMatch?: unknown }) => e.transportMatch === undefined);
+  }, 10_000);
+  assert.deepEqual(await viaMesh(), { issuer: 'app-root', body: 'app-tls' });
 });
 
 test('openssl s_client sees the SPIFFE chain; no client certificate or one from another CA is refused', async () => {
