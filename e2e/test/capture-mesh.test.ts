@@ -7,9 +7,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { eventually, podYaml, tempDir, writeManifest } from './mesh';
-import { createNetnsPods, deleteNetns, inNs, NetnsProcesses, netnsSkipReason, WEFT } from './netns-pods';
+import { createNetnsPods, inNs, NetnsProcesses, netnsSkipReason, sidecarsReady, teardown, WEFT } from './netns-pods';
 
 const skip = netnsSkipReason();
 if (skip) console.log(`# skipping capture mesh test: ${skip}`);
@@ -43,22 +42,10 @@ before(async () => {
   for (const [name, p] of Object.entries(PODS)) {
     startIn(p.ns, [WEFT, 'sidecar'], { WEFT_XDS_ADDRESS: `${CP_IP}:15010`, POD_NAME: name, POD_NAMESPACE: 'shop', POD_IP: p.ip, WEFT_CAPTURE: 'true' }, 1337);
   }
-  for (const p of Object.values(PODS)) {
-    await eventually(`the sidecar in ${p.ns} to be ready`, () => {
-      try {
-        return inNs(p.ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${p.ip}:15021/healthz/ready`) === '200';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-  }
+  await sidecarsReady(Object.values(PODS), eventually);
 });
 
-after(() => {
-  procs.kill();
-  deleteNetns([PODS.client.ns, PODS.server.ns, SW]);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => teardown(procs, [PODS.client.ns, PODS.server.ns, SW], dir));
 
 test('an unmodified client calling a Service IP goes through both sidecars to the app', { skip }, () => {
   const out = inNs(PODS.client.ns, 'curl', '-sS', '--max-time', '5', `http://${SERVICE_IP}/hello`);

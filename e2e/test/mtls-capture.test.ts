@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeCa, type TestCa } from '@weft/sidecar/dist/test/tls-fixtures';
 import { eventually, podYaml, sleep, tempDir, writeManifest } from './mesh';
-import { createNetnsPods, deleteNetns, inNs, NetnsProcesses, netnsSkipReason, WEFT } from './netns-pods';
+import { createNetnsPods, inNs, NetnsProcesses, netnsSkipReason, sidecarsReady, teardown, WEFT } from './netns-pods';
 
 const run = promisify(execFile);
 const skip = netnsSkipReason();
@@ -65,15 +65,7 @@ before(async () => {
       WEFT_BENCH_CERT: leaf.certPath, WEFT_BENCH_KEY: leaf.keyPath, WEFT_BENCH_CA: ca.caPath,
     }, 1337);
   }
-  for (const p of Object.values(PODS)) {
-    await eventually(`the sidecar in ${p.ns} to be ready`, () => {
-      try {
-        return inNs(p.ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${p.ip}:15021/healthz/ready`) === '200';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-  }
+  await sidecarsReady(Object.values(PODS), eventually);
   // Auto mTLS needs the server's endpoint marked (its sidecar connected with an identity).
   await eventually('the client to see the server endpoint with tlsMode', () => {
     try {
@@ -84,11 +76,7 @@ before(async () => {
   }, 15_000);
 });
 
-after(() => {
-  procs.kill();
-  deleteNetns([PODS.client.ns, PODS.server.ns, SW]);
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => teardown(procs, [PODS.client.ns, PODS.server.ns, SW], dir));
 
 test('an unmodified client reaches each app port through both sidecars over mTLS (the original destination survives termination)', { skip }, () => {
   const call = (url: string): { port: number; peer: string; headers: Record<string, string> } => JSON.parse(inNs(PODS.client.ns, 'curl', '-sS', '--max-time', '5', url));

@@ -5,6 +5,7 @@
  * says why not when they are missing.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export const WEFT = path.resolve(__dirname, '../../../cli/dist/src/main.js');
@@ -74,4 +75,24 @@ export function deleteNetns(names: readonly string[]): void {
   for (const ns of names) {
     try { sh('ip', 'netns', 'del', ns); } catch { /* not created */ }
   }
+}
+
+/** Resolves once each pod's sidecar answers `/healthz/ready` with 200 (its health port, in its namespace). */
+export async function sidecarsReady(pods: readonly NetnsPod[], eventually: (what: string, check: () => boolean, ms: number) => Promise<unknown>): Promise<void> {
+  for (const p of pods) {
+    await eventually(`the sidecar in ${p.ns} to be ready`, () => {
+      try {
+        return inNs(p.ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${p.ip}:15021/healthz/ready`) === '200';
+      } catch {
+        return false;
+      }
+    }, 15_000);
+  }
+}
+
+/** Kills the processes, deletes the namespaces and the manifests directory. */
+export function teardown(procs: NetnsProcesses, namespaces: readonly string[], dir: string | undefined): void {
+  procs.kill();
+  deleteNetns(namespaces);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }
