@@ -198,6 +198,14 @@ test('openssl s_client sees the SPIFFE chain; no client certificate or one from 
   const bad = await sclient(['-cert', stranger.certPath, '-key', stranger.keyPath]);
   assert.doesNotMatch(bad, /HTTP\/1\.1 200/);
   assert.match(bad, /alert|error/i, bad);
+  // TLS without the mesh ALPN (an app's TLS, or a tool) is not mesh mTLS: closed under STRICT.
+  writeManifest(dir, 'peer.yaml', peerAuthYaml('STRICT'));
+  await eventually('the STRICT chains', async () => (await inboundChains()).includes('http:weft-mtls'), 10_000);
+  const noAlpn = await run('openssl', ['s_client', '-connect', `${BACK.ip}:15006`, '-CAfile', ca.caPath, '-cert', mine.certPath, '-key', mine.keyPath], { timeout: 10_000 }).then((o) => o.stdout + o.stderr, (e: { stdout: string; stderr: string }) => e.stdout + e.stderr);
+  assert.doesNotMatch(noAlpn, /BEGIN CERTIFICATE/, 'no certificate is served to TLS without the mesh ALPN');
+  await eventually('tls-not-mesh counted', async () => /reason="tls-not-mesh"} [1-9]/.test(await metric(BACK.ip, 'weft_inbound_tls_refusals_total')));
+  writeManifest(dir, 'peer.yaml', peerAuthYaml('PERMISSIVE'));
+  await eventually('the PERMISSIVE chains', async () => (await inboundChains()).includes('http:'), 10_000);
   const none = await sclient([]);
   assert.doesNotMatch(none, /HTTP\/1\.1 200/);
   assert.match(none, /alert|error/i, none);
