@@ -35,6 +35,10 @@ async function run(args: ParsedArgs): Promise<number> {
   const dir = manifestsDir(manifests);
   const xdsAddress = parseHostPort(stringFlag(args, 'xds-address') ?? '127.0.0.1:15010', '--xds-address');
   const debugAddress = parseHostPort(stringFlag(args, 'debug-address') ?? '127.0.0.1:15014', '--debug-address');
+  const rootNamespace = stringFlag(args, 'root-namespace');
+  if (rootNamespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(rootNamespace)) {
+    throw new UsageError(`--root-namespace: "${rootNamespace}" is not a namespace name (a DNS label)`);
+  }
   const log = createLogger({ component: 'control-plane' });
 
   return serveUntilStopped(
@@ -42,7 +46,7 @@ async function run(args: ParsedArgs): Promise<number> {
       // Loaded here, not at the top: `weft sidecar` shares this binary and must not pay for the
       // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
       const { startControlPlane } = await import('@weft/control-plane');
-      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, log });
+      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, log, ...(rootNamespace ? { rootNamespace } : {}) });
       log.info('control plane serving', { manifests: dir, xdsPort: cp.xdsPort, debugPort: cp.debugPort });
       return cp;
     },
@@ -68,6 +72,7 @@ export const controlPlaneCommand: Command = {
     { name: 'kubeconfig', type: 'string', placeholder: 'FILE', help: 'Kubernetes mode (not supported yet: issue 8)' },
     { name: 'xds-address', type: 'string', placeholder: 'HOST:PORT', help: 'plaintext xDS listen address (default 127.0.0.1:15010)' },
     { name: 'debug-address', type: 'string', placeholder: 'HOST:PORT', help: '/metrics and /debug/* listen address (default 127.0.0.1:15014)' },
+    { name: 'root-namespace', type: 'string', placeholder: 'NS', help: 'where a PeerAuthentication without selector is mesh-wide (default weft-system)' },
     EXIT_WITH_PARENT_FLAG,
   ],
   available: true,

@@ -24,6 +24,8 @@ export interface ControlPlaneOptions {
   readonly debugAddress?: string;
   /** How long to gather registry changes before a push (default 100 ms). */
   readonly debounceMs?: number;
+  /** Where a PeerAuthentication without selector is mesh-wide (default `weft-system`). */
+  readonly rootNamespace?: string;
   readonly log?: Logger;
 }
 
@@ -41,7 +43,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const registry = new FilesRegistry(opts.manifestsDir, log.child({ module: 'registry-files' }));
   const metrics = new prom.Registry();
   prom.collectDefaultMetrics({ register: metrics });
-  const state = new MeshState(log, opts.debounceMs ?? 100, metrics);
+  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace);
   await registry.start();
   registry.onChange((s) => state.setObjects(s.objects, s.diagnostics));
 
@@ -109,7 +111,7 @@ class MeshState {
   private readonly rebuilds: prom.Counter;
   readonly hooks: AdsHooks;
 
-  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry) {
+  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string) {
     this.sync = new SyncStatus(metrics);
     this.rebuilds = new prom.Counter({ name: 'weft_world_rebuilds_total', help: 'Translations of the whole mesh.', registers: [metrics] });
     this.world = buildWorld([], this.meshed, 0);
@@ -161,7 +163,7 @@ class MeshState {
   }
 
   private rebuild(): void {
-    const world = buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities) });
+    const world = buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}) });
     this.world = world;
     this.rebuilds.inc();
     this.reportPolicies(world);

@@ -58,6 +58,9 @@ test('effective mode: port > workload > namespace > mesh; UNSET inherits; nothin
   assert.equal(mtlsModeOf(w.peerAuth, other, 8080), 'DISABLE'); // namespace
   assert.equal(mtlsModeOf(w.peerAuth, elsewhere, 8080), 'STRICT'); // mesh
   assert.equal(mtlsModeOf(buildWorld([reviews], new Set(), 1).peerAuth, reviews, 80), 'PERMISSIVE');
+  // Another root namespace (weft control-plane --root-namespace): weft-system is then just a namespace.
+  const moved = buildWorld([elsewhere, parsed(pa('mesh', 'weft-system', { mtls: { mode: 'STRICT' } })), parsed(pa('m', 'mesh-root', { mtls: { mode: 'DISABLE' } }))], new Set(), 1, { rootNamespace: 'mesh-root' });
+  assert.equal(mtlsModeOf(moved.peerAuth, elsewhere, 8080), 'DISABLE');
 });
 
 test('two policies at one level: the oldest wins, the other is Accepted=False Conflicted (in /debug/policies)', () => {

@@ -49,9 +49,12 @@ before(async () => {
     podYaml('shop', { name: 'client', ip: PODS.client.ip, labels: { app: 'client' }, serviceAccount: 'client' }),
     podYaml('shop', { name: 'server', ip: PODS.server.ip, labels: { app: 'server' }, serviceAccount: 'server' }),
     `apiVersion: v1\nkind: Service\nmetadata: {name: server, namespace: shop}\nspec:\n  clusterIP: ${SERVICE_IP}\n  selector: {app: server}\n  ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 81, targetPort: 9090}, {name: web, port: 8443, targetPort: 8443}]\n`,
-    `apiVersion: weft.dev/v1alpha1\nkind: PeerAuthentication\nmetadata: {name: server, namespace: shop}\nspec:\n  selector: {matchLabels: {app: server}}\n  mtls: {mode: PERMISSIVE}\n  portLevelMtls: {"8080": {mode: STRICT}}\n`,
+    // STRICT mesh-wide, from the root namespace the control plane is told (--root-namespace);
+    // the server's workload policy opens 9090 and 8443 to plaintext.
+    `apiVersion: weft.dev/v1alpha1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: mesh-root}\nspec:\n  mtls: {mode: STRICT}\n`,
+    `apiVersion: weft.dev/v1alpha1\nkind: PeerAuthentication\nmetadata: {name: server, namespace: shop}\nspec:\n  selector: {matchLabels: {app: server}}\n  portLevelMtls: {"9090": {mode: PERMISSIVE}, "8443": {mode: PERMISSIVE}}\n`,
   ].join('---\n'));
-  procs.start(SW, [WEFT, 'control-plane', '--manifests', dir, '--xds-address', `${CP_IP}:15010`, '--debug-address', `${CP_IP}:15014`], {});
+  procs.start(SW, [WEFT, 'control-plane', '--manifests', dir, '--xds-address', `${CP_IP}:15010`, '--debug-address', `${CP_IP}:15014`, '--root-namespace', 'mesh-root'], {});
   procs.start(PODS.server.ns, ['-e', `for (const port of [8080, 9090]) require('http').createServer((q, s) => s.end(JSON.stringify({ port, peer: q.socket.remoteAddress, headers: q.headers }))).listen(port, '${PODS.server.ip}')`], {});
   // The app's own TLS, with a certificate from its own CA.
   procs.start(PODS.server.ns, ['-e', `require('https').createServer({ key: ${JSON.stringify(appCert.keyPem)}, cert: ${JSON.stringify(appCert.chainPem)} }, (q, s) => s.end('app-tls')).listen(8443, '${PODS.server.ip}')`], {});
