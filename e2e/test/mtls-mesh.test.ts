@@ -233,6 +233,19 @@ test('gRPC (h2) and TCP between the sidecars over mTLS under STRICT', async () =
   });
   assert.equal(got, 'ping over mtls');
   s.destroy();
+  // Half-close across mTLS: the client's FIN reaches the app (an echo that ends when its input
+  // ends), which still answers everything before its own FIN comes back.
+  const half = net.connect({ port: PORTS.tcp, host: FRONT.ip, allowHalfOpen: true });
+  const echoed = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    half.on('data', (d) => (text += d));
+    half.on('end', () => resolve(text));
+    half.on('error', reject);
+    setTimeout(() => reject(new Error(`no FIN back; got ${JSON.stringify(text)}`)), 5000);
+    half.end('last words');
+  });
+  assert.equal(echoed, 'last words');
+  half.destroy();
 });
 
 test('PERMISSIVE → STRICT and back under constant load loses no request', async () => {
