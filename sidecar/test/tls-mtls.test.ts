@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { TypeUrl } from '@weft/api';
@@ -163,3 +164,44 @@ async function eventuallyTrue(check: () => boolean, ms = 3000): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test('HTTP/2 over a terminated connection: ALPN h2, and peerSpiffeId reads the client identity on session.socket', async () => {
+  const ca = makeCa();
+  const server = new TlsContexts({ identity: new StaticIdentity(ca.leaf('shop', 'backend')), trustBundles: () => ca.trust() });
+  const client = new TlsContexts({ identity: new StaticIdentity(ca.leaf('shop', 'frontend')), trustBundles: () => ca.trust() });
+  const h2 = http2.createServer();
+  const seen: (string | undefined)[] = [];
+  h2.on('stream', (stream) => {
+    seen.push(peerSpiffeId(stream.session!.socket));
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  const spec = { certificate: 'default', validation: 'ROOTCA', requireClientCertificate: true, alpn: ['h2', 'http/1.1', 'weft-mtls'] };
+  const listener = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.once('data', (head: Buffer) => {
+      s.pause();
+      terminateTls(s, head, spec, server, (secure) => {
+        assert.equal(secure.alpnProtocol, 'h2');
+        secure.allowHalfOpen = false; // as the listener's serveHttp does for HTTP/2 (server-lifecycle.ts)
+        h2.emit('connection', secure);
+      }, () => undefined);
+    });
+  });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+  const port = (listener.address() as net.AddressInfo).port;
+  const tlsSpec = { certificate: 'default', validation: 'ROOTCA', expectedSans: ['spiffe://cluster.local/ns/shop/sa/backend'], alpn: ['weft-mtls'] };
+  const session = http2.connect(`http://127.0.0.1:${port}`, { createConnection: () => connectUpstream({ address: '127.0.0.1', port, tls: tlsSpec }, client, 'h2').socket });
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = session.request({ ':path': '/' });
+    let text = '';
+    req.on('data', (d) => (text += d));
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(body, 'ok');
+  assert.deepEqual(seen, ['spiffe://cluster.local/ns/shop/sa/frontend']);
+  session.destroy();
+  await new Promise((r) => listener.close(r));
+  h2.close();
+});
