@@ -212,6 +212,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       xds.close();
       listeners.destroy();
       pool.destroy();
+      tls.close();
       admin.destroy();
       health.destroy();
       metricsServer.destroy();
