@@ -100,6 +100,11 @@ spec:
   writeManifest(dir, 'peer.yaml', peerAuthYaml('PERMISSIVE'));
   cp = await controlPlane(dir, CP);
   app = await httpApp(BACK.ip, PORTS.http, 'backend');
+  // An Upgrade (WebSocket-like) app: 101, then an echo.
+  app.on('upgrade', (_req, socket: net.Socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n');
+    socket.pipe(socket);
+  });
   grpcServer = await grpcApp(BACK.ip, PORTS.grpc, 'backend-grpc');
   echo = net.createServer((s) => s.pipe(s));
   await new Promise<void>((r) => echo.listen(PORTS.tcp, BACK.ip, () => r()));
@@ -140,6 +145,33 @@ test('HTTP/1.1 between the sidecars goes over mTLS: STRICT refuses plaintext cur
   assert.notEqual(plain.code, 0, `curl should fail, got ${JSON.stringify(plain)}`);
   assert.match(plain.out, /Empty reply|reset|Recv failure/i);
   assert.match(await metric(BACK.ip, 'weft_inbound_tls_refusals_total'), /reason="plaintext"} [1-9]/);
+});
+
+test('an Upgrade tunnel (WebSocket-like) crosses the sidecars over mTLS under STRICT', async () => {
+  writeManifest(dir, 'peer.yaml', peerAuthYaml('STRICT'));
+  await eventually('the STRICT chains', async () => (await inboundChains()).includes('http:weft-mtls'), 10_000);
+  const s = net.connect(15001, FRONT.ip);
+  s.write(`GET /ws HTTP/1.1\r\nhost: ${HOST}\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n`);
+  let text = '';
+  const wait = (re: RegExp): Promise<void> => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`got ${JSON.stringify(text)}`)), 5000);
+    const check = (): void => {
+      if (!re.test(text)) return;
+      clearTimeout(timer);
+      s.off('data', onData);
+      resolve();
+    };
+    const onData = (d: Buffer): void => {
+      text += d;
+      check();
+    };
+    s.on('data', onData);
+    check();
+  });
+  await wait(/^HTTP\/1\.1 101/);
+  s.write('through the tunnel');
+  await wait(/through the tunnel$/);
+  s.destroy();
 });
 
 test('PERMISSIVE answers plaintext curl on the same port', async () => {

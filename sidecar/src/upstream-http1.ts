@@ -298,6 +298,14 @@ export class Http1Endpoint {
   readonly tls: UpstreamTls | undefined;
   private readonly contexts: TlsContexts | undefined;
 
+  /**
+   * A new connection outside the pool (an `Upgrade` tunnel takes one), made as pooled ones are:
+   * mesh mTLS when this endpoint has it. `secure`: wait for `secureConnect` rather than `connect`.
+   */
+  openConnection(): { readonly socket: Socket; readonly secure: boolean } {
+    return connectUpstream(this, this.contexts, 'http/1.1', { noDelay: true });
+  }
+
   /** Connections open now (idle and busy). */
   get connections(): number {
     return this.idle.length + this.busy.size;
