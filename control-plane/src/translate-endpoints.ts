@@ -2,10 +2,12 @@
  * Service ports → endpoints. Resolves each EndpointSlice endpoint to its pod (for subset labels
  * and to know whether a sidecar fronts it) and to the app port behind the Service port.
  */
-import { matchesSelector, type Service, type ServicePort } from '@weft/api';
+import { matchesSelector, type Pod, type Service, type ServicePort } from '@weft/api';
 import { nsName, type World } from './world';
 import { INBOUND_PORT, METADATA_NS } from './names';
 import { mtlsModeOf } from './peer-auth';
+import { portProtocol } from './port-protocol';
+import { podTargetPorts } from './translate-listeners';
 import { spiffeId, tlsModeMetadata } from './peer-auth-tls';
 
 export interface ResolvedEndpoint {
@@ -37,7 +39,7 @@ export function endpointsFor(world: World, svc: Service, port: ServicePort): Res
         const key = `${ip}:${sp.port}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        const mtls = pod !== undefined && world.identityPods.has(podKey!) && mtlsModeOf(world.peerAuth, pod, sp.port) !== 'DISABLE';
+        const mtls = pod !== undefined && world.identityPods.has(podKey!) && mtlsWanted(world, pod, sp.port, portProtocol(port) !== 'opaque');
         out.push({
           ip,
           targetPort: sp.port,
@@ -50,6 +52,28 @@ export function endpointsFor(world: World, svc: Service, port: ServicePort): Res
   }
   return out.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.targetPort - b.targetPort));
 }
+
+/**
+ * Auto mTLS to a pod's sidecar for app port `target`: unless the port is DISABLE — but in local
+ * mode a pod with a STRICT app port refuses plaintext HTTP on every port (the port is only known
+ * per request), so HTTP there goes over mTLS even to a DISABLE port (docs/configuration.md).
+ */
+function mtlsWanted(world: World, pod: Pod, target: number, http: boolean): boolean {
+  if (mtlsModeOf(world.peerAuth, pod, target) !== 'DISABLE') return true;
+  if (!http || !world.meshedPods.has(nsName(pod.meta.namespace, pod.meta.name))) return false;
+  let strict = strictPods.get(world);
+  if (!strict) strictPods.set(world, (strict = new Map()));
+  const key = nsName(pod.meta.namespace, pod.meta.name);
+  let any = strict.get(key);
+  if (any === undefined) {
+    const ports = podTargetPorts(world, pod);
+    any = (ports.length ? ports : [undefined]).some((p) => mtlsModeOf(world.peerAuth, pod, p) === 'STRICT');
+    strict.set(key, any);
+  }
+  return any;
+}
+
+const strictPods = new WeakMap<World, Map<string, boolean>>();
 
 export function inSubset(e: ResolvedEndpoint, labels: Readonly<Record<string, string>> | undefined): boolean {
   if (!labels) return true;

@@ -152,6 +152,21 @@ test('auto mTLS: endpoints of pods whose sidecar has an identity get tlsMode, th
   const cla = r.get('type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment' as never)!.get('outbound|80||backend.shop.svc.cluster.local') as Record<string, any>;
   const modes = cla.endpoints[0].lb_endpoints.map((e: any) => e.metadata.filter_metadata['envoy.transport_socket_match']?.fields.tlsMode.stringValue ?? 'plaintext');
   assert.deepEqual(modes, ['weft', 'plaintext']);
+  // Local mode, a pod with a STRICT port refuses plaintext HTTP on all its ports: HTTP to its
+  // DISABLE port still goes over mTLS; an opaque (TCP) DISABLE port stays plaintext.
+  const mixed = buildWorld([
+    service('backend', [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'admin', port: 81, targetPort: 9090 }, { name: 'tcp-db', port: 5432, targetPort: 5432 }]),
+    { ...pod('backend-1', '127.0.42.21', { app: 'backend' }), serviceAccount: 'backend' },
+    pod('frontend', '127.0.42.11', { app: 'frontend' }),
+    parsed(pa('m', 'shop', { selector: { matchLabels: { app: 'backend' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '9090': { mode: 'DISABLE' }, '5432': { mode: 'DISABLE' } } })),
+  ], new Set(['shop/backend-1', 'shop/frontend']), 1, { identityPods: new Set(['shop/backend-1']) });
+  const tlsModeOf = (cluster: string): string => {
+    const a = translate(mixed, NODE('127.0.42.11', 'frontend', true)).get('type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment' as never)!.get(cluster) as Record<string, any>;
+    return a.endpoints[0].lb_endpoints[0].metadata.filter_metadata['envoy.transport_socket_match']?.fields.tlsMode.stringValue ?? 'plaintext';
+  };
+  assert.equal(tlsModeOf('outbound|80||backend.shop.svc.cluster.local'), 'weft');
+  assert.equal(tlsModeOf('outbound|81||backend.shop.svc.cluster.local'), 'weft');
+  assert.equal(tlsModeOf('outbound|5432||backend.shop.svc.cluster.local'), 'plaintext');
   // DISABLE on the destination port: no tlsMode, so no cluster TLS at all.
   const off = translate(world([parsed(pa('off', 'shop', { mtls: { mode: 'DISABLE' } }))]), NODE('127.0.42.11', 'frontend', true));
   assert.equal((off.get('type.googleapis.com/envoy.config.cluster.v3.Cluster' as never)!.get('outbound|80||backend.shop.svc.cluster.local') as Record<string, unknown>).transport_socket_matches, undefined);

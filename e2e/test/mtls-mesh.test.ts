@@ -197,7 +197,7 @@ test('an app\'s own TLS crosses the mesh untouched: inside mesh mTLS on PERMISSI
   writeManifest(dir, 'peer.yaml', peerAuthYaml('PERMISSIVE'));
   await eventually('the PERMISSIVE chains', async () => (await inboundChains()).includes('http:'), 10_000);
   assert.deepEqual(await viaMesh(), { issuer: 'app-root', body: 'app-tls' });
-  writeManifest(dir, 'peer.yaml', peerAuthYaml('STRICT', 'backend', `  portLevelMtls: {"${PORTS.appTls}": {mode: DISABLE}}\n`));
+  writeManifest(dir, 'peer.yaml', peerAuthYaml('DISABLE'));
   await eventually('the frontend to reach the DISABLE port in plaintext', async () => {
     const dump = await getJson(`http://${FRONT.ip}:15000/config_dump`);
     const eps = dump.config.endpoints[`outbound|${PORTS.appTls}||${HOST}`] ?? [];
@@ -220,6 +220,8 @@ test('openssl s_client sees the SPIFFE chain; no client certificate or one from 
     await new Promise((r) => child.on('close', r));
     return out;
   };
+  writeManifest(dir, 'peer.yaml', peerAuthYaml('PERMISSIVE'));
+  await eventually('the terminating chain', async () => (await inboundChains()).includes('mtls:tls'), 10_000);
   const ok = await sclient(['-cert', mine.certPath, '-key', mine.keyPath]);
   assert.match(ok, /Verify return code: 0 \(ok\)/, ok);
   assert.match(ok, /HTTP\/1\.1 200/);
