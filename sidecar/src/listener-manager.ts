@@ -9,6 +9,7 @@ import type { Logger } from '@weft/api';
 import type { HttpListener, ProxyConfig, TcpListener } from './config';
 import { ConnectionDispatcher, type DispatchDeps } from './listener-dispatch';
 import type { Counter } from './metrics';
+import { validationNamesOf } from './tls-contexts';
 import { withDecryptedDestination } from './tls-terminate';
 import { HttpProxyListener, type ProxyListenerDeps } from './listener-http';
 import { TcpProxyListener } from './listener-tcp';
@@ -91,8 +92,10 @@ export class ListenerManager {
 
   private async reconcile(config: ProxyConfig): Promise<string[]> {
     if (this.closed) return ['listener manager is closed'];
-    // Compile routes and balancers now, so the first request on the new config does not pay.
+    // Compile routes and balancers now, so the first request on the new config does not pay;
+    // likewise the TLS contexts its chains and clusters use.
     snapshotOf(config, this.deps.pool);
+    this.deps.pool.tls?.prepare(validationNamesOf(config));
     const specs = new Map<string, Spec>();
     for (const [name, spec] of config.listeners) specs.set(name, { kind: 'http', spec });
     for (const [name, spec] of config.tcpListeners ?? []) specs.set(name, { kind: 'tcp', spec });

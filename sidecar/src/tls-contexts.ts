@@ -1,6 +1,7 @@
 /**
  * TLS contexts for mesh mTLS (docs/architecture.md "TLS contexts"): one `SecureContext` per
- * (workload certificate, trust bundle) pair, built when either changes — never per connection —
+ * (workload certificate, trust bundle) pair, built when a config arrives or the certificate
+ * changes (`prepare`), and otherwise on the first handshake that needs it — never per connection —
  * and shared by inbound termination (tls-terminate.ts) and upstream origination (tls-originate.ts).
  *
  * A rotated certificate or a new trust bundle replaces the cached context: new handshakes use it,
@@ -10,7 +11,7 @@
 import tls, { type SecureContext } from 'node:tls';
 import type { Logger } from '@weft/api';
 import type { IdentityProvider, WorkloadCertificate } from './identity';
-import type { TrustBundle } from './config';
+import type { FilterChain, ProxyConfig, TrustBundle } from './config';
 
 /** A TLS failure with a stable code (STYLE.md: one error class per failure). */
 export class TlsUnavailableError extends Error {
@@ -28,17 +29,30 @@ export interface TlsContextsOptions {
 }
 
 export class TlsContexts {
-  private cache: { cert: WorkloadCertificate; caPem: string; context: SecureContext } | undefined;
+  /** By validation (trust bundle) name. */
+  private readonly cache = new Map<string, { cert: WorkloadCertificate; caPem: string; context: SecureContext }>();
   private readonly sessions = new Map<string, Buffer>();
-  private readonly unsubscribe: (() => void) | undefined;
+  /** The validation names the config in force uses: rebuilt ahead of handshakes on a change. */
+  private names: ReadonlySet<string> = new Set();
+  private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: TlsContextsOptions) {
-    // Rotation: drop the cached context and the resumable sessions made under the old certificate.
+    // Rotation: drop the resumable sessions made under the old certificate and build the new
+    // contexts now, so no handshake pays for it.
     this.unsubscribe = opts.identity?.onChange((cert) => {
-      this.cache = undefined;
       this.sessions.clear();
+      this.prepare(this.names);
       opts.log?.info('workload certificate changed; new TLS handshakes use it', { spiffeId: cert.spiffeId, notAfter: cert.notAfter.toISOString() });
     });
+  }
+
+  /**
+   * Builds (or keeps) the context of each validation name a new config uses, when the config
+   * arrives (listener-manager.ts); a name that cannot be built yet is left for `context` to report.
+   */
+  prepare(names: Iterable<string>): void {
+    this.names = new Set(names);
+    for (const name of this.names) this.context(name);
   }
 
   /** Whether this sidecar has a workload certificate to present. */
@@ -56,13 +70,13 @@ export class TlsContexts {
     if (!cert) return new TlsUnavailableError('no workload certificate yet');
     const caPem = this.opts.trustBundles()?.get(validation)?.caPem;
     if (!caPem) return new TlsUnavailableError(`no trust bundle ${validation}`);
-    const c = this.cache;
+    const c = this.cache.get(validation);
     if (c && c.cert === cert && c.caPem === caPem) return c.context;
     if (c && c.caPem !== caPem) this.sessions.clear();
     try {
       // sessionIdContext: a server asking for client certificates may resume sessions only with one.
       const context = tls.createSecureContext({ key: cert.keyPem, cert: cert.chainPem, ca: caPem, minVersion: MIN_TLS_VERSION, sessionIdContext: 'weft-mtls' });
-      this.cache = { cert, caPem, context };
+      this.cache.set(validation, { cert, caPem, context });
       return context;
     } catch (err) {
       return new TlsUnavailableError(`cannot build a TLS context: ${(err as Error).message}`);
@@ -83,5 +97,21 @@ export class TlsContexts {
   /** Stops following certificate changes. Idempotent. */
   close(): void {
     this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
+}
+
+/** The trust bundle names `config`'s TLS chains and clusters refer to. */
+export function validationNamesOf(config: ProxyConfig): Set<string> {
+  const names = new Set<string>();
+  const chainsOf = (d: { readonly connections?: { readonly chains: readonly FilterChain[]; readonly defaultChain?: FilterChain } }): FilterChain[] =>
+    d.connections ? [...d.connections.chains, ...(d.connections.defaultChain ? [d.connections.defaultChain] : [])] : [];
+  for (const l of [...config.listeners.values(), ...(config.tcpListeners?.values() ?? [])]) {
+    for (const c of chainsOf(l)) if (c.filter.kind === 'terminate-tls') names.add(c.filter.tls.validation);
+  }
+  for (const c of config.clusters.values()) {
+    if (c.tls) names.add(c.tls.validation);
+    for (const m of c.transportSocketMatches ?? []) if (m.tls) names.add(m.tls.validation);
+  }
+  return names;
 }
