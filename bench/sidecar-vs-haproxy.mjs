@@ -15,16 +15,13 @@ import { tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { printTop } from './lib/cpu-profile-top.mjs';
-import { runH2load } from './lib/load-h2load.mjs';
-import { runOpenLoop } from './lib/load-open-loop.mjs';
-import { runWrk } from './lib/load-wrk.mjs';
+import { measureRows, pairVariants } from './lib/measure-rows.mjs';
 import { ensurePackages } from './lib/packages.mjs';
-import { httpStatus, installCleanup, onBail, sleep, start, stop, stopAll, waitFor } from './lib/procs.mjs';
-import { grpcAnswered } from './lib/grpc-count.mjs';
+import { installCleanup, onBail, sleep, start, stop, stopAll, waitFor } from './lib/procs.mjs';
 import { startHaproxyPair } from './lib/proxy-haproxy.mjs';
 import { grpcAuthority, SERVICE_HOST, startWeftPair } from './lib/proxy-weft.mjs';
 import { checkTargets, printTable } from './lib/report.mjs';
-import { rssMb, sampleRss } from './lib/rss.mjs';
+import { rssMb } from './lib/rss.mjs';
 import { startNginx } from './lib/upstream-nginx.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -100,65 +97,24 @@ const rssIdle = rssMb(weft.server.child.pid);
 const rssIdleClient = rssMb(weft.client.child.pid);
 log(`sidecar RSS idle: server ${rssIdle.toFixed(1)} MB, client ${rssIdleClient.toFixed(1)} MB`);
 
+const variantOpts = { ip: IP, appPort: APP_PORT, grpcPort: GRPC_PORT, host: SERVICE_HOST, authority: grpcAuthority(GRPC_PORT) };
+
 // --- HTTP/1.1 -----------------------------------------------------------------------------
-const http = {};
+let http = {};
 let rssLoad = NaN;
 if (opts.http) {
-  const httpVariants = [
-    { key: 'direct', name: '(a) direct', url: `http://${IP.server}:${APP_PORT}/` },
-    { key: 'weft', name: '(b) weft pair', url: `http://${IP.client}:15001/`, host: SERVICE_HOST },
-    { key: 'haproxy', name: '(c) haproxy pair', url: `http://${IP.ha1}:8000/` },
-  ];
-  for (const v of httpVariants) {
-    const status = await httpStatus(v.url, v.host ? { host: v.host } : {});
-    if (status !== 200) throw new Error(`${v.name}: ${v.url} answers ${status}, not 200`);
-    const sampler = v.key === 'weft' ? sampleRss(weft.server.child.pid) : undefined;
-    // Same sequence for every variant: 2 s of wrk to warm up (JIT, pools), a pause, the
-    // open-loop latency run (proxy warm but not saturated), then the closed-loop throughput run.
-    log(`${v.name}: warm-up, ${opts.rate} req/s open loop for ${opts.seconds} s, then wrk -t1 -c${opts.connections} -d${opts.seconds}s`);
-    await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: 2 });
-    await sleep(1000);
-    const lat = await runOpenLoop({ mode: 'h1', url: v.url, host: v.host, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
-    const wrk = await runWrk(v.url, { host: v.host, connections: opts.connections, seconds: opts.seconds });
-    if (sampler) rssLoad = sampler.stop();
-    http[v.key] = { name: v.name, rps: wrk.rps, errors: wrk.errors + lat.errors, lat, wrkLatency: wrk.latencyMs };
-    if (lat.errors) log(`${v.name}: ${lat.errors} open-loop errors, first: ${lat.firstError}`);
-  }
+  ({ rows: http, rss: rssLoad } = await measureRows('http', pairVariants('http', variantOpts), { opts, weftPid: weft.server.child.pid, log }));
 }
 await sleep(1000);
 const rssAfter = rssMb(weft.server.child.pid);
 
 // --- gRPC unary ---------------------------------------------------------------------------
-// grpc-status: the open-loop client checks it call by call. h2load sees only the HTTP status, and
-// a proxy answers its own gRPC errors (no route, no endpoint, overflow, deadline) with HTTP 200
-// and a non-zero grpc-status, without the call reaching the upstream. So the measured h2load run
-// counts every request (no --warm-up-time; the 2 s run before it warms up), and each of its
-// successes must be matched by a call the upstream answered, always with grpc-status 0:
-// succeeded <= answered, or the difference is calls that failed inside a proxy.
-const grpc = {};
+// grpc-status is checked call by call and against the upstream's count (bench/lib/measure-rows.mjs).
+let grpc = {};
 let rssLoadGrpc = NaN;
 if (opts.grpc) {
-  const path = '/bench.Bench/Unary';
   const upstream = `http://${IP.server}:${GRPC_PORT}`;
-  for (const v of [
-    { key: 'direct', name: '(a) direct', url: upstream },
-    { key: 'weft', name: '(b) weft pair', url: `http://${IP.client}:15001`, authority: grpcAuthority(GRPC_PORT) },
-    { key: 'haproxy', name: '(c) haproxy pair', url: `http://${IP.ha1}:9000` },
-  ]) {
-    const sampler = v.key === 'weft' ? sampleRss(weft.server.child.pid) : undefined;
-    log(`gRPC ${v.name}: warm-up, ${opts.rate} req/s open loop for ${opts.seconds} s, then h2load -c4 -m8 for ${opts.seconds} s`);
-    await runH2load(v.url + path, { seconds: 2, warmupSeconds: 1, authority: v.authority, dir });
-    await sleep(1000);
-    const lat = await runOpenLoop({ mode: 'grpc', url: v.url, authority: v.authority, path, rate: opts.rate, seconds: opts.seconds, warmupSeconds: 1 });
-    const before = await grpcAnswered(upstream);
-    const h2 = await runH2load(v.url + path, { seconds: opts.seconds, warmupSeconds: 0, authority: v.authority, dir });
-    const answered = (await grpcAnswered(upstream)) - before;
-    if (sampler) rssLoadGrpc = sampler.stop();
-    const notAnswered = Math.max(0, h2.succeeded - answered);
-    grpc[v.key] = { name: v.name, rps: h2.rps, errors: h2.errors + lat.errors + notAnswered, lat, h2load: { started: h2.started, done: h2.done, succeeded: h2.succeeded, answered } };
-    log(`gRPC ${v.name}: h2load ${h2.succeeded} succeeded of ${h2.started} started, upstream answered ${answered}${notAnswered ? ` (${notAnswered} failed inside a proxy)` : ' (grpc-status 0 for each)'}; open loop ${lat.ok}/${lat.sent} grpc-status 0`);
-    if (lat.errors) log(`gRPC ${v.name}: ${lat.errors} open-loop errors, first: ${lat.firstError}`);
-  }
+  ({ rows: grpc, rss: rssLoadGrpc } = await measureRows('grpc', pairVariants('grpc', variantOpts), { opts, weftPid: weft.server.child.pid, log, dir, upstream, path: '/bench.Bench/Unary' }));
 }
 
 // --- report -------------------------------------------------------------------------------

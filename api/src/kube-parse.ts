@@ -18,6 +18,7 @@ import type {
 import { FieldChecker, absent, isPlainObject, names } from './kube-parse-fields';
 import { parseTrafficPolicy } from './kube-parse-policy';
 import { parseAuthorizationPolicy } from './kube-parse-authz';
+import { parsePeerAuthentication } from './kube-parse-peer-auth';
 
 export { parseDuration } from './kube-parse-fields';
 
@@ -40,6 +41,7 @@ const PARSERS: Record<string, { parse: KindParser; name: (s: string) => string |
   'discovery.k8s.io/v1/EndpointSlice': { parse: parseEndpointSlice, name: names.dnsSubdomain },
   'weft.dev/v1alpha1/TrafficPolicy': { parse: parseStrictCrd(parseTrafficPolicy), name: names.dnsSubdomain },
   'weft.dev/v1alpha1/AuthorizationPolicy': { parse: parseStrictCrd(parseAuthorizationPolicy), name: names.dnsSubdomain },
+  'weft.dev/v1alpha1/PeerAuthentication': { parse: parseStrictCrd(parsePeerAuthentication), name: names.dnsSubdomain },
 };
 
 /** Kinds a manifest directory may well hold that local mode has no use for. */
@@ -58,7 +60,6 @@ const IGNORED: Record<string, readonly string[]> = {
   'scheduling.k8s.io/v1': ['PriorityClass'],
   'storage.k8s.io/v1': ['StorageClass'],
   'coordination.k8s.io/v1': ['Lease'],
-  'weft.dev/v1alpha1': ['PeerAuthentication'],
 };
 
 /**
@@ -78,9 +79,6 @@ export function parseKubeObject(raw: unknown): ParseOutcome {
     return { kind: 'invalid', errors };
   }
   if (IGNORED[apiVersion]?.includes(kind)) {
-    if (apiVersion.startsWith('weft.dev/')) {
-      return { kind: 'ignored', warn: true, reason: `${kind} (${apiVersion}) is not enforced by this version yet (mTLS comes with issue 4): it has no effect on traffic` };
-    }
     return { kind: 'ignored', warn: false, reason: `${kind} (${apiVersion}) is not used by Weft in local mode` };
   }
   const entry = PARSERS[`${apiVersion}/${kind}`];

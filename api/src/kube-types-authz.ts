@@ -50,5 +50,8 @@ export interface AuthorizationPolicy {
   readonly rules: readonly AuthzRule[];
 }
 
-/** The mesh's root namespace: a policy there without selector applies to every workload. */
+/**
+ * The mesh's default root namespace (`weft control-plane --root-namespace`): a PeerAuthentication
+ * or AuthorizationPolicy there without selector applies to every workload.
+ */
 export const MESH_ROOT_NAMESPACE = 'weft-system';

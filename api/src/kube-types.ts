@@ -174,7 +174,21 @@ export interface TrafficPolicy {
   readonly extra: Readonly<Record<string, unknown>>;
 }
 
-export type KubeObject = Service | Pod | EndpointSlice | TrafficPolicy | AuthorizationPolicy;
+/** `PeerAuthentication.spec.mtls.mode`; `UNSET` (or an omitted mode) inherits from the level above. */
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE' | 'UNSET';
+
+/** `weft.dev/v1alpha1 PeerAuthentication` (SPEC.md "CRDs"; docs/configuration.md "PeerAuthentication"). */
+export interface PeerAuthentication {
+  readonly kind: 'PeerAuthentication';
+  readonly meta: ObjectMeta;
+  /** `selector.matchLabels`; absent: the whole namespace (mesh-wide in the root namespace). */
+  readonly selector?: Readonly<Record<string, string>>;
+  readonly mode: MtlsMode;
+  /** `portLevelMtls`, by the pod's (container) port; only with a selector. */
+  readonly portLevel: ReadonlyMap<number, MtlsMode>;
+}
+
+export type KubeObject = Service | Pod | EndpointSlice | TrafficPolicy | AuthorizationPolicy | PeerAuthentication;
 export type KubeKind = KubeObject['kind'];
 
 export function objectKey(o: { kind: string; meta: { namespace: string; name: string } }): string {

@@ -14,7 +14,15 @@ export interface SidecarNode {
    * ports directly. Otherwise local mode: listeners on the pod IP, peers use the inbound port.
    */
   capture: boolean;
+  /**
+   * The sidecar holds a workload identity (node metadata `WEFT_MTLS: "true"`): it terminates and
+   * originates mesh mTLS, so callers reach it over mTLS (auto mTLS, docs/protocols.md).
+   */
+  mtls?: boolean;
 }
+
+/** Node metadata key a sidecar sets to `"true"` when it has a workload identity (certificate). */
+export const MTLS_CAPABLE = 'WEFT_MTLS';
 
 /** Node metadata key a sidecar sets to `REDIRECT` when its pod's traffic is captured. */
 export const INTERCEPTION_MODE = 'INTERCEPTION_MODE';
@@ -38,7 +46,7 @@ export function parseNodeId(id: string, metadata: Readonly<Record<string, string
     const dot = podAndNs.lastIndexOf('.');
     const namespace = domain.split('.')[0] ?? '';
     if (dot > 0 && podAndNs.slice(dot + 1) === namespace && podIp) {
-      return { kind: 'sidecar', id, podIp, podName: podAndNs.slice(0, dot), namespace, capture: metadata[INTERCEPTION_MODE] === 'REDIRECT' };
+      return { kind: 'sidecar', id, podIp, podName: podAndNs.slice(0, dot), namespace, capture: metadata[INTERCEPTION_MODE] === 'REDIRECT', ...(metadata[MTLS_CAPABLE] === 'true' ? { mtls: true } : {}) };
     }
   }
   return { kind: 'proxyless', id };

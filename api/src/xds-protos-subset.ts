@@ -50,6 +50,10 @@ export const SIDECAR_XDS_TYPES: readonly string[] = [
   'envoy.extensions.load_balancing_policies.random.v3.Random',
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   'xds.type.v3.TypedStruct',
+  // Mesh mTLS: chain and cluster transport sockets.
+  'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
 ];
 
 /** The descriptor file, written by `npm run build` beside the compiled api (dist/). */

@@ -230,7 +230,6 @@ test('retries: the non-idempotent opt-in, the replay buffer and gRPC conditions;
 test('kinds Weft does not use in local mode are ignored with a reason', () => {
   for (const [apiVersion, kind] of [
     ['v1', 'Namespace'], ['v1', 'ConfigMap'], ['v1', 'ServiceAccount'], ['apps/v1', 'Deployment'],
-    ['weft.dev/v1alpha1', 'PeerAuthentication'],
   ]) {
     const out = parseKubeObject({ apiVersion, kind, metadata: { name: 'x' } });
     assert.equal(out.kind, 'ignored', `${apiVersion} ${kind}`);

@@ -6,14 +6,18 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, tcpOpen, waitFor } from './procs.mjs';
 
-function config(name, listen, next, grpc) {
+// `tls` (the mTLS variant, bench/mtls-vs-haproxy.mjs): `{ bind, server }`, options appended to the
+// bind and server lines of the hop (e.g. `ssl crt ... ca-file ... verify required`).
+function config(name, listen, next, grpc, tls = {}) {
+  const bind = (opts) => (tls.bind ? ` ${tls.bind}${opts ? ` ${opts}` : ''}` : opts ? ` ${opts}` : '');
+  const server = (opts) => (tls.server ? ` ${tls.server}${opts ? ` ${opts}` : ''}` : opts ? ` ${opts}` : '');
   const h2 = grpc
     ? `
 frontend grpc_in
-  bind ${grpc.listen} proto h2
+  bind ${grpc.listen}${tls.bind ? bind('alpn h2') : ' proto h2'}
   default_backend grpc_next
 backend grpc_next
-  server next ${grpc.next} proto h2
+  server next ${grpc.next}${tls.server ? server('alpn h2') : ' proto h2'}
 `
     : '';
   return `global
@@ -30,20 +34,20 @@ defaults
   timeout server 60s
   timeout http-keep-alive 60s
 frontend http_in
-  bind ${listen}
+  bind ${listen}${bind(tls.bind ? 'alpn http/1.1' : '')}
   default_backend http_next
 backend http_next
-  server next ${next}
+  server next ${next}${server(tls.server ? 'alpn http/1.1' : '')}
 ${h2}`;
 }
 
-/** Starts both; `hops` is [{listen, next, grpc?}] from the client side to the server side. */
+/** Starts both; `hops` is [{listen, next, grpc?, tls?}] from the client side to the server side. */
 export async function startHaproxyPair(dir, hops) {
   const procs = [];
   for (const [i, hop] of hops.entries()) {
     const name = `haproxy-${i + 1}`;
     const cfg = join(dir, `${name}.cfg`);
-    writeFileSync(cfg, config(name, hop.listen, hop.next, hop.grpc));
+    writeFileSync(cfg, config(name, hop.listen, hop.next, hop.grpc, hop.tls));
     const p = start(name, '/usr/sbin/haproxy', ['-db', '-f', cfg], { logPath: join(dir, `${name}.log`) });
     const [h, port] = hop.listen.split(':');
     await waitFor(p, () => tcpOpen(h, Number(port)), `listening on ${hop.listen}`);

@@ -65,7 +65,7 @@ export function sidecarNodeFlags(root) {
  * Starts the control plane and both sidecars (with `nodeFlags`, by default sidecarNodeFlags()). Returns { controlPlane, client, server } processes;
  * the sidecars' pids are what /proc is read for.
  */
-export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, grpcPort, cpuProf, nodeFlags, checkRoute = true }) {
+export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, grpcPort, cpuProf, nodeFlags, checkRoute = true, launcher }) {
   const main = join(root, 'cli/dist/src/main.js');
   const mdir = join(dir, 'manifests');
   mkdirSync(mdir, { recursive: true });
@@ -82,8 +82,10 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
   await waitFor(controlPlane, () => tcpOpen(cpIp, 15010), `listening on ${xds}`);
 
   const sidecar = (pod, ip, nodeFlags = []) => {
-    const p = start(`sidecar of ${pod}`, process.execPath, [...nodeFlags, main, 'sidecar', '--exit-with-parent'], {
-      env: { ...quiet, WEFT_XDS_ADDRESS: xds, POD_NAME: pod, POD_NAMESPACE: NAMESPACE, POD_IP: ip, SERVICE_ACCOUNT: pod },
+    // `launcher` (the mTLS variant): another script standing in for `weft sidecar`, with extra env.
+    const command = launcher ? [launcher.script] : [main, 'sidecar'];
+    const p = start(`sidecar of ${pod}`, process.execPath, [...nodeFlags, ...command, '--exit-with-parent'], {
+      env: { ...quiet, WEFT_XDS_ADDRESS: xds, POD_NAME: pod, POD_NAMESPACE: NAMESPACE, POD_IP: ip, SERVICE_ACCOUNT: pod, ...(launcher?.env(pod) ?? {}) },
       logPath: join(dir, `sidecar-${pod}.log`),
       pdeathsig: false,
       stdinPipe: true,

@@ -83,6 +83,10 @@ async function run(args: ParsedArgs): Promise<number> {
   const xdsAddress = parseHostPort(stringFlag(args, 'xds-address') ?? '127.0.0.1:15010', '--xds-address');
   const debugAddress = parseHostPort(stringFlag(args, 'debug-address') ?? '127.0.0.1:15014', '--debug-address');
   const identity = identityOptions(args, dir, xdsAddress);
+  const rootNamespace = stringFlag(args, 'root-namespace');
+  if (rootNamespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(rootNamespace)) {
+    throw new UsageError(`--root-namespace: "${rootNamespace}" is not a namespace name (a DNS label)`);
+  }
   const log = createLogger({ component: 'control-plane' });
 
   return serveUntilStopped(
@@ -90,7 +94,7 @@ async function run(args: ParsedArgs): Promise<number> {
       // Loaded here, not at the top: `weft sidecar` shares this binary and must not pay for the
       // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
       const { startControlPlane } = await import('@weft/control-plane');
-      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, identity, log });
+      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}) });
       log.info('control plane serving', { manifests: dir, xdsPort: cp.xdsPort, debugPort: cp.debugPort, ...(cp.caPort !== undefined ? { caPort: cp.caPort, dataDir: identity?.dataDir } : {}) });
       return cp;
     },
@@ -133,6 +137,7 @@ export const controlPlaneCommand: Command = {
     { name: 'cert-ttl', type: 'string', placeholder: 'DURATION', help: 'workload certificate lifetime (default 24h)' },
     { name: 'root-overlap', type: 'string', placeholder: 'DURATION', help: 'how long a replaced root stays trusted (default 2 x --cert-ttl)' },
     { name: 'no-ca', type: 'boolean', help: 'run without identity: no CA, no 15012, no trust bundle' },
+    { name: 'root-namespace', type: 'string', placeholder: 'NS', help: 'where a PeerAuthentication without selector is mesh-wide (default weft-system)' },
     EXIT_WITH_PARENT_FLAG,
   ],
   available: true,

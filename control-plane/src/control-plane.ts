@@ -34,6 +34,8 @@ export interface ControlPlaneOptions {
   readonly debounceMs?: number;
   /** The CA, local-mode tokens and the signing API on 15012. Absent: no identity (no 15012, no ROOTCA Secret). */
   readonly identity?: IdentityOptions;
+  /** Where a PeerAuthentication without selector is mesh-wide (default `weft-system`). */
+  readonly rootNamespace?: string;
   readonly log?: Logger;
 }
 
@@ -78,7 +80,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const registry = new FilesRegistry(opts.manifestsDir, log.child({ module: 'registry-files' }));
   const metrics = new prom.Registry();
   prom.collectDefaultMetrics({ register: metrics });
-  const state = new MeshState(log, opts.debounceMs ?? 100, metrics);
+  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace);
   const identifier = `weft-control-plane@${hostname()}`;
   const id = opts.identity;
   let ca: CertificateAuthority | undefined;
@@ -178,6 +180,8 @@ class MeshState {
   private objects: readonly KubeObject[] = [];
   private diagnostics: readonly Diagnostic[] = [];
   private readonly meshed = new Set<string>();
+  /** Meshed pods whose sidecar has a workload identity (node metadata WEFT_MTLS). */
+  private readonly identities = new Set<string>();
   private world: World;
   private generation = 0;
   private timer?: NodeJS.Timeout;
@@ -187,7 +191,7 @@ class MeshState {
   private readonly rebuilds: prom.Counter;
   readonly hooks: AdsHooks;
 
-  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry) {
+  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string) {
     this.sync = new SyncStatus(metrics);
     this.rebuilds = new prom.Counter({ name: 'weft_world_rebuilds_total', help: 'Translations of the whole mesh.', registers: [metrics] });
     this.world = buildWorld([], this.meshed, 0);
@@ -202,12 +206,17 @@ class MeshState {
           this.meshed.add(podKey(node));
           this.schedule();
         }
+        if (node.kind === 'sidecar' && node.mtls && !this.identities.has(podKey(node))) {
+          this.identities.add(podKey(node));
+          this.schedule();
+        }
       },
       disconnected: (node, stream) => {
         log.info('proxy disconnected', { node: node.id, stream: stream.id });
         if (!this.sync.disconnected(node)) return;
         this.cache.delete(node.id);
         if (node.kind === 'sidecar' && this.meshed.delete(podKey(node))) this.schedule();
+        if (node.kind === 'sidecar' && this.identities.delete(podKey(node))) this.schedule();
       },
       sent: (node, type, version, nonce) => this.sync.sent(node, type, version, nonce),
       acked: (node, type, version) => this.sync.acked(node, type, version),
@@ -241,7 +250,7 @@ class MeshState {
   }
 
   private rebuild(): void {
-    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation), trustBundlePem: this.trustBundlePem };
+    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}) }), trustBundlePem: this.trustBundlePem };
     this.world = world;
     this.rebuilds.inc();
     this.reportPolicies(world);

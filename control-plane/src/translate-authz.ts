@@ -15,7 +15,7 @@
  * entry every field (AND); within a field any value (OR); `notX` fields are negated ORs.
  */
 import {
-  MESH_ROOT_NAMESPACE, matchesSelector,
+  matchesSelector,
   type AuthorizationPolicy, type AuthzAction, type AuthzOperation, type AuthzRule, type AuthzSource, type Pod,
 } from '@weft/api';
 import type { World } from './world';
@@ -36,11 +36,11 @@ export interface InboundAuthzFilters {
 
 export const NO_AUTHZ: InboundAuthzFilters = { http: [], network: [] };
 
-/** The policies that apply to `pod`: its namespace's and the root namespace's, by selector. */
+/** The policies that apply to `pod`: its namespace's and the root namespace's (`--root-namespace`), by selector. */
 export function policiesFor(world: World, pod: Pod): AuthorizationPolicy[] {
   return world.authorizationPolicies.filter((p) => {
     const ns = p.meta.namespace;
-    if (ns !== pod.meta.namespace && ns !== MESH_ROOT_NAMESPACE) return false;
+    if (ns !== pod.meta.namespace && ns !== world.peerAuth.rootNamespace) return false;
     return !p.selector || matchesSelector(pod.meta.labels, p.selector);
   });
 }

@@ -7,6 +7,7 @@ import { serviceHost, type Service, type ServicePort, type TrafficPolicy } from 
 import type { World } from './world';
 import { endpointsFor, inSubset, loadAssignment } from './translate-endpoints';
 import { outboundClusterName } from './names';
+import { autoMtlsMatches } from './peer-auth-tls';
 
 type Obj = Record<string, unknown>;
 
@@ -42,10 +43,14 @@ export function outboundClusters(world: World, svc: Service, port: ServicePort, 
   const traffic = proxyless ? { lb_policy: 'ROUND_ROBIN' } : trafficFields(policy);
   const groups: { subset: string; labels?: Readonly<Record<string, string>> }[] = [{ subset: '' }];
   for (const s of policy?.subsets ?? []) groups.push({ subset: s.name, labels: s.labels });
+  // Auto mTLS (sidecars only): when some endpoint's pod has a sidecar with an identity, mTLS to
+  // those endpoints, verifying the Service's pods' identities (Istio's SAN list); plaintext to the rest.
+  const sans = [...new Set(endpoints.flatMap((e) => (e.identity ? [e.identity] : [])))].sort();
+  const mtls = !proxyless && endpoints.some((e) => e.mtls);
   return groups.map(({ subset, labels }) => {
     const name = outboundClusterName(port.port, subset, host);
     return {
-      cluster: { ...edsCluster(name), ...traffic },
+      cluster: { ...edsCluster(name), ...traffic, ...(mtls ? { transport_socket_matches: autoMtlsMatches(`outbound_.${port.port}_.${subset}_.${host}`, sans) } : {}) },
       assignment: loadAssignment(name, endpoints.filter((e) => inSubset(e, labels)), !proxyless),
     };
   });

@@ -2,9 +2,13 @@
  * Service ports → endpoints. Resolves each EndpointSlice endpoint to its pod (for subset labels
  * and to know whether a sidecar fronts it) and to the app port behind the Service port.
  */
-import { matchesSelector, type Service, type ServicePort } from '@weft/api';
+import { matchesSelector, type Pod, type Service, type ServicePort } from '@weft/api';
 import { nsName, type World } from './world';
 import { INBOUND_PORT, METADATA_NS } from './names';
+import { mtlsModeOf } from './peer-auth';
+import { portProtocol } from './port-protocol';
+import { podTargetPorts } from './translate-listeners';
+import { spiffeId, tlsModeMetadata } from './peer-auth-tls';
 
 export interface ResolvedEndpoint {
   readonly ip: string;
@@ -13,6 +17,10 @@ export interface ResolvedEndpoint {
   readonly podLabels?: Readonly<Record<string, string>>;
   /** The pod's sidecar is connected: reach it through its inbound listener (local mode). */
   readonly meshed: boolean;
+  /** Auto mTLS: the pod's sidecar has an identity and the port's PeerAuthentication mode is not DISABLE. */
+  readonly mtls: boolean;
+  /** The pod's SPIFFE identity (its service account), when the endpoint is a known pod. */
+  readonly identity?: string;
 }
 
 /** Ready endpoints of one Service port, sorted by address for stable output. */
@@ -31,17 +39,41 @@ export function endpointsFor(world: World, svc: Service, port: ServicePort): Res
         const key = `${ip}:${sp.port}`;
         if (seen.has(key)) continue;
         seen.add(key);
+        const mtls = pod !== undefined && world.identityPods.has(podKey!) && mtlsWanted(world, pod, sp.port, portProtocol(port) !== 'opaque');
         out.push({
           ip,
           targetPort: sp.port,
-          ...(pod ? { podLabels: pod.meta.labels } : {}),
+          ...(pod ? { podLabels: pod.meta.labels, identity: spiffeId(pod.meta.namespace, pod.serviceAccount) } : {}),
           meshed: podKey !== undefined && world.meshedPods.has(podKey),
+          mtls,
         });
       }
     }
   }
   return out.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.targetPort - b.targetPort));
 }
+
+/**
+ * Auto mTLS to a pod's sidecar for app port `target`: unless the port is DISABLE — but in local
+ * mode a pod with a STRICT app port refuses plaintext HTTP on every port (the port is only known
+ * per request), so HTTP there goes over mTLS even to a DISABLE port (docs/configuration.md).
+ */
+function mtlsWanted(world: World, pod: Pod, target: number, http: boolean): boolean {
+  if (mtlsModeOf(world.peerAuth, pod, target) !== 'DISABLE') return true;
+  if (!http || !world.meshedPods.has(nsName(pod.meta.namespace, pod.meta.name))) return false;
+  let strict = strictPods.get(world);
+  if (!strict) strictPods.set(world, (strict = new Map()));
+  const key = nsName(pod.meta.namespace, pod.meta.name);
+  let any = strict.get(key);
+  if (any === undefined) {
+    const ports = podTargetPorts(world, pod);
+    any = (ports.length ? ports : [undefined]).some((p) => mtlsModeOf(world.peerAuth, pod, p) === 'STRICT');
+    strict.set(key, any);
+  }
+  return any;
+}
+
+const strictPods = new WeakMap<World, Map<string, boolean>>();
 
 export function inSubset(e: ResolvedEndpoint, labels: Readonly<Record<string, string>> | undefined): boolean {
   if (!labels) return true;
@@ -66,8 +98,14 @@ export function loadAssignment(clusterName: string, endpoints: readonly Resolved
           load_balancing_weight: { value: 1 },
           // google.protobuf.Value comes from protobufjs's bundled well-known types, whose field
           // names are camelCase (numberValue); the wire format is the same either way.
-          ...(sidecar ? {
-            metadata: { filter_metadata: { [METADATA_NS]: { fields: { target_port: { numberValue: e.targetPort } } } } },
+          ...(sidecar || (viaSidecar && e.mtls) ? {
+            metadata: {
+              filter_metadata: {
+                ...(sidecar ? { [METADATA_NS]: { fields: { target_port: { numberValue: e.targetPort } } } } : {}),
+                // Auto mTLS: the cluster's transport_socket_matches pick mTLS for this endpoint.
+                ...(viaSidecar && e.mtls ? tlsModeMetadata() : {}),
+              },
+            },
           } : {}),
         };
       }),

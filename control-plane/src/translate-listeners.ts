@@ -13,6 +13,8 @@ import { portProtocol, type LocalPortOwner } from './port-protocol';
 import type { World } from './world';
 import { FAULT_FILTER } from './translate-fault';
 import { NO_AUTHZ, type InboundAuthzFilters } from './translate-authz';
+import type { EffectiveMode } from './peer-auth';
+import { downstreamMtls, MESH_MTLS_ALPN, MESH_MTLS_TRANSPORT } from './peer-auth-tls';
 
 type Obj = Record<string, unknown>;
 
@@ -141,7 +143,7 @@ export function podTargetPorts(world: World, pod: Pod): number[] {
  *   app as TCP at once, other app ports detect (HTTP, else TCP to the app); HTTP to a port no
  *   Service declares is routed as above.
  */
-export function inboundListener(address: string, targetPorts: readonly number[], opaquePorts: ReadonlySet<number>, capture: boolean, authz: InboundAuthzFilters = NO_AUTHZ): Obj {
+export function inboundListener(address: string, targetPorts: readonly number[], opaquePorts: ReadonlySet<number>, capture: boolean, peer?: InboundMtls, authz: InboundAuthzFilters = NO_AUTHZ): Obj {
   const routes: Obj[] = targetPorts.map((p) => ({
     name: `port-${p}`,
     match: { prefix: '/', headers: [{ name: TARGET_PORT_HEADER, string_match: { exact: String(p) } }] },
@@ -162,21 +164,52 @@ export function inboundListener(address: string, targetPorts: readonly number[],
   const listener = socketListener(INBOUND_LISTENER, address, INBOUND_PORT, 'INBOUND', manager);
   const http = (match: Obj, name: string): Obj => ({ name, filter_chain_match: match, filters: [httpFilter(manager)] });
   const tcp = (p: number, match: Obj = { destination_port: { value: p } }): Obj => ({ name: inboundClusterName(p), filter_chain_match: match, filters: [...authz.network, tcpProxyFilter(inboundClusterName(p))] });
+  // PeerAuthentication (docs/protocols.md "mTLS"): STRICT chains serve only what mesh mTLS
+  // decrypted; a terminate chain (mesh ALPN) exists where the sidecar has an identity and some
+  // port is not DISABLE; app TLS without the mesh ALPN passes through to the app where allowed.
+  const mode = (p?: number): EffectiveMode => peer?.modeOf(p) ?? 'PERMISSIVE';
+  const inner = (p: number | undefined, m: Obj): Obj => (mode(p) === 'STRICT' ? { ...m, transport_protocol: MESH_MTLS_TRANSPORT } : m);
+  const terminates = (ports: readonly (number | undefined)[]): boolean => peer?.identity === true && ports.some((p) => mode(p) !== 'DISABLE');
+  const terminate = (name: string, match: Obj): Obj => ({
+    name, filter_chain_match: { ...match, transport_protocol: 'tls', application_protocols: [MESH_MTLS_ALPN] }, transport_socket: downstreamMtls(), filters: [],
+  });
   if (!capture) {
+    // Local mode: the app port is known only inside the connection (PROXY header, x-weft-target-port),
+    // so one terminate chain serves the listener, and plaintext HTTP is refused when any app port is STRICT.
+    const ports: (number | undefined)[] = targetPorts.length ? [...targetPorts] : [undefined];
+    const httpStrict = ports.some((p) => mode(p) === 'STRICT');
     return {
       ...listener,
-      listener_filters: [PROXY_PROTOCOL],
+      listener_filters: [PROXY_PROTOCOL, ...(terminates(ports) ? [INSPECTORS[0]!] : [])],
       ...DETECTING,
-      filter_chains: [http({ destination_port: { value: INBOUND_PORT } }, 'http'), ...targetPorts.map((p) => tcp(p))],
+      filter_chains: [
+        ...(terminates(ports) ? [terminate('mtls', { destination_port: { value: INBOUND_PORT } })] : []),
+        http({ destination_port: { value: INBOUND_PORT }, ...(httpStrict ? { transport_protocol: MESH_MTLS_TRANSPORT } : {}) }, 'http'),
+        ...targetPorts.map((p) => tcp(p, inner(p, { destination_port: { value: p } }))),
+      ],
     };
   }
   const chains: Obj[] = [];
   for (const p of targetPorts) {
-    if (!opaquePorts.has(p)) chains.push(http({ destination_port: { value: p }, application_protocols: HTTP_PROTOCOLS }, `port-${p}-http`));
-    chains.push(tcp(p));
+    const port = { destination_port: { value: p } };
+    if (terminates([p])) {
+      chains.push(terminate(`port-${p}-mtls`, port));
+      // An app's own TLS (no mesh ALPN) on a port that takes plaintext: to the app, untouched.
+      if (mode(p) !== 'STRICT') chains.push(tcp(p, { ...port, transport_protocol: 'tls' }));
+    }
+    if (!opaquePorts.has(p)) chains.push(http(inner(p, { ...port, application_protocols: HTTP_PROTOCOLS }), `port-${p}-http`));
+    chains.push(tcp(p, inner(p, port)));
   }
-  chains.push(http({ application_protocols: HTTP_PROTOCOLS }, 'http'));
+  chains.push(http(inner(undefined, { application_protocols: HTTP_PROTOCOLS }), 'http'));
   return { ...listener, listener_filters: [ORIGINAL_DST, ...INSPECTORS], ...DETECTING, filter_chains: chains };
+}
+
+/** The inbound side of PeerAuthentication for one pod (peer-auth.ts). */
+export interface InboundMtls {
+  /** The pod's sidecar has a workload identity: it can terminate mesh mTLS. */
+  readonly identity: boolean;
+  /** The effective mode of an app port; `undefined`: the workload's own. */
+  readonly modeOf: (port?: number) => EffectiveMode;
 }
 
 /** A proxyless gRPC client's API listener for `xds:///<host>:<port>`: routes by RDS of the same name. */

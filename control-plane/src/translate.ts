@@ -11,6 +11,7 @@ import { domainsFor, routesFor, virtualHostName } from './translate-routes';
 import { inboundAuthz } from './translate-authz';
 import { trustBundleSecrets } from './translate-secrets';
 import { inboundClusterName, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
+import { mtlsModeOf } from './peer-auth';
 
 type Obj = Record<string, unknown>;
 
@@ -62,7 +63,8 @@ export function translate(world: World, node: NodeIdentity): Resources {
       const c = staticCluster(inboundClusterName(p), node.podIp, p);
       clusters.set(c.name as string, c);
     }
-    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture, inboundAuthz(world, pod)));
+    const peer = pod ? { identity: node.mtls === true, modeOf: (p?: number) => mtlsModeOf(world.peerAuth, pod, p) } : undefined;
+    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture, peer, inboundAuthz(world, pod)));
     if (!node.capture) {
       // Local mode's per-upstream ports, except where the pod's own app listens (docs/protocols.md).
       const own = new Set([...targetPorts, ...(pod?.containerPorts.map((c) => c.containerPort) ?? [])]);

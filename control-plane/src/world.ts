@@ -5,11 +5,11 @@
  * that were accepted.
  */
 import {
-  MESH_ROOT_NAMESPACE,
   objectKey,
   type AuthorizationPolicy,
   type EndpointSlice,
   type KubeObject,
+  type PeerAuthentication,
   type Pod,
   type Service,
   type TrafficPolicy,
@@ -17,6 +17,7 @@ import {
 import { deriveEndpointSlices } from './endpoints-derive';
 import type { Diagnostic } from './manifests-load';
 import { localPorts, type LocalPorts } from './port-protocol';
+import { acceptPeerAuthentications, type PeerAuthIndex } from './peer-auth';
 
 export interface Condition {
   readonly type: 'Accepted' | 'ResolvedRefs';
@@ -52,6 +53,13 @@ export interface World {
   readonly meshedPods: ReadonlySet<string>;
   /** Local mode's per-upstream ports and the Service that owns each (port-protocol.ts). */
   readonly localPorts: LocalPorts;
+  /** Accepted PeerAuthentications by level (peer-auth.ts). */
+  readonly peerAuth: PeerAuthIndex;
+  /**
+   * `<ns>/<pod>` of every connected sidecar that holds a workload identity (node metadata
+   * `WEFT_MTLS=true`): callers reach these pods over mTLS (auto mTLS).
+   */
+  readonly identityPods: ReadonlySet<string>;
   /** Problems found in a consistent view (not in one document): served at `/debug/diagnostics`. */
   readonly diagnostics: readonly Diagnostic[];
   /** Every root the mesh trusts (PEM), from the CA; sent as the `ROOTCA` Secret. Absent without a CA. */
@@ -64,12 +72,18 @@ export const nsName = (namespace: string, name: string): string => `${namespace}
  * Builds a World. `objects` are in registry order, which stands in for age where objects carry no
  * creationTimestamp (local mode): for two policies targeting one Service, the older wins.
  */
-export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlySet<string>, generation: number): World {
+export function buildWorld(
+  objects: readonly KubeObject[],
+  meshedPods: ReadonlySet<string>,
+  generation: number,
+  opts: { readonly identityPods?: ReadonlySet<string>; readonly rootNamespace?: string } = {},
+): World {
   const services = new Map<string, Service>();
   const pods = new Map<string, Pod>();
   const givenSlices: EndpointSlice[] = [];
   const policies: { policy: TrafficPolicy; order: number }[] = [];
   const authz: AuthorizationPolicy[] = [];
+  const peerAuths: PeerAuthentication[] = [];
   objects.forEach((o, order) => {
     switch (o.kind) {
       case 'Service': services.set(nsName(o.meta.namespace, o.meta.name), o); break;
@@ -77,6 +91,7 @@ export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlyS
       case 'EndpointSlice': givenSlices.push(o); break;
       case 'TrafficPolicy': policies.push({ policy: o, order }); break;
       case 'AuthorizationPolicy': authz.push(o); break;
+      case 'PeerAuthentication': peerAuths.push(o); break;
     }
   });
 
@@ -92,8 +107,13 @@ export function buildWorld(objects: readonly KubeObject[], meshedPods: ReadonlyS
   const ports = localPorts([...services.values()]);
   const diagnostics: Diagnostic[] = ports.problems.map((p) => ({ file: `Service ${p.service}`, severity: 'warning', reason: p.message }));
   authz.sort((a, b) => nsName(a.meta.namespace, a.meta.name).localeCompare(nsName(b.meta.namespace, b.meta.name)));
-  status.push(...authz.map((p) => ({ key: objectKey(p), conditions: [cond('Accepted', true, 'Accepted', authzScope(p))] })));
-  return { generation, services, pods, slices, policies: accepted, policyStatus: status, authorizationPolicies: authz, meshedPods, localPorts: ports, diagnostics };
+  const peer = acceptPeerAuthentications(peerAuths, pods.values(), opts.rootNamespace);
+  status.push(...authz.map((p) => ({ key: objectKey(p), conditions: [cond('Accepted', true, 'Accepted', authzScope(p, peer.index.rootNamespace))] })));
+  for (const p of peer.status) status.push({ key: p.key, conditions: [cond('Accepted', p.accepted, p.reason, p.message)] });
+  return {
+    generation, services, pods, slices, policies: accepted, policyStatus: status, authorizationPolicies: authz, meshedPods, localPorts: ports, diagnostics,
+    peerAuth: peer.index, identityPods: opts.identityPods ?? new Set(),
+  };
 }
 
 function acceptPolicies(
@@ -148,9 +168,9 @@ function missingBackendServices(policy: TrafficPolicy, services: ReadonlyMap<str
 }
 
 /** What an AuthorizationPolicy applies to, for its Accepted condition. */
-function authzScope(p: AuthorizationPolicy): string {
+function authzScope(p: AuthorizationPolicy, rootNamespace: string): string {
   const what = p.selector ? `workloads labelled ${Object.entries(p.selector).map(([k, v]) => `${k}=${v}`).join(',')}` : 'every workload';
-  const where = p.meta.namespace === MESH_ROOT_NAMESPACE ? 'in the mesh (root namespace)' : `in namespace ${p.meta.namespace}`;
+  const where = p.meta.namespace === rootNamespace ? 'in the mesh (root namespace)' : `in namespace ${p.meta.namespace}`;
   const rules = p.rules.length === 0 ? (p.action === 'ALLOW' ? '; no rules: allows nothing' : '; no rules: denies nothing') : '';
   return `${p.action} policy enforced on ${what} ${where}${rules}`;
 }

@@ -7,22 +7,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { eventually, podYaml, tempDir, writeManifest } from './mesh';
+import { createNetnsPods, inNs, NetnsProcesses, netnsSkipReason, sidecarsReady, teardown, WEFT } from './netns-pods';
 
-const WEFT = path.resolve(__dirname, '../../../cli/dist/src/main.js');
-const skip = ((): string | false => {
-  if (process.platform !== 'linux') return 'network namespaces need Linux';
-  if (process.getuid?.() !== 0) return 'network namespaces and iptables need root';
-  try {
-    for (const tool of [['ip', '-V'], ['iptables-restore', '--version'], ['setpriv', '--version']]) execFileSync(tool[0]!, tool.slice(1), { stdio: 'ignore' });
-  } catch {
-    return 'ip, iptables or setpriv is missing';
-  }
-  return false;
-})();
+const skip = netnsSkipReason();
 if (skip) console.log(`# skipping capture mesh test: ${skip}`);
 
 const id = process.pid % 10000;
@@ -33,39 +21,13 @@ const PODS = {
 };
 const CP_IP = '10.250.20.1';
 const SERVICE_IP = '10.250.30.5';
-const sh = (...a: string[]): string => execFileSync(a[0]!, a.slice(1), { encoding: 'utf8' });
-const inNs = (ns: string, ...a: string[]): string => sh('ip', 'netns', 'exec', ns, ...a);
-const children: ChildProcess[] = [];
+const procs = new NetnsProcesses();
+const startIn = procs.start.bind(procs);
 let dir: string;
-
-function startIn(ns: string, args: string[], env: Record<string, string>, uid?: number): ChildProcess {
-  const prefix = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
-  const child = spawn('ip', ['netns', 'exec', ns, ...prefix, process.execPath, ...args], {
-    env: { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_TEST_LOG ? 'debug' : 'warn', ...env },
-    stdio: ['ignore', 'ignore', process.env.WEFT_TEST_LOG ? 'inherit' : 'ignore'],
-  });
-  children.push(child);
-  return child;
-}
 
 before(async () => {
   if (skip) return;
-  sh('ip', 'netns', 'add', SW);
-  inNs(SW, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
-  inNs(SW, 'ip', 'addr', 'add', `${CP_IP}/24`, 'dev', 'br0');
-  inNs(SW, 'ip', 'link', 'set', 'br0', 'up');
-  inNs(SW, 'ip', 'link', 'set', 'lo', 'up');
-  for (const p of Object.values(PODS)) {
-    sh('ip', 'netns', 'add', p.ns);
-    sh('ip', 'link', 'add', 'eth0', 'netns', p.ns, 'type', 'veth', 'peer', 'name', p.veth, 'netns', SW);
-    inNs(SW, 'ip', 'link', 'set', p.veth, 'master', 'br0');
-    inNs(SW, 'ip', 'link', 'set', p.veth, 'up');
-    inNs(p.ns, 'ip', 'addr', 'add', `${p.ip}/24`, 'dev', 'eth0');
-    inNs(p.ns, 'ip', 'link', 'set', 'eth0', 'up');
-    inNs(p.ns, 'ip', 'link', 'set', 'lo', 'up');
-    inNs(p.ns, 'ip', 'route', 'add', 'default', 'via', CP_IP);
-    inNs(p.ns, process.execPath, WEFT, 'capture-init');
-  }
+  createNetnsPods(SW, CP_IP, Object.values(PODS));
   dir = tempDir('capture');
   writeManifest(dir, 'mesh.yaml', [
     podYaml('shop', { name: 'client', ip: PODS.client.ip, labels: { app: 'client' } }),
@@ -80,24 +42,10 @@ before(async () => {
   for (const [name, p] of Object.entries(PODS)) {
     startIn(p.ns, [WEFT, 'sidecar'], { WEFT_XDS_ADDRESS: `${CP_IP}:15010`, POD_NAME: name, POD_NAMESPACE: 'shop', POD_IP: p.ip, WEFT_CAPTURE: 'true' }, 1337);
   }
-  for (const p of Object.values(PODS)) {
-    await eventually(`the sidecar in ${p.ns} to be ready`, () => {
-      try {
-        return inNs(p.ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${p.ip}:15021/healthz/ready`) === '200';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-  }
+  await sidecarsReady(Object.values(PODS), eventually);
 });
 
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
-  for (const ns of [PODS.client.ns, PODS.server.ns, SW]) {
-    try { sh('ip', 'netns', 'del', ns); } catch { /* not created */ }
-  }
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => teardown(procs, [PODS.client.ns, PODS.server.ns, SW], dir));
 
 test('an unmodified client calling a Service IP goes through both sidecars to the app', { skip }, () => {
   const out = inNs(PODS.client.ns, 'curl', '-sS', '--max-time', '5', `http://${SERVICE_IP}/hello`);

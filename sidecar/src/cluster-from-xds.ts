@@ -4,7 +4,8 @@
  * `max_requests_per_connection`. Each returns a value or an error string (the NACK's detail).
  * docs/configuration.md ("Load balancing", "Outlier detection", "Connection pool") is the contract.
  */
-import type { CircuitBreakers, Cluster, LbPolicy, OutlierDetection } from './config';
+import type { CircuitBreakers, Cluster, LbPolicy, OutlierDetection, UpstreamTls } from './config';
+import { upstreamTlsOf } from './tls-from-xds';
 
 type Obj = Record<string, any>;
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -120,4 +121,46 @@ export function maxRequestsPerConnectionOf(o: Obj): Parsed<number> {
 
 function durationMs(d: Obj): number {
   return Number(d.seconds ?? 0) * 1000 + Math.round(Number(d.nanos ?? 0) / 1e6);
+}
+
+/** Endpoint (and `transport_socket_matches`) metadata namespace Envoy matches transports on. */
+export const TRANSPORT_SOCKET_MATCH_NS = 'envoy.transport_socket_match';
+
+/**
+ * The cluster's TLS: `transport_socket` and `transport_socket_matches` (auto mTLS: Istio's
+ * `tlsMode` endpoint metadata picks the mTLS entry). docs/protocols.md "mTLS".
+ */
+export function clusterTlsOf(o: Obj, at: string): Parsed<Pick<Cluster, 'tls' | 'transportSocketMatches'>> {
+  const own = upstreamTlsOf(o.transport_socket, at);
+  if (!own.ok) return own;
+  const matches: NonNullable<Cluster['transportSocketMatches']>[number][] = [];
+  for (const [i, m] of ((o.transport_socket_matches ?? []) as Obj[]).entries()) {
+    const mat = `${at}.transport_socket_matches[${i}]`;
+    const tls = upstreamTlsOf(m.transport_socket, mat);
+    if (!tls.ok) return tls;
+    const match: Record<string, string> = {};
+    for (const [k, v] of Object.entries((m.match?.fields ?? {}) as Obj)) {
+      if (typeof v?.stringValue !== 'string') return fail(`${mat}.match.${k}: only string values are supported`);
+      match[k] = v.stringValue;
+    }
+    matches.push({ name: String(m.name ?? ''), match, ...(tls.value ? { tls: tls.value } : {}) });
+  }
+  return ok({ ...(own.value ? { tls: own.value } : {}), ...(matches.length ? { transportSocketMatches: matches } : {}) });
+}
+
+/** An endpoint's `envoy.transport_socket_match` metadata (string values), if any. */
+export function transportMatchOf(metadata: Obj | undefined): Record<string, string> | undefined {
+  const fields: Obj | undefined = metadata?.filter_metadata?.[TRANSPORT_SOCKET_MATCH_NS]?.fields;
+  if (!fields) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) if (typeof v?.stringValue === 'string') out[k] = v.stringValue;
+  return out;
+}
+
+/** The transport for `endpoint` under `cluster` (Envoy's match order); `undefined`: plaintext. */
+export function endpointTls(cluster: Pick<Cluster, 'tls' | 'transportSocketMatches'>, match: Readonly<Record<string, string>> | undefined): UpstreamTls | undefined {
+  for (const m of cluster.transportSocketMatches ?? []) {
+    if (Object.entries(m.match).every(([k, v]) => match?.[k] === v)) return m.tls;
+  }
+  return cluster.tls;
 }

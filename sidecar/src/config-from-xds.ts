@@ -9,7 +9,7 @@ import { TypeUrl } from '@weft/api';
 import type {
   Cluster, Endpoint, FaultPolicy, HeaderMatcher, HttpListener, MirrorPolicy, TcpListener, PathMatcher, ProxyConfig, RetryCondition, RetryPolicy, Route, RouteAction, RouteTable, TrustBundle, VirtualHost,
 } from './config';
-import { circuitBreakersOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, type Parsed } from './cluster-from-xds';
+import { circuitBreakersOf, clusterTlsOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, transportMatchOf, type Parsed } from './cluster-from-xds';
 import { listenerChainsOf } from './listener-from-xds';
 import type { RbacEngine } from './authz-engine';
 import { HTTP_RBAC_TYPE, rbacEngineOf } from './authz-from-xds';
@@ -366,9 +366,10 @@ function cluster(o: Obj, at: string): Cluster {
     if (o.transport_socket) invalid(at, 'transport_socket (TLS) is not supported by this sidecar version');
     return { name: o.name, discovery: 'ORIGINAL_DST', edsServiceName: o.name, lbPolicy: 'ROUND_ROBIN', connectTimeoutMs: o.connect_timeout ? durationMs(o.connect_timeout) : 1000, staticEndpoints: [] };
   }
-  if (o.transport_socket) invalid(at, 'transport_socket (TLS) is not supported by this sidecar version');
   // Load balancing, outlier detection and pool limits: cluster-from-xds.ts.
   const value = <T>(r: Parsed<T>): T => (r.ok ? r.value : invalid(at, r.error));
+  // TLS: the cluster's transport socket and auto-mTLS matches (cluster-from-xds.ts).
+  const transport = value(clusterTlsOf(o, at));
   const lb = value(lbPolicyOf(o));
   const outlierDetection = value(outlierDetectionOf(o));
   const circuitBreakers = value(circuitBreakersOf(o));
@@ -384,6 +385,7 @@ function cluster(o: Obj, at: string): Cluster {
     ...(outlierDetection ? { outlierDetection } : {}),
     ...(circuitBreakers ? { circuitBreakers } : {}),
     ...(maxRequestsPerConnection > 0 ? { maxRequestsPerConnection } : {}),
+    ...transport,
   };
 }
 
@@ -396,6 +398,7 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
       if (!sa?.address || !sa.port_value) invalid(eat, 'endpoint.address.socket_address with address and port_value is required');
       // google.protobuf.Value decodes with protobufjs's camelCase well-known names (numberValue).
       const target = e.metadata?.filter_metadata?.['weft.dev']?.fields?.target_port?.numberValue;
+      const transportMatch = transportMatchOf(e.metadata);
       const status = e.health_status ?? 'UNKNOWN';
       out.push({
         address: sa.address,
@@ -403,6 +406,7 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
         weight: Number(e.load_balancing_weight?.value ?? 1),
         healthy: status === 'HEALTHY' || status === 'UNKNOWN',
         ...(typeof target === 'number' ? { targetPort: target } : {}),
+        ...(transportMatch ? { transportMatch } : {}),
       });
     });
   });

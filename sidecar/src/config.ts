@@ -157,8 +157,41 @@ export interface TcpProxy {
 export interface FilterChain {
   readonly name: string;
   readonly match: ChainMatch;
-  /** `http`: the listener's HTTP connection manager (one per listener); `tcp`: a TCP proxy. */
-  readonly filter: { readonly kind: 'http' } | { readonly kind: 'tcp'; readonly proxy: TcpProxy; readonly authz?: Authz };
+  /**
+   * `http`: the listener's HTTP connection manager (one per listener); `tcp`: a TCP proxy;
+   * `terminate-tls`: a chain with a `DownstreamTlsContext` and no filters: mesh mTLS is terminated
+   * and the decrypted stream is dispatched again on the same listener, as transport
+   * `MESH_MTLS_TRANSPORT` (listener-dispatch.ts, docs/protocols.md "mTLS").
+   */
+  readonly filter: { readonly kind: 'http' } | { readonly kind: 'tcp'; readonly proxy: TcpProxy; readonly authz?: Authz } | { readonly kind: 'terminate-tls'; readonly tls: DownstreamTls };
+}
+
+/** The `transport_protocol` of a stream decrypted by a `terminate-tls` chain (a Weft value). */
+export const MESH_MTLS_TRANSPORT = 'weft-mtls';
+/** The ALPN protocol a sidecar offers on mesh mTLS connections: how they are told from an app's own TLS. */
+export const MESH_MTLS_ALPN = 'weft-mtls';
+
+/** Envoy's `DownstreamTlsContext`, the parts this sidecar implements (SDS names, not inline keys). */
+export interface DownstreamTls {
+  /** SDS name of the certificate (Istio's `default`: the workload certificate). */
+  readonly certificate: string;
+  /** SDS name of the validation context (Istio's `ROOTCA`: `ProxyConfig.trustBundles`). */
+  readonly validation: string;
+  readonly requireClientCertificate: boolean;
+  /** ALPN the server selects from, in its order of preference. */
+  readonly alpn: readonly string[];
+}
+
+/** Envoy's `UpstreamTlsContext`, the parts this sidecar implements. */
+export interface UpstreamTls {
+  readonly certificate: string;
+  readonly validation: string;
+  /** SNI sent; absent: none. */
+  readonly sni?: string;
+  /** `match_typed_subject_alt_names` (URI, exact): the server's certificate must carry one of these. */
+  readonly expectedSans: readonly string[];
+  /** ALPN offered (HTTP/2 sessions offer `h2`, HTTP/1 `http/1.1`, TCP neither, each beside these). */
+  readonly alpn: readonly string[];
 }
 
 /** How a listener sorts accepted connections onto its filter chains (listener-dispatch.ts). */
@@ -230,6 +263,13 @@ export interface Cluster {
   readonly circuitBreakers?: CircuitBreakers;
   /** Requests per upstream connection before it is closed; absent or 0: unlimited. */
   readonly maxRequestsPerConnection?: number;
+  /**
+   * `transport_socket_matches`, in order: the first whose `match` equals the endpoint's
+   * `envoy.transport_socket_match` metadata gives its transport (`tls` absent: plaintext);
+   * no match: `tls` (the cluster's `transport_socket`), else plaintext.
+   */
+  readonly transportSocketMatches?: readonly { readonly name: string; readonly match: Readonly<Record<string, string>>; readonly tls?: UpstreamTls }[];
+  readonly tls?: UpstreamTls;
 }
 
 export interface Endpoint {
@@ -243,6 +283,10 @@ export interface Endpoint {
    * carry the original destination).
    */
   readonly targetPort?: number;
+  /** Endpoint metadata `envoy.transport_socket_match` (Istio's `tlsMode`), matched by the cluster. */
+  readonly transportMatch?: Readonly<Record<string, string>>;
+  /** Resolved from the cluster (proxy-snapshot.ts): originate mTLS to this endpoint. */
+  readonly tls?: UpstreamTls;
 }
 
 export interface ProxyConfig {

@@ -27,14 +27,20 @@ export function chainsForDestination(d: ConnectionDispatch, port: number, addres
  * Whether the choice among `chains` (with the default chain) depends on what the bytes are, so
  * detection must run. When it does not, the connection skips detection (an opaque port).
  */
-export function needsDetection(chains: readonly FilterChain[]): boolean {
+export function needsDetection(chains: readonly FilterChain[], transport?: string): boolean {
   // Otherwise the first remaining chain always wins, or, with none, the default chain.
+  // A known transport (a stream mTLS already decrypted) leaves only the application protocols.
+  if (transport !== undefined) return byTransport(chains, transport).some((c) => c.match.applicationProtocols?.length);
   return chains.some((c) => c.match.transportProtocol !== undefined || c.match.applicationProtocols?.length);
+}
+
+function byTransport(chains: readonly FilterChain[], transport: string): FilterChain[] {
+  return narrow(chains, (m) => m.transportProtocol, (v) => v === transport);
 }
 
 /** The chain for a connection whose protocol is known (`facts`), among `chains`; else the default. */
 export function selectChain(chains: readonly FilterChain[], facts: ConnectionFacts, d: ConnectionDispatch): FilterChain | undefined {
-  let c = narrow(chains, (m) => m.transportProtocol, (v) => v === (facts.transportProtocol ?? 'raw_buffer'));
+  let c = byTransport(chains, facts.transportProtocol ?? 'raw_buffer');
   const protocols = facts.applicationProtocols ?? [];
   c = narrow(c, (m) => (m.applicationProtocols?.length ? m.applicationProtocols : undefined), (v) => v.some((p) => protocols.includes(p)));
   return c[0] ?? d.defaultChain;

@@ -11,7 +11,9 @@
  *
  * Failures are `TcpProxyError`s (tcp-errors.ts), logged; the client's connection is then closed.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import type { TlsContexts } from './tls-contexts';
+import { connectUpstream } from './tls-originate';
 import type { Logger } from '@weft/api';
 import type { Endpoint, TcpProxy } from './config';
 import type { ProxySnapshot } from './proxy-snapshot';
@@ -35,6 +37,8 @@ export interface TcpForward {
   /** Where the connection was going (capture mode): the endpoint of an ORIGINAL_DST cluster. */
   readonly originalDestination?: ProxyAddress;
   readonly log: Logger;
+  /** Mesh mTLS contexts, for endpoints the cluster gives `tls` (auto mTLS). */
+  readonly tls?: TlsContexts;
   /** Connections opened upstream, so an owner can cut them (`destroy()`); removed on close. */
   readonly upstreams?: Set<Socket>;
 }
@@ -65,7 +69,7 @@ export function forwardTcp(f: TcpForward): void {
     return refuse(new TcpOverflowError(`cluster ${cluster.cluster.name} is at max_connections`));
   }
 
-  let endpoint: Pick<Endpoint, 'address' | 'port' | 'targetPort'>;
+  let endpoint: Pick<Endpoint, 'address' | 'port' | 'targetPort' | 'tls'>;
   let pick: ReturnType<typeof cluster.balancer.pick>;
   if (cluster.cluster.discovery === 'ORIGINAL_DST') {
     if (!f.originalDestination) {
@@ -83,7 +87,9 @@ export function forwardTcp(f: TcpForward): void {
   }
   logged.upstream = endpointKey(endpoint);
 
-  const upstream = net.connect({ host: endpoint.address, port: endpoint.port, allowHalfOpen: true });
+  // Mesh mTLS where the cluster resolved it for this endpoint (tls-originate.ts); the PROXY header
+  // for a peer sidecar then travels inside TLS.
+  const { socket: upstream, secure } = connectUpstream(endpoint, f.tls, 'tcp', { allowHalfOpen: true });
   downstream.allowHalfOpen = true;
   f.upstreams?.add(upstream);
   let connected = false;
@@ -99,7 +105,7 @@ export function forwardTcp(f: TcpForward): void {
     });
   };
 
-  upstream.once('connect', () => {
+  upstream.once(secure ? 'secureConnect' : 'connect', () => {
     connected = true;
     clearTimeout(connectTimer);
     pick?.done({ kind: 'response', status: 200 });

@@ -29,6 +29,8 @@ export interface UpgradeTarget {
   readonly timeoutMs: number;
   /** A tunnel with no byte either way for this long is closed; 0: none. */
   readonly idleTimeoutMs: number;
+  /** Opens the upstream connection (mesh mTLS where the endpoint has it); absent: plain TCP. */
+  readonly connect?: () => { readonly socket: Socket; readonly secure: boolean };
 }
 
 /** Response headers that describe one connection and are not relayed with a 101. */
@@ -60,7 +62,14 @@ export function forwardUpgrade(
     clearTimeout(connectTimer);
     done(outcome);
   };
-  const up = http.request({ host: target.address, port: target.port, method: req.method, path: target.path, headers: target.headers, agent: false });
+  // A connection of its own either way: `createConnection` (used only without an agent), else a
+  // throwaway agent.
+  let secure = false;
+  const connect = target.connect;
+  const up = http.request({
+    host: target.address, port: target.port, method: req.method, path: target.path, headers: target.headers,
+    ...(connect ? { createConnection: () => { const o = connect(); secure = o.secure; return o.socket; } } : { agent: false }),
+  });
   const routeTimer = target.timeoutMs > 0 ? setTimeout(() => fail(new UpstreamTimeoutError()), target.timeoutMs) : undefined;
   let connectTimer: NodeJS.Timeout | undefined;
   const fail = (error: HttpProxyError): void => {
@@ -79,7 +88,7 @@ export function forwardUpgrade(
     if (target.connectTimeoutMs > 0) {
       connectTimer = setTimeout(() => fail(new UpstreamConnectError({ cause: new Error(`connect timeout after ${target.connectTimeoutMs} ms`) })), target.connectTimeoutMs);
     }
-    s.once('connect', () => {
+    s.once(secure ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
     });
@@ -199,6 +208,7 @@ export function upgradeStage(
       connectTimeoutMs: ctx.connectTimeoutMs,
       timeoutMs: ctx.timeoutMs,
       idleTimeoutMs: ctx.idleTimeoutMs,
+      connect: () => pick.upstream.openConnection(),
     },
     (status) => {
       answered = true;

@@ -14,12 +14,17 @@
  * so (`continue_on_listener_filters_timeout`), else closed.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@weft/api';
-import type { ConnectionDispatch, FilterChain, ProxyConfig } from './config';
+import { MESH_MTLS_TRANSPORT, type ConnectionDispatch, type FilterChain, type ProxyConfig } from './config';
 import { detectProtocol, readFirstBytes, sniffProtocol, type DetectedProtocol, type SniffedProtocol } from './detect-protocol';
 import { chainsForDestination, needsDetection, selectChain } from './filter-chain';
 import { forwardTcp } from './forward-tcp';
 import { authorizeTcp, defaultDenials, type AuthzDenials } from './authz-enforce';
+import type { Counter } from './metrics';
+import { parseClientHello } from './tls-client-hello';
+import type { TlsContexts } from './tls-contexts';
+import { DECRYPTED_DESTINATION, InboundTlsRefusedError, terminateTls } from './tls-terminate';
 import type { OriginalDestination } from './original-dst';
 import { parseProxyV2, type ProxyAddress } from './proxy-protocol';
 import { snapshotOf } from './proxy-snapshot';
@@ -37,6 +42,10 @@ export interface DispatchDeps {
   readonly originalDestination?: (socket: Socket) => (Partial<OriginalDestination> & { readonly port: number }) | undefined;
   /** Where authorization denials are counted and logged; absent: a counter of this dispatcher's own. */
   readonly authzDenials?: AuthzDenials;
+  /** Mesh mTLS: the workload certificate and trust bundle contexts (tls-contexts.ts). */
+  readonly tls?: TlsContexts;
+  /** `weft_inbound_tls_refusals_total{reason}`: every connection closed for want of mesh mTLS. */
+  readonly tlsRefusals?: Counter<'reason'>;
 }
 
 /** The part of a listener spec dispatch reads (HttpListener and TcpListener both have it). */
@@ -52,11 +61,15 @@ const H2C_PROTOCOLS = ['h2c'];
 interface Decision {
   readonly chain: FilterChain | undefined;
   readonly protocol: SniffedProtocol | undefined;
+  /** ALPN offered in a TLS ClientHello (read only when a chain matches on it). */
+  readonly alpn?: readonly string[];
   /** Bytes after any PROXY header. */
   readonly rest: Buffer;
   /** The destination port the chain was chosen for, and whether a PROXY header gave it. */
   readonly port: number;
   readonly viaHeader: boolean;
+  /** The chains for that destination (to tell an mTLS-only destination's refusals). */
+  readonly chains: readonly FilterChain[];
 }
 
 /**
@@ -81,16 +94,23 @@ export class ConnectionDispatcher {
    * Takes an accepted socket. `httpDetectMs` bounds detection on HTTP-only listeners (a silent
    * client is closed). Synchronous setup; the socket is owned from here on.
    */
-  dispatch(socket: Socket, serveHttp: ServeHttp, httpDetectMs: number): void {
+  dispatch(socket: Socket, serveHttp: ServeHttp, httpDetectMs: number, outer?: { readonly destination: ProxyAddress; readonly redirected: ProxyAddress | undefined }): void {
+    const decrypted = outer !== undefined;
     const spec = this.spec();
     const d = spec.connections;
     if (!d) return void detectProtocol(socket, httpDetectMs, (p) => serveHttp(socket, p));
+    // A stream mesh mTLS decrypted (a `terminate-tls` chain) is dispatched again with this transport.
+    const transport = decrypted ? MESH_MTLS_TRANSPORT : undefined;
     socket.on('error', () => undefined); // a reset during detection: readFirstBytes reports it
 
     let destination: ProxyAddress = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
     let redirected: ProxyAddress | undefined;
     const od = d.originalDst ? this.deps.originalDestination : undefined;
-    if (od) {
+    if (outer) {
+      // The decrypted stream goes where its TLS connection went (no socket option to read on it).
+      destination = outer.destination;
+      redirected = outer.redirected;
+    } else if (od) {
       try {
         const r = od(socket);
         if (r) redirected = { address: r.address ?? destination.address, port: r.port };
@@ -120,10 +140,27 @@ export class ConnectionDispatcher {
       ...(redirected ? { originalDestination: redirected } : {}),
       log: this.log.child({ listener: spec.name, chain: chain.name }),
       upstreams: this.upstreams,
+      ...(this.deps.pool.tls ? { tls: this.deps.pool.tls } : {}),
     });
-    const go = (chain: FilterChain | undefined, protocol: SniffedProtocol | undefined, head: Buffer, ended: boolean, port: number): void => {
+    const refuseTls = (error: InboundTlsRefusedError): void => {
+      this.deps.tlsRefusals?.inc({ reason: error.reason });
+      this.log.info('connection refused: mesh mTLS required', { ...context, code: error.code, reason: error.reason, detail: error.message });
+      socket.destroy();
+    };
+    const go = (chain: FilterChain | undefined, protocol: SniffedProtocol | undefined, head: Buffer, ended: boolean, port: number, chains?: readonly FilterChain[]): void => {
+      if (!chain && !decrypted && chains?.some(needsMtls)) {
+        // Chains exist for this destination, but only for mesh mTLS (STRICT): plaintext, or TLS without the mesh ALPN.
+        return refuseTls(new InboundTlsRefusedError(protocol === 'tls' ? 'tls-not-mesh' : 'plaintext', `destination port ${port} accepts mesh mTLS only (${protocol ?? 'no bytes read'})`));
+      }
       if (!chain) return refuse(new NoFilterChainError(`no filter chain for destination port ${port}${protocol ? ` (${protocol})` : ''}`));
       if (chain.filter.kind === 'tcp') return tcp(chain as FilterChain & { filter: { kind: 'tcp' } }, head, ended, port);
+      if (chain.filter.kind === 'terminate-tls') {
+        if (ended || decrypted) return void socket.destroy();
+        return terminateTls(socket, head, chain.filter.tls, this.deps.tls, (secure) => {
+          if (redirected) (secure as unknown as Record<symbol, ProxyAddress>)[DECRYPTED_DESTINATION] = redirected;
+          this.dispatch(secure, serveHttp, httpDetectMs, { destination, redirected });
+        }, refuseTls);
+      }
       if (ended) return void socket.destroy();
       if (protocol === undefined) {
         // The HTTP chain without detection (no chain here depends on the protocol): HTTP/1 or h2c.
@@ -134,10 +171,22 @@ export class ConnectionDispatcher {
       serveHttp(socket, protocol === 'http2' ? 'http2' : 'http1');
     };
 
+    if (decrypted && (socket as Partial<TLSSocket>).alpnProtocol === 'h2') {
+      // ALPN already said HTTP/2 (a peer's h2 session; it sends no PROXY header): serve it without
+      // reading, since Node's HTTP/2 server cannot take bytes put back on a TLS socket.
+      const chains = chainsForDestination(d, destination.port, destination.address);
+      const chain = selectChain(chains, this.facts(destination, 'http2', transport), d);
+      if (chain?.filter.kind !== 'http') return refuse(new NoFilterChainError(`no HTTP chain for an h2 mTLS connection to port ${destination.port}`));
+      return serveHttp(socket, 'http2');
+    }
+
     // Nothing to read first: the destination alone decides (an opaque port), so do not wait.
     if (!proxyProtocol) {
       const chains = chainsForDestination(d, destination.port, destination.address);
-      if (!needsDetection(chains)) return go(selectChain(chains, this.facts(destination, undefined), d), undefined, Buffer.alloc(0), false, destination.port);
+      if (!needsDetection(chains, transport)) return go(selectChain(chains, this.facts(destination, undefined, transport), d), undefined, Buffer.alloc(0), false, destination.port);
+      if (!decrypted && chains.length && chains.every((c) => c.match.transportProtocol === MESH_MTLS_TRANSPORT)) {
+        return go(undefined, undefined, Buffer.alloc(0), false, destination.port, chains); // STRICT: nothing to read
+      }
     }
 
     // The PROXY header (when trusted) replaces the destination port; its bytes are not forwarded.
@@ -155,15 +204,23 @@ export class ConnectionDispatcher {
       if (!u || u instanceof Error) return u;
       const chains = chainsForDestination(d, u.dest.port, u.dest.address);
       let protocol: SniffedProtocol | undefined;
-      if (needsDetection(chains)) {
+      let alpn: readonly string[] | undefined;
+      if (needsDetection(chains, transport)) {
         protocol = sniffProtocol(u.rest);
         if (protocol === undefined) return undefined;
+        if (protocol === 'tls' && chains.some((c) => c.match.transportProtocol === 'tls' && c.match.applicationProtocols?.length)) {
+          // tls_inspector: the ALPN the ClientHello offers tells mesh mTLS from an app's own TLS.
+          const hello = parseClientHello(u.rest);
+          if (!hello) return undefined;
+          alpn = hello.alpn;
+        }
       }
-      const chain = selectChain(chains, this.facts(u.dest, protocol), d);
+      const chain = selectChain(chains, this.facts(u.dest, protocol, transport, alpn), d);
       // HTTP without detection still needs a first byte for the preface check: wait for it there.
-      return { chain, protocol, rest: u.rest, port: u.dest.port, viaHeader: u.viaHeader };
+      return { chain, protocol, ...(alpn ? { alpn } : {}), rest: u.rest, port: u.dest.port, viaHeader: u.viaHeader, chains };
     };
     const decided = (v: Decision, ended: boolean): void => {
+      if (!v.chain && !decrypted && v.chains.some(needsMtls)) return go(undefined, v.protocol, v.rest, ended, v.port, v.chains);
       if (!v.chain && v.viaHeader) {
         // Never an open relay: a PROXY header reaches only the ports this listener has chains for.
         return refuse(new ProxyHeaderError(`PROXY header names port ${v.port}, which is not an app port of this pod`), 'warn');
@@ -180,10 +237,10 @@ export class ConnectionDispatcher {
       if (u instanceof Error) return refuse(u, 'warn');
       // A silent (or finished) client: no protocol to match, so only a TCP chain can take it.
       const chains = chainsForDestination(d, u.dest.port, u.dest.address);
-      const chain = selectChain(chains, this.facts(u.dest, 'opaque'), d);
+      const chain = selectChain(chains, this.facts(u.dest, 'opaque', transport), d);
       if (chain && chain.filter.kind !== 'tcp') return void socket.destroy();
       this.log.debug('detection gave up; opaque TCP', { ...context, reason: r.kind, bytes: r.data.length });
-      decided({ chain, protocol: 'opaque', rest: u.rest, port: u.dest.port, viaHeader: u.viaHeader }, r.kind === 'ended');
+      decided({ chain, protocol: 'opaque', rest: u.rest, port: u.dest.port, viaHeader: u.viaHeader, chains }, r.kind === 'ended');
     });
   }
 
@@ -193,14 +250,20 @@ export class ConnectionDispatcher {
     this.upstreams.clear();
   }
 
-  private facts(dest: ProxyAddress, protocol: SniffedProtocol | undefined): { destinationPort: number; destinationAddress: string; transportProtocol?: string; applicationProtocols?: readonly string[] } {
+  private facts(dest: ProxyAddress, protocol: SniffedProtocol | undefined, transport?: string, alpn?: readonly string[]): { destinationPort: number; destinationAddress: string; transportProtocol?: string; applicationProtocols?: readonly string[] } {
     return {
       destinationPort: dest.port,
       destinationAddress: dest.address,
+      ...(transport ? { transportProtocol: transport } : {}),
       ...(protocol === undefined ? {} : {
-        transportProtocol: protocol === 'tls' ? 'tls' : 'raw_buffer',
-        applicationProtocols: protocol === 'http1' ? HTTP1_PROTOCOLS : protocol === 'http2' ? H2C_PROTOCOLS : [],
+        transportProtocol: transport ?? (protocol === 'tls' ? 'tls' : 'raw_buffer'),
+        applicationProtocols: protocol === 'http1' ? HTTP1_PROTOCOLS : protocol === 'http2' ? H2C_PROTOCOLS : protocol === 'tls' ? (alpn ?? []) : [],
       }),
     };
   }
+}
+
+/** A chain only mesh mTLS reaches: it terminates it, or it serves what it decrypted. */
+function needsMtls(c: FilterChain): boolean {
+  return c.filter.kind === 'terminate-tls' || c.match.transportProtocol === MESH_MTLS_TRANSPORT;
 }

@@ -9,6 +9,7 @@ import { DEFAULT_TCP_IDLE_TIMEOUT_MS } from './forward-tcp';
 import type { Parsed } from './cluster-from-xds';
 import type { RbacEngine } from './authz-engine';
 import { NETWORK_RBAC_TYPE, rbacEngineOf } from './authz-from-xds';
+import { downstreamTlsOf } from './tls-from-xds';
 
 type Obj = Record<string, any>;
 
@@ -75,8 +76,14 @@ function chains(o: Obj, at: string): ListenerChains {
   const list: FilterChain[] = [];
   let hcm: ListenerChains['hcm'];
   const chain = (c: Obj, cat: string): FilterChain => {
-    if (isSet(c.transport_socket)) bad(`${cat}: transport_socket (TLS) is not supported by this sidecar version`);
+    const tls = downstreamTlsOf(c.transport_socket, cat);
+    if (!tls.ok) return bad(tls.error);
     const all: Obj[] = c.filters ?? [];
+    if (tls.value) {
+      // Mesh mTLS is terminated, then the decrypted stream is dispatched again (listener-dispatch.ts).
+      if (all.length) bad(`${cat}: a chain with a DownstreamTlsContext terminates mesh mTLS and re-dispatches the stream: it takes no network filters in this sidecar`);
+      return { name: String(c.name ?? ''), match: chainMatch(c.filter_chain_match ?? {}, `${cat}.filter_chain_match`), filter: { kind: 'terminate-tls', tls: tls.value } };
+    }
     // Network RBAC filters (authorization, authz-from-xds.ts) may come before a TCP proxy.
     const rbacs = all.filter((f, i) => f.typed_config?.['@type'] === NETWORK_RBAC_TYPE && all.slice(0, i).every((g) => g.typed_config?.['@type'] === NETWORK_RBAC_TYPE));
     const filters = all.slice(rbacs.length);

@@ -7,9 +7,11 @@
  */
 import type { Logger } from '@weft/api';
 import type { HttpListener, ProxyConfig, TcpListener } from './config';
-import { ConnectionDispatcher } from './listener-dispatch';
+import { ConnectionDispatcher, type DispatchDeps } from './listener-dispatch';
+import type { Counter } from './metrics';
+import { validationNamesOf } from './tls-contexts';
+import { withDecryptedDestination } from './tls-terminate';
 import { HttpProxyListener, type ProxyListenerDeps } from './listener-http';
-import type { AuthzDenials } from './authz-enforce';
 import { TcpProxyListener } from './listener-tcp';
 import { retainUpstreams, snapshotOf } from './proxy-snapshot';
 
@@ -27,15 +29,17 @@ export class ListenerManager {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly log: Logger;
-  private readonly deps: ProxyListenerDeps;
+  private readonly deps: ManagerDeps;
 
   constructor(
     private readonly current: () => ProxyConfig,
-    deps: ProxyListenerDeps,
+    deps: ManagerDeps,
   ) {
     this.log = deps.log.child({ module: 'listener-manager' });
     // Every HTTP listener sorts its connections onto filter chains first (listener-dispatch.ts).
-    this.deps = { ...deps, connections: (spec) => new ConnectionDispatcher(spec, { ...dispatchDeps(deps), current }) };
+    // A stream decrypted from mesh mTLS answers for its connection's original destination (capture mode).
+    const od = deps.originalDestination ? withDecryptedDestination(deps.originalDestination) : undefined;
+    this.deps = { ...deps, ...(od ? { originalDestination: od } : {}), connections: (spec) => new ConnectionDispatcher(spec, { ...dispatchDeps(deps), current }) };
   }
 
   /**
@@ -88,8 +92,10 @@ export class ListenerManager {
 
   private async reconcile(config: ProxyConfig): Promise<string[]> {
     if (this.closed) return ['listener manager is closed'];
-    // Compile routes and balancers now, so the first request on the new config does not pay.
+    // Compile routes and balancers now, so the first request on the new config does not pay;
+    // likewise the TLS contexts its chains and clusters use.
     snapshotOf(config, this.deps.pool);
+    this.deps.pool.tls?.prepare(validationNamesOf(config));
     const specs = new Map<string, Spec>();
     for (const [name, spec] of config.listeners) specs.set(name, { kind: 'http', spec });
     for (const [name, spec] of config.tcpListeners ?? []) specs.set(name, { kind: 'tcp', spec });
@@ -150,11 +156,16 @@ export class ListenerManager {
   }
 }
 
-function dispatchDeps(deps: ProxyListenerDeps): { log: Logger; pool: ProxyListenerDeps['pool']; originalDestination?: ProxyListenerDeps['originalDestination']; authzDenials?: AuthzDenials } {
+function dispatchDeps(deps: ManagerDeps): Omit<DispatchDeps, 'current'> {
   return {
     log: deps.log,
     pool: deps.pool,
     ...(deps.originalDestination ? { originalDestination: deps.originalDestination } : {}),
     ...(deps.authzDenials ? { authzDenials: deps.authzDenials } : {}),
+    ...(deps.pool.tls ? { tls: deps.pool.tls } : {}),
+    ...(deps.tlsRefusals ? { tlsRefusals: deps.tlsRefusals } : {}),
   };
 }
+
+/** What the manager needs: the listeners' deps, plus the mesh mTLS refusal counter (listener-dispatch.ts). */
+export type ManagerDeps = ProxyListenerDeps & { readonly tlsRefusals?: Counter<'reason'> };

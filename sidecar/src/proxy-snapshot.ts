@@ -9,6 +9,7 @@
  * `address:port`; each snapshot's pickers are views onto it.
  */
 import type { Cluster, Endpoint, ProxyConfig, RouteTable } from './config';
+import { endpointTls } from './cluster-from-xds';
 import { ClusterBalancers, type ClusterPicker, type UpstreamPick } from './cluster-balancer';
 import type { PoolLimits } from './pool-limits';
 import { compileRouteTable, type CompiledRouteTable } from './route-table';
@@ -94,9 +95,23 @@ export function compiledRouteTable(table: RouteTable): CompiledRouteTable {
 
 /** The endpoints `cluster` balances over in `config`. */
 export function endpointsOf(config: ProxyConfig, cluster: Cluster): readonly Endpoint[] {
-  if (cluster.discovery === 'STATIC') return cluster.staticEndpoints;
-  return config.endpoints.get(cluster.edsServiceName || cluster.name) ?? [];
+  const given = cluster.discovery === 'STATIC' ? cluster.staticEndpoints : config.endpoints.get(cluster.edsServiceName || cluster.name) ?? [];
+  if (!cluster.tls && !cluster.transportSocketMatches) return given;
+  // Auto mTLS: each endpoint gets its transport from the cluster (memoized per cluster and list).
+  let byList = withTls.get(cluster);
+  if (!byList) withTls.set(cluster, (byList = new WeakMap()));
+  let resolved = byList.get(given);
+  if (!resolved) {
+    resolved = given.map((e) => {
+      const tls = endpointTls(cluster, e.transportMatch);
+      return tls ? { ...e, tls } : e;
+    });
+    byList.set(given, resolved);
+  }
+  return resolved;
 }
+
+const withTls = new WeakMap<Cluster, WeakMap<readonly Endpoint[], readonly Endpoint[]>>();
 
 /** Pool keys (`address:port`) of every endpoint of every cluster in `config`: what the pool keeps. */
 export function endpointKeys(config: ProxyConfig): Set<string> {

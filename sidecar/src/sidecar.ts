@@ -3,13 +3,15 @@
  * health servers. Lifecycle: INITIALIZING until the first complete config is applied, then LIVE;
  * DRAINING on `/drain` or `close()`, when readiness turns false and in-flight requests finish.
  */
-import { createLogger, formatSpiffeId, INTERCEPTION_MODE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
+import { createLogger, formatSpiffeId, INTERCEPTION_MODE, MTLS_CAPABLE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
 import { AuthzDenials } from './authz-enforce';
 import { parseAppProbes, type AppProbes } from './app-probe';
-import { EMPTY_CONFIG, type ProxyConfig } from './config';
+import { EMPTY_CONFIG, type ProxyConfig, type TrustBundle } from './config';
+import type { IdentityProvider } from './identity';
+import { TlsContexts } from './tls-contexts';
 import { buildProxyConfig, type XdsResources } from './config-from-xds';
 import { retainReferencedClusters } from './config-retain';
 import { SHARED_RETRY_BUDGETS } from './retry-budget';
@@ -17,7 +19,6 @@ import { ListenerManager } from './listener-manager';
 import { UpstreamPool } from './upstream-pool';
 import { XdsClient, type HeldState } from './xds-client';
 import { CertManager } from './cert-manager';
-import type { IdentityProvider } from './identity';
 
 export interface SidecarOptions {
   /** host:port of the control plane's xDS (WEFT_XDS_ADDRESS). */
@@ -53,6 +54,14 @@ export interface SidecarOptions {
    * sidecar runs without identity (no certificate; readiness waits for config only).
    */
   readonly identity?: SidecarIdentityOptions;
+  /**
+   * A workload certificate from elsewhere than the CA (tests pass a static one); `identity` (the
+   * certificate manager) takes precedence. With either, the sidecar terminates and originates mesh
+   * mTLS and tells the control plane (node metadata `WEFT_MTLS`); with neither, plaintext only.
+   */
+  readonly identityProvider?: IdentityProvider;
+  /** Trust bundles used when xDS has sent none of that name (tests; SDS `ROOTCA` supersedes). */
+  readonly trustBundles?: ReadonlyMap<string, TrustBundle>;
   readonly log?: Logger;
 }
 
@@ -133,9 +142,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     state = to;
   };
   const metrics = new MetricsRegistry();
-  const pool = new UpstreamPool();
-  const authzDenials = new AuthzDenials(metrics, log.child({ module: 'authz' }));
-  const listeners = new ListenerManager(() => config, { log, pool, authzDenials, ...(opts.capture ? { originalDestination } : {}) });
   const certs = opts.identity && new CertManager({
     ...opts.identity,
     spiffeId: formatSpiffeId({ trustDomain: opts.trustDomain, namespace: opts.namespace, serviceAccount: opts.serviceAccount }),
@@ -144,11 +150,21 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     // After a root rotation the CA's serving certificate may chain to a root newer than the file.
     extraRoots: () => config.trustBundles?.get('ROOTCA')?.caPem,
   });
+  const identity: IdentityProvider | undefined = certs || opts.identityProvider;
+  const tls = new TlsContexts({
+    ...(identity ? { identity } : {}),
+    trustBundles: () => (config.trustBundles?.size || !opts.trustBundles ? config.trustBundles : opts.trustBundles),
+    log,
+  });
+  const pool = new UpstreamPool({ tls });
+  const authzDenials = new AuthzDenials(metrics, log.child({ module: 'authz' }));
+  const tlsRefusals = metrics.counter('weft_inbound_tls_refusals_total', 'Inbound connections closed for want of mesh mTLS (plaintext or TLS on an mTLS-only port, a missing or unverifiable client certificate).', ['reason']);
+  const listeners = new ListenerManager(() => config, { log, pool, authzDenials, tlsRefusals, ...(opts.capture ? { originalDestination } : {}) });
 
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
     nodeId,
-    ...(opts.capture ? { nodeMetadata: { [INTERCEPTION_MODE]: 'REDIRECT' } } : {}),
+    nodeMetadata: { ...(opts.capture ? { [INTERCEPTION_MODE]: 'REDIRECT' } : {}), ...(identity ? { [MTLS_CAPABLE]: 'true' } : {}) },
     types: SUBSCRIBED,
     log: log.child({ module: 'xds-client' }),
     apply: async (candidate) => {
@@ -215,6 +231,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       listeners.destroy();
     }
     pool.close();
+    tls.close();
     await Promise.all([admin.close(), health.close(), metricsServer.close()]);
     log.info('sidecar stopped');
     markClosed();
@@ -238,7 +255,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   return {
     ready,
     closed,
-    identity: certs,
+    identity,
     close,
     destroy: () => {
       transition('DRAINING');
@@ -246,6 +263,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       certs?.close();
       listeners.destroy();
       pool.destroy();
+      tls.close();
       admin.destroy();
       health.destroy();
       metricsServer.destroy();

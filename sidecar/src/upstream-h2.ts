@@ -6,7 +6,9 @@
  * the pool closes the sessions (in-flight streams finish), destroying it destroys them.
  */
 import http2 from 'node:http2';
-import net from 'node:net';
+import type { UpstreamTls } from './config';
+import type { TlsContexts } from './tls-contexts';
+import { connectUpstream } from './tls-originate';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
 /** A session and whether its connection is up yet (a stream failing before that is a connect failure). */
@@ -21,18 +23,23 @@ export class UpstreamH2Sessions {
   private readonly sessions = new Map<string, UpstreamH2Session>();
   private closed = false;
 
+  constructor(private readonly contexts?: TlsContexts) {}
+
   /**
    * The session for `endpoint`, opened on first use. A session that has not connected within
    * `connectTimeoutMs` is destroyed, failing its streams.
    */
-  sessionFor(endpoint: { readonly address: string; readonly port: number }, connectTimeoutMs: number): UpstreamH2Session {
-    const key = endpointKey(endpoint);
+  sessionFor(endpoint: { readonly address: string; readonly port: number; readonly tls?: UpstreamTls }, connectTimeoutMs: number): UpstreamH2Session {
+    const tls = endpoint.tls;
+    // An mTLS session and an h2c one to the same endpoint are different sessions.
+    const key = tls ? `${endpointKey(endpoint)}#mtls:${tls.sni ?? ''}:${tls.expectedSans.join(',')}` : endpointKey(endpoint);
     const known = this.sessions.get(key);
     if (known && !known.session.closed && !known.session.destroyed) return known;
     let up = false;
     // TCP_NODELAY: Node's http2.connect leaves Nagle on, which holds a small frame (a unary call's
-    // DATA or trailers) until the previous one is acknowledged.
-    const session = http2.connect(`http://${key}`, { createConnection: () => net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true }) });
+    // DATA or trailers) until the previous one is acknowledged. Mesh mTLS (ALPN h2) where the
+    // cluster resolved it for this endpoint (tls-originate.ts).
+    const session = http2.connect(`http://${endpointKey(endpoint)}`, { createConnection: () => connectUpstream(endpoint, this.contexts, 'h2', { noDelay: true }).socket });
     const entry: UpstreamH2Session = { session, connected: () => up };
     const forget = (): void => {
       if (this.sessions.get(key) === entry) this.sessions.delete(key);
@@ -77,7 +84,7 @@ const byPool = new WeakMap<UpstreamPool, UpstreamH2Sessions>();
 export function h2SessionsOf(pool: UpstreamPool): UpstreamH2Sessions {
   let sessions = byPool.get(pool);
   if (!sessions) {
-    const s = new UpstreamH2Sessions();
+    const s = new UpstreamH2Sessions(pool.tls);
     sessions = s;
     byPool.set(pool, s);
     pool.onClose((how) => (how === 'destroy' ? s.destroy() : s.close()));

@@ -11,7 +11,10 @@
  * body chunk, then exactly one of `onEnd` or `onError`. Interim 1xx responses are skipped. Nothing
  * is called after `abort()`.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import type { UpstreamTls } from './config';
+import type { TlsContexts } from './tls-contexts';
+import { connectUpstream } from './tls-originate';
 import { createRequire } from 'node:module';
 
 const nodeRequire = createRequire(__filename);
@@ -75,6 +78,9 @@ export interface Http1EndpointOptions {
   readonly idleTimeoutMs?: number;
   /** Largest response head accepted (default Node's 16 KiB). */
   readonly maxHeaderSize?: number;
+  /** Mesh mTLS to this endpoint, with the contexts to make it (tls-originate.ts). */
+  readonly tls?: UpstreamTls;
+  readonly contexts?: TlsContexts;
 }
 
 const RESPONSE = HTTPParser.RESPONSE;
@@ -284,6 +290,20 @@ export class Http1Endpoint {
     this.maxIdle = options.maxIdle ?? 256;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 4000;
     this.maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
+    this.tls = options.tls;
+    this.contexts = options.contexts;
+  }
+
+  /** Mesh mTLS to this endpoint (auto mTLS); absent: plaintext. */
+  readonly tls: UpstreamTls | undefined;
+  private readonly contexts: TlsContexts | undefined;
+
+  /**
+   * A new connection outside the pool (an `Upgrade` tunnel takes one), made as pooled ones are:
+   * mesh mTLS when this endpoint has it. `secure`: wait for `secureConnect` rather than `connect`.
+   */
+  openConnection(): { readonly socket: Socket; readonly secure: boolean } {
+    return connectUpstream(this, this.contexts, 'http/1.1', { noDelay: true });
   }
 
   /** Connections open now (idle and busy). */
@@ -314,7 +334,8 @@ export class Http1Endpoint {
       ex.connect();
       return ex;
     }
-    const socket = net.connect({ host: this.address, port: this.port, noDelay: true });
+    // Mesh mTLS when the cluster resolved it for this endpoint (tls-originate.ts), else plaintext.
+    const { socket, secure } = connectUpstream(this, this.contexts, 'http/1.1', { noDelay: true });
     const conn = new Conn(socket, this, this.maxHeaderSize);
     conn.served = 1;
     this.busy.add(conn);
@@ -327,7 +348,7 @@ export class Http1Endpoint {
         conn.exchange?.fail(err);
       }, connectTimeoutMs);
     }
-    socket.once('connect', () => {
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       if (conn.exchange === ex) ex.connect();
     });

@@ -4,6 +4,8 @@
  * and config versions. Endpoints that leave the config are retired gracefully: idle connections
  * close at once, busy ones when their response completes.
  */
+import type { UpstreamTls } from './config';
+import type { TlsContexts } from './tls-contexts';
 import { Http1Endpoint } from './upstream-http1';
 
 export interface UpstreamPoolOptions {
@@ -14,6 +16,8 @@ export interface UpstreamPoolOptions {
    * keep-alive, so we usually close first instead of racing the upstream's close with a new request).
    */
   readonly idleTimeoutMs?: number;
+  /** Mesh mTLS contexts (workload certificate, trust bundle): endpoints with `tls` use them. */
+  readonly tls?: TlsContexts;
 }
 
 /** The pool key of an endpoint: `address:port`, IPv6 addresses bracketed. */
@@ -33,19 +37,29 @@ export class UpstreamPool {
 
   constructor(private readonly options: UpstreamPoolOptions = {}) {}
 
+  /** The mesh mTLS contexts upstream connections (HTTP/1, h2, TCP) originate with. */
+  get tls(): TlsContexts | undefined {
+    return this.options.tls;
+  }
+
   /**
    * The HTTP/1.1 connections to `endpoint`, created on first use and reused afterwards. With
    * `maxRequestsPerConnection` > 0 (a cluster's limit), a separate pool whose connections close
    * after that many requests (pool key `address:port#N`).
    */
-  endpointFor(endpoint: { readonly address: string; readonly port: number }, maxRequestsPerConnection = 0): Http1Endpoint {
-    const key = maxRequestsPerConnection > 0 ? `${endpointKey(endpoint)}#${maxRequestsPerConnection}` : endpointKey(endpoint);
+  endpointFor(endpoint: { readonly address: string; readonly port: number; readonly tls?: UpstreamTls }, maxRequestsPerConnection = 0): Http1Endpoint {
+    // mTLS and plaintext connections to one endpoint never share a pool (`#mtls`); nor do TLS
+    // settings that differ (a changed SAN list gets fresh connections).
+    const tls = endpoint.tls;
+    const mtls = tls ? `#mtls:${tls.sni ?? ''}:${tls.expectedSans.join(',')}` : '';
+    const key = `${endpointKey(endpoint)}${mtls}${maxRequestsPerConnection > 0 ? `#${maxRequestsPerConnection}` : ''}`;
     let e = this.endpoints.get(key);
     if (!e) {
       e = new Http1Endpoint(endpoint.address, endpoint.port, {
         maxRequestsPerConnection,
         maxIdle: this.options.maxFreeSockets ?? 256,
         idleTimeoutMs: this.options.idleTimeoutMs ?? 4000,
+        ...(tls ? { tls, ...(this.options.tls ? { contexts: this.options.tls } : {}) } : {}),
       });
       if (this.closed) {
         e.retire();
@@ -68,12 +82,12 @@ export class UpstreamPool {
 
   /**
    * Retires every endpoint not in `keep` (see `endpointKey`; a pool keyed `address:port#N` belongs
-   * to `address:port`). In-flight requests finish.
+   * or `address:port#mtls…` belongs to `address:port`). In-flight requests finish.
    */
   retain(keep: Iterable<string>): void {
     const wanted = new Set(keep);
     for (const [key, e] of this.endpoints) {
-      const hash = key.lastIndexOf('#');
+      const hash = key.indexOf('#');
       if (wanted.has(hash < 0 ? key : key.slice(0, hash))) continue;
       this.endpoints.delete(key);
       e.retire();

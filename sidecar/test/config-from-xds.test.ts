@@ -389,10 +389,10 @@ const REJECTIONS: Rejection[] = [
     reason: /lb_policy MAGLEV is not supported/,
   },
   {
-    what: 'a cluster with a transport_socket (TLS)',
-    input: resources({ clusters: [clusterXds('tls', { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: foreignAny('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext') } })] }),
+    what: 'a cluster with a TLS transport_socket carrying inline certificates (SDS names only)',
+    input: resources({ clusters: [clusterXds('tls', { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', common_tls_context: { tls_certificates: [{ certificate_chain: { inline_string: 'x' } }] } } } })] }),
     at: 'Cluster "tls"',
-    reason: /transport_socket \(TLS\) is not supported/,
+    reason: /common_tls_context.tls_certificates is not supported by this sidecar \(SDS names only\)/,
   },
   {
     what: 'an endpoint without a port',
