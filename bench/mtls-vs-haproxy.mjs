@@ -4,8 +4,9 @@
 //   (b) client -> Weft sidecar pair (local mode, mesh mTLS between the sidecars, STRICT) -> nginx,
 //   (c) client -> haproxy pair with mutual TLS between them (`bind ... ssl crt ... ca-file ...
 //       verify required`, `server ... ssl crt ... ca-file ... verify required`) -> nginx.
-// Certificates: an EC P-256 root and SPIFFE leaves made by the openssl CLI (the test fixtures).
-// The Weft sidecars get them as a static identity (bench/lib/mtls-sidecar.mjs). Addresses:
+// Certificates: the Weft sidecars get theirs from the control plane's CA (ECDSA P-256, over 15012);
+// the haproxy pair uses an EC P-256 root and SPIFFE leaves made by the openssl CLI (the test fixtures).
+// Addresses:
 // 127.31.x.x only. Flags as the plaintext bench (--seconds, --rate, --connections, --no-grpc,
 // --no-http, --json FILE, --keep); skip the whole thing with WEFT_BENCH_MTLS=0 (or --no-mtls).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -56,7 +57,7 @@ log(`temp dir ${dir}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node $
 // --- certificates ---------------------------------------------------------------------------
 const { makeCa } = createRequire(import.meta.url)(join(ROOT, 'sidecar/dist/test/tls-fixtures.js'));
 const ca = makeCa('weft-bench-root');
-const leaves = { client: ca.leaf(NAMESPACE, 'client'), server: ca.leaf(NAMESPACE, 'server'), ha1: ca.leaf(NAMESPACE, 'haproxy-1'), ha2: ca.leaf(NAMESPACE, 'haproxy-2') };
+const leaves = { ha1: ca.leaf(NAMESPACE, 'haproxy-1'), ha2: ca.leaf(NAMESPACE, 'haproxy-2') };
 const haPem = (l, name) => {
   const p = join(dir, `${name}.pem`);
   writeFileSync(p, l.chainPem + l.keyPem);
@@ -78,11 +79,8 @@ await startHaproxyPair(dir, [
   { listen: `${IP.ha1}:8000`, next: `${IP.ha2}:8443`, grpc: opts.grpc && { listen: `${IP.ha1}:9000`, next: `${IP.ha2}:9443` }, tls: { server: tls(ha1) } },
   { listen: `${IP.ha2}:8443`, next: `${IP.server}:${APP_PORT}`, grpc: opts.grpc && { listen: `${IP.ha2}:9443`, next: `${IP.server}:${GRPC_PORT}` }, tls: { bind: tls(ha2) } },
 ]);
-const launcher = {
-  script: join(ROOT, 'bench/lib/mtls-sidecar.mjs'),
-  env: (pod) => ({ WEFT_BENCH_CERT: leaves[pod].certPath, WEFT_BENCH_KEY: leaves[pod].keyPath, WEFT_BENCH_CA: ca.caPath }),
-};
-const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: APP_PORT, grpcPort: GRPC_PORT, launcher, checkRoute: true });
+// The Weft pair gets its certificates the product's way: the control plane's CA over 15012.
+const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: APP_PORT, grpcPort: GRPC_PORT, identity: true, checkRoute: true });
 // STRICT for the server: every request of row (b) must have crossed mTLS (plaintext is refused).
 writeFileSync(join(dir, 'manifests', 'peer.yaml'), `apiVersion: weft.dev/v1alpha1
 kind: PeerAuthentication

@@ -88,7 +88,9 @@ test('prefix, suffix and presence values are accepted where Istio accepts them',
   assert.deepEqual(p.rules[0]!.to![0]!.hosts, ['*.example.com', 'api.example.com:8080']);
 });
 
-test('AuthorizationPolicy is no longer an ignored kind; PeerAuthentication still is (mTLS)', () => {
-  const out = parseKubeObject({ apiVersion: 'weft.dev/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'x' }, spec: {} });
-  assert.equal(out.kind, 'ignored');
+test('AuthorizationPolicy and PeerAuthentication are parsed, not ignored', () => {
+  for (const kind of ['AuthorizationPolicy', 'PeerAuthentication']) {
+    const out = parseKubeObject({ apiVersion: 'weft.dev/v1alpha1', kind, metadata: { name: 'x', namespace: 'shop' }, spec: {} });
+    assert.equal(out.kind, 'object', `${kind}: ${JSON.stringify(out)}`);
+  }
 });

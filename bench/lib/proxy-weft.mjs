@@ -65,7 +65,7 @@ export function sidecarNodeFlags(root) {
  * Starts the control plane and both sidecars (with `nodeFlags`, by default sidecarNodeFlags()). Returns { controlPlane, client, server } processes;
  * the sidecars' pids are what /proc is read for.
  */
-export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, grpcPort, cpuProf, nodeFlags, checkRoute = true, launcher }) {
+export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPort, grpcPort, cpuProf, nodeFlags, checkRoute = true, launcher, identity = false }) {
   const main = join(root, 'cli/dist/src/main.js');
   const mdir = join(dir, 'manifests');
   mkdirSync(mdir, { recursive: true });
@@ -73,10 +73,17 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
   const quiet = { WEFT_LOG_LEVEL: 'warn' };
 
   const xds = `${cpIp}:15010`;
+  const dataDir = join(dir, 'data');
+  const identityEnv = (pod) => (identity
+    ? { WEFT_TOKEN_PATH: join(dataDir, 'tokens', NAMESPACE, pod, 'token'), WEFT_CA_ROOT_CERT: join(dataDir, 'ca', 'root-cert.pem'), WEFT_CA_ADDRESS: `${cpIp}:15012` }
+    : {});
   const controlPlane = start(
     'weft control-plane',
     process.execPath,
-    [main, 'control-plane', '--manifests', mdir, '--xds-address', xds, '--debug-address', `${cpIp}:15014`, '--exit-with-parent'],
+    // `identity`: the control plane's CA issues each sidecar its certificate (what a mesh with mTLS
+    // runs); otherwise no CA at all (and nothing written outside `dir`).
+    [main, 'control-plane', '--manifests', mdir, '--xds-address', xds, '--debug-address', `${cpIp}:15014`, '--exit-with-parent',
+      ...(identity ? ['--data-dir', dataDir, '--ca-address', `${cpIp}:15012`] : ['--no-ca'])],
     { env: quiet, logPath: join(dir, 'control-plane.log'), pdeathsig: false, stdinPipe: true },
   );
   await waitFor(controlPlane, () => tcpOpen(cpIp, 15010), `listening on ${xds}`);
@@ -85,7 +92,7 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
     // `launcher` (the mTLS variant): another script standing in for `weft sidecar`, with extra env.
     const command = launcher ? [launcher.script] : [main, 'sidecar'];
     const p = start(`sidecar of ${pod}`, process.execPath, [...nodeFlags, ...command, '--exit-with-parent'], {
-      env: { ...quiet, WEFT_XDS_ADDRESS: xds, POD_NAME: pod, POD_NAMESPACE: NAMESPACE, POD_IP: ip, SERVICE_ACCOUNT: pod, ...(launcher?.env(pod) ?? {}) },
+      env: { ...quiet, WEFT_XDS_ADDRESS: xds, POD_NAME: pod, POD_NAMESPACE: NAMESPACE, POD_IP: ip, SERVICE_ACCOUNT: pod, ...identityEnv(pod), ...(launcher?.env(pod) ?? {}) },
       logPath: join(dir, `sidecar-${pod}.log`),
       pdeathsig: false,
       stdinPipe: true,

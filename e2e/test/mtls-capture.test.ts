@@ -54,7 +54,9 @@ before(async () => {
     `apiVersion: weft.dev/v1alpha1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: mesh-root}\nspec:\n  mtls: {mode: STRICT}\n`,
     `apiVersion: weft.dev/v1alpha1\nkind: PeerAuthentication\nmetadata: {name: server, namespace: shop}\nspec:\n  selector: {matchLabels: {app: server}}\n  portLevelMtls: {"9090": {mode: PERMISSIVE}, "8443": {mode: PERMISSIVE}}\n`,
   ].join('---\n'));
-  procs.start(SW, [WEFT, 'control-plane', '--manifests', dir, '--xds-address', `${CP_IP}:15010`, '--debug-address', `${CP_IP}:15014`, '--root-namespace', 'mesh-root'], {});
+  procs.start(SW, [WEFT, 'control-plane', '--manifests', dir, '--xds-address', `${CP_IP}:15010`, '--debug-address', `${CP_IP}:15014`, '--root-namespace', 'mesh-root',
+    // The sidecars carry static identities from the test CA: no control-plane CA, whose ROOTCA would replace that trust bundle.
+    '--no-ca'], {});
   procs.start(PODS.server.ns, ['-e', `for (const port of [8080, 9090]) require('http').createServer((q, s) => s.end(JSON.stringify({ port, peer: q.socket.remoteAddress, headers: q.headers }))).listen(port, '${PODS.server.ip}')`], {});
   // The app's own TLS, with a certificate from its own CA.
   procs.start(PODS.server.ns, ['-e', `require('https').createServer({ key: ${JSON.stringify(appCert.keyPem)}, cert: ${JSON.stringify(appCert.chainPem)} }, (q, s) => s.end('app-tls')).listen(8443, '${PODS.server.ip}')`], {});
