@@ -2,7 +2,8 @@
 // sidecars are ready, no traffic beyond the readiness probes), with a breakdown from
 // /proc/PID/smaps_rollup (anonymous vs file-backed pages). Runnable alone, for the before/after
 // table in docs/performance.md; it needs no nginx or haproxy:
-//   node bench/lib/idle-rss.mjs [--runs N] [--keep] [-- NODE_FLAG...]
+//   node bench/lib/idle-rss.mjs [--runs N] [--identity] [--keep] [-- NODE_FLAG...]
+// `--identity`: the sidecars get certificates from the control plane's CA (as with mTLS).
 // Node flags after `--` go to both sidecars (as WEFT_BENCH_NODE_FLAGS does in the bench); without
 // `--` the sidecars run with the CLI's default flags, as in the bench. `--keep` keeps the logs.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -32,24 +33,25 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const nodeFlags = dash >= 0 ? argv.slice(dash + 1) : undefined;
   const own = dash >= 0 ? argv.slice(0, dash) : argv;
   const keep = own.includes('--keep');
-  const rest = own.filter((a) => a !== '--keep');
+  const identity = own.includes('--identity');
+  const rest = own.filter((a) => a !== '--keep' && a !== '--identity');
   const runs = rest[0] === '--runs' ? Number(rest[1]) : 1;
   if (!Number.isInteger(runs) || runs < 1 || (rest.length && (rest[0] !== '--runs' || rest.length !== 2))) {
-    console.error('usage: node bench/lib/idle-rss.mjs [--runs N] [--keep] [-- NODE_FLAG...]');
+    console.error('usage: node bench/lib/idle-rss.mjs [--runs N] [--identity] [--keep] [-- NODE_FLAG...]');
     process.exit(2);
   }
   installCleanup(runs * 60_000);
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   for (let i = 0; i < runs; i++) {
     const dir = mkdtempSync(join(tmpdir(), 'weft-idle-rss-'));
-    const weft = await startWeftPair(dir, { root, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: 8080, grpcPort: 9090, nodeFlags, checkRoute: false });
+    const weft = await startWeftPair(dir, { root, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: 8080, grpcPort: 9090, nodeFlags, checkRoute: false, identity });
     await sleep(2000);
     const out = {};
     for (const side of ['server', 'client']) {
       const pid = weft[side].child.pid;
       out[side] = { vmRss: +rssMb(pid).toFixed(1), ...Object.fromEntries(Object.entries(rssBreakdown(pid)).map(([k, v]) => [k, +v.toFixed(1)])) };
     }
-    console.log(JSON.stringify({ nodeFlags: weft.nodeFlags, ...out }));
+    console.log(JSON.stringify({ nodeFlags: weft.nodeFlags, identity, ...out }));
     await stopAll();
     if (keep) console.log(`logs kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });

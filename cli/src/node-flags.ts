@@ -15,8 +15,12 @@
  *   background thread for each one (futex wake-ups and context switches per young-generation GC);
  *   on two shared cores the HTTP/1.1 pair gained about 12% throughput, and RSS under load fell
  *   (docs/performance.md, "Node flags").
+ * - `--no-expose-wasm`: no `WebAssembly` global. protobufjs's `long` compiles a small WebAssembly
+ *   module when it loads, which brings in V8's wasm engine: about 1 MB of RSS idle for nothing the
+ *   sidecar needs (it uses neither `fetch` nor anything else built on wasm; `long` falls back to
+ *   plain JS).
  */
-export const SIDECAR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1', '--single-threaded-gc'];
+export const SIDECAR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1', '--single-threaded-gc', '--no-expose-wasm'];
 
 /** The flags to start `weft <command>` with (none for commands other than the sidecar). */
 export function nodeFlagsFor(command: string | undefined): readonly string[] {
