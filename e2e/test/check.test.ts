@@ -5,24 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startControlPlane, tokenPath, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
-import { log, podYaml, serviceYaml, tempDir, writeManifest, eventually } from './mesh';
+import { log, podYaml, serviceYaml, tempDir, writeManifest, eventually, runWeft } from './mesh';
 
-const WEFT = join(__dirname, '../../../cli/dist/src/main.js');
 const NS = 'shop';
 
-function runWeft(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [WEFT, ...args], { env: { ...process.env, WEFT_LOG_LEVEL: 'silent' } });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 function trafficPolicy(name: string, created: string): string {
   return `apiVersion: weft.dev/v1alpha1

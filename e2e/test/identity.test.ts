@@ -10,22 +10,10 @@ import * as tls from 'node:tls';
 import { join } from 'node:path';
 import { startControlPlane, tokenPath, type ControlPlane } from '@weft/control-plane';
 import { CertManager, MetricsRegistry, startSidecar, type WorkloadCertificate } from '@weft/sidecar';
-import { spawn } from 'node:child_process';
 import { copyFileSync } from 'node:fs';
-import { eventually, log, podYaml, sleep, tempDir, writeManifest } from './mesh';
+import { eventually, log, podYaml, sleep, tempDir, writeManifest, runWeft } from './mesh';
 
-const WEFT = join(__dirname, '../../../cli/dist/src/main.js');
 
-/** Runs the weft CLI without blocking this process (the servers it talks to live here). */
-function runWeft(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [WEFT, ...args], { env: { ...process.env, WEFT_LOG_LEVEL: 'silent' } });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 const NS = 'shop';
 const SPIFFE = 'spiffe://cluster.local/ns/shop/sa/frontend';

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, silentLogger, type Logger } from '@weft/api';
 import { startControlPlane, type ControlPlane } from '@weft/control-plane';
@@ -326,4 +327,18 @@ export class ShopMesh {
     for (const c of this.closers) await c();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The built `weft` CLI. */
+export const WEFT_CLI = path.join(__dirname, '../../../cli/dist/src/main.js');
+
+/** Runs the weft CLI without blocking this process (the servers it talks to may live here). */
+export function runWeft(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [WEFT_CLI, ...args], { env: { ...process.env, WEFT_LOG_LEVEL: 'silent' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => resolve({ code, out }));
+  });
 }
