@@ -49,6 +49,16 @@ test('issues a certificate for the identity the token proves; openssl verifies i
     writeFileSync(join(f.dataDir, 'leaf.pem'), reply.cert_chain[0]!);
     const v = await openssl(['verify', '-CAfile', join(f.dataDir, 'ca', 'root-cert.pem'), join(f.dataDir, 'leaf.pem')]);
     assert.equal(v.status, 0, v.out);
+    // FIELD-NOTES 14: a peer whose clock is 60 s behind or ahead still accepts a fresh certificate
+    // (openssl's -attime stands in for the other node's clock); 10 minutes behind does not.
+    const now = Math.floor(Date.now() / 1000);
+    for (const skew of [-60, 60]) {
+      const at = await openssl(['verify', '-attime', String(now + skew), '-CAfile', join(f.dataDir, 'ca', 'root-cert.pem'), join(f.dataDir, 'leaf.pem')]);
+      assert.equal(at.status, 0, `a clock ${skew} s off: ${at.out}`);
+    }
+    const early = await openssl(['verify', '-attime', String(now - 600), '-CAfile', join(f.dataDir, 'ca', 'root-cert.pem'), join(f.dataDir, 'leaf.pem')]);
+    assert.notEqual(early.status, 0);
+    assert.match(early.out, /certificate is not yet valid/);
     const text = (await openssl(['x509', '-in', join(f.dataDir, 'leaf.pem'), '-noout', '-text'])).out;
     assert.match(text, /URI:spiffe:\/\/cluster\.local\/ns\/shop\/sa\/frontend/);
     assert.match(await metricsText(f.cp), /^weft_ca_certificates_issued_total 1$/m);
