@@ -16,11 +16,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measureRows, pairVariants } from './lib/measure-rows.mjs';
 import { ensurePackages } from './lib/packages.mjs';
-import { httpStatus, installCleanup, onBail, sleep, start, stopAll, waitFor } from './lib/procs.mjs';
+import { httpStatus, installCleanup, onBail, start, stopAll, waitFor } from './lib/procs.mjs';
 import { startHaproxyPair } from './lib/proxy-haproxy.mjs';
 import { grpcAuthority, NAMESPACE, SERVICE_HOST, startWeftPair } from './lib/proxy-weft.mjs';
 import { checkTargets, printTable } from './lib/report.mjs';
-import { rssMb } from './lib/rss.mjs';
+import { idleRss } from './lib/rss.mjs';
 import { startNginx } from './lib/upstream-nginx.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -96,8 +96,9 @@ await waitFor(weft.server, async () => {
 const plain = await httpStatus(`http://${IP.server}:15006/`, { 'x-weft-target-port': String(APP_PORT) }).catch(() => 0);
 if (plain === 200) throw new Error('the server sidecar answered plaintext under STRICT: row (b) would not measure mTLS');
 log(`up: haproxy ${IP.ha1}:8000 -(mTLS)-> ${IP.ha2}:8443, weft ${IP.client}:15001 -(mTLS)-> ${IP.server}:15006 (STRICT; plaintext refused)`);
-await sleep(2000);
-const rssIdle = rssMb(weft.server.child.pid);
+const idle = await idleRss([weft.server.child.pid]);
+const [rssIdle] = idle.settled;
+log(`sidecar RSS idle (settled, 20 s): server ${rssIdle.toFixed(1)} MB; 2 s after ready: ${idle.startup[0].toFixed(1)} MB`);
 
 const variantOpts = { ip: IP, appPort: APP_PORT, grpcPort: GRPC_PORT, host: SERVICE_HOST, authority: grpcAuthority(GRPC_PORT), label: ', mTLS' };
 

@@ -21,7 +21,7 @@ import { installCleanup, onBail, sleep, start, stop, stopAll, waitFor } from './
 import { startHaproxyPair } from './lib/proxy-haproxy.mjs';
 import { grpcAuthority, SERVICE_HOST, startWeftPair } from './lib/proxy-weft.mjs';
 import { checkTargets, printTable } from './lib/report.mjs';
-import { rssMb } from './lib/rss.mjs';
+import { idleRss, rssMb } from './lib/rss.mjs';
 import { startNginx } from './lib/upstream-nginx.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -90,12 +90,11 @@ await startHaproxyPair(dir, [
 const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: APP_PORT, grpcPort: GRPC_PORT, cpuProf: opts.profile });
 log(`up: nginx ${IP.server}:${APP_PORT}, haproxy ${IP.ha1}:8000 -> ${IP.ha2}:8000, weft ${IP.client}:15001 -> ${IP.server}:15006 (pids ${weft.client.child.pid}, ${weft.server.child.pid}; node flags: ${weft.nodeFlags.join(' ') || 'none'})`);
 
-// Settle (JIT, xDS pushes), then the idle RSS of the server-side sidecar before any traffic
-// beyond the readiness probes.
-await sleep(2000);
-const rssIdle = rssMb(weft.server.child.pid);
-const rssIdleClient = rssMb(weft.client.child.pid);
-log(`sidecar RSS idle: server ${rssIdle.toFixed(1)} MB, client ${rssIdleClient.toFixed(1)} MB`);
+// The idle RSS of both sidecars before any traffic beyond the readiness probes: 2 s after ready
+// (the start-up peak) and settled, 20 s after ready (what the target is checked against; rss.mjs).
+const idle = await idleRss([weft.server.child.pid, weft.client.child.pid]);
+const [rssIdle, rssIdleClient] = idle.settled;
+log(`sidecar RSS idle (settled, 20 s): server ${rssIdle.toFixed(1)} MB, client ${rssIdleClient.toFixed(1)} MB; 2 s after ready: ${idle.startup.map((v) => v.toFixed(1)).join(' / ')} MB`);
 
 const variantOpts = { ip: IP, appPort: APP_PORT, grpcPort: GRPC_PORT, host: SERVICE_HOST, authority: grpcAuthority(GRPC_PORT) };
 

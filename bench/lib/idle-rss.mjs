@@ -1,5 +1,6 @@
-// Idle memory of the Weft sidecar pair, measured as `npm run bench` does (VmRSS 2 s after both
-// sidecars are ready, no traffic beyond the readiness probes), with a breakdown from
+// Idle memory of the Weft sidecar pair, measured as `npm run bench` does (VmRSS 20 s after both
+// sidecars are ready, once V8's memory reducer has run, and 2 s after as `startupRss`; no traffic
+// beyond the readiness probes), with a breakdown from
 // /proc/PID/smaps_rollup (anonymous vs file-backed pages). Runnable alone, for the before/after
 // table in docs/performance.md; it needs no nginx or haproxy:
 //   node bench/lib/idle-rss.mjs [--runs N] [--identity] [--keep] [-- NODE_FLAG...]
@@ -10,9 +11,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { installCleanup, sleep, stopAll } from './procs.mjs';
+import { installCleanup, stopAll } from './procs.mjs';
 import { startWeftPair } from './proxy-weft.mjs';
-import { rssMb } from './rss.mjs';
+import { idleRss, rssMb } from './rss.mjs';
 
 /** Rss, Anonymous and file-backed resident MB from smaps_rollup (NaN fields when unreadable). */
 export function rssBreakdown(pid) {
@@ -45,12 +46,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (let i = 0; i < runs; i++) {
     const dir = mkdtempSync(join(tmpdir(), 'weft-idle-rss-'));
     const weft = await startWeftPair(dir, { root, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: 8080, grpcPort: 9090, nodeFlags, checkRoute: false, identity });
-    await sleep(2000);
+    const pids = [weft.server.child.pid, weft.client.child.pid];
+    const { startup } = await idleRss(pids);
     const out = {};
-    for (const side of ['server', 'client']) {
-      const pid = weft[side].child.pid;
-      out[side] = { vmRss: +rssMb(pid).toFixed(1), ...Object.fromEntries(Object.entries(rssBreakdown(pid)).map(([k, v]) => [k, +v.toFixed(1)])) };
-    }
+    ['server', 'client'].forEach((side, i) => {
+      const pid = pids[i];
+      out[side] = { startupRss: +startup[i].toFixed(1), vmRss: +rssMb(pid).toFixed(1), ...Object.fromEntries(Object.entries(rssBreakdown(pid)).map(([k, v]) => [k, +v.toFixed(1)])) };
+    });
     console.log(JSON.stringify({ nodeFlags: weft.nodeFlags, identity, ...out }));
     await stopAll();
     if (keep) console.log(`logs kept in ${dir}`);

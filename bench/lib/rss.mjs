@@ -27,3 +27,19 @@ export function sampleRss(pid, everyMs = 200) {
     },
   };
 }
+
+/**
+ * Idle RSS of processes that just became ready, read twice: `startupMs` after ready (the start-up
+ * peak: V8 keeps what start-up grew until its memory reducer runs) and `settleMs` after ready, once
+ * the memory reducer (which starts about 8 s after the heap stops growing) has shrunk the heap to
+ * what an idle sidecar keeps for as long as it stays idle. The settled reading is what the
+ * targets are checked against; both are printed. Returns MB per pid.
+ */
+export async function idleRss(pids, { startupMs = 2000, settleMs = 20000 } = {}) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  await sleep(startupMs);
+  const startup = pids.map((p) => rssMb(p));
+  await sleep(Math.max(0, settleMs - startupMs));
+  const settled = pids.map((p) => rssMb(p));
+  return { startup, settled };
+}
