@@ -16,7 +16,7 @@
  * `weft_workload_certificate_rotations_total`, `weft_workload_certificate_rotation_failures_total`.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { buildCsr, generateWorkloadKey, type Logger } from '@weft/api';
 import { createCertificate } from './cert-ca-client';
 import { GrpcCallError } from './grpc-stream-h2';
@@ -141,11 +141,7 @@ export class CertManager implements IdentityProvider {
   }
 
   private async request(): Promise<{ workload: WorkloadCertificate; serial: string }> {
-    // Synchronous on purpose: two small files, once a renewal. An async read would start libuv's
-    // thread pool (four threads, their stacks and malloc arenas) in a sidecar that otherwise never
-    // uses it: about 1 MB of idle RSS (docs/performance.md, "Memory").
-    const token = readFileSync(this.opts.tokenPath, 'utf8');
-    const root = readFileSync(this.opts.rootCertPath, 'utf8');
+    const [token, root] = await Promise.all([readFile(this.opts.tokenPath, 'utf8'), readFile(this.opts.rootCertPath, 'utf8')]);
     const key = generateWorkloadKey();
     const extra = this.opts.extraRoots?.();
     const reply = await createCertificate(
