@@ -152,6 +152,7 @@ test('the metrics server serves counters and gauges in the Prometheus text forma
     '# TYPE weft_test_denials_total counter',
     'weft_test_denials_total{policy="shop/deny \\"admin\\"",kind="http"} 3',
     'weft_test_denials_total{policy="shop/other",kind="tcp"} 1',
+    '', // prom-client separates metrics by an empty line
     '# HELP weft_test_expiry_seconds When it expires.',
     '# TYPE weft_test_expiry_seconds gauge',
     'weft_test_expiry_seconds 1700000000',
