@@ -397,7 +397,11 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
       const sa = e.endpoint?.address?.socket_address;
       if (!sa?.address || !sa.port_value) invalid(eat, 'endpoint.address.socket_address with address and port_value is required');
       // google.protobuf.Value decodes with protobufjs's camelCase well-known names (numberValue).
-      const target = e.metadata?.filter_metadata?.['weft.dev']?.fields?.target_port?.numberValue;
+      const weft = e.metadata?.filter_metadata?.['weft.dev']?.fields;
+      const target = weft?.target_port?.numberValue;
+      // The pod behind the endpoint (metric labels); bounded: a name, never an address.
+      const workload = weft?.workload?.stringValue;
+      const namespace = weft?.namespace?.stringValue;
       const transportMatch = transportMatchOf(e.metadata);
       const status = e.health_status ?? 'UNKNOWN';
       out.push({
@@ -407,6 +411,8 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
         healthy: status === 'HEALTHY' || status === 'UNKNOWN',
         ...(typeof target === 'number' ? { targetPort: target } : {}),
         ...(transportMatch ? { transportMatch } : {}),
+        ...(typeof workload === 'string' && workload ? { workload } : {}),
+        ...(typeof namespace === 'string' && namespace ? { namespace } : {}),
       });
     });
   });

@@ -287,6 +287,9 @@ export interface Endpoint {
   readonly transportMatch?: Readonly<Record<string, string>>;
   /** Resolved from the cluster (proxy-snapshot.ts): originate mTLS to this endpoint. */
   readonly tls?: UpstreamTls;
+  /** Endpoint metadata `weft.dev` `workload` and `namespace`: the pod behind it, for metric labels. */
+  readonly workload?: string;
+  readonly namespace?: string;
 }
 
 export interface ProxyConfig {
