@@ -221,6 +221,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
           : {}),
       },
       (status, error, retries) => {
+        req.rec?.retried(retries);
         if (retries && logged) logged.retries = retries;
         if (error) fail(error, done);
         else done(status);

@@ -300,7 +300,7 @@ export class HttpProxyListener {
           else done(499);
         });
       }
-      else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done);
+      else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done, rec);
     });
     if (!withdraw) return this.fail(res, new UpstreamOverflowError(backend.cluster.name), finish);
     if (!release) {
@@ -323,6 +323,7 @@ export class HttpProxyListener {
     target: RequestTarget,
     timeoutMs: number,
     finish: Finish,
+    rec: RequestRecord | undefined,
   ): void {
     // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
     let attempt = pick;
@@ -358,6 +359,7 @@ export class HttpProxyListener {
     };
     forwardHttp(req, res, forward, (outcome) => {
       attempt.done(callResult(outcome));
+      rec?.retried(outcome.retries);
       if (outcome.kind === 'response') finish(outcome.status);
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
       else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)

@@ -18,6 +18,8 @@ import { parseSpiffeId } from '@weft/api';
 import type { Cluster, Endpoint, ListenerDirection, ProxyConfig } from './config';
 import { peerSpiffeId } from './identity';
 import type { Counter, Histogram, MetricsRegistry } from './metrics';
+import { balancersOf } from './proxy-snapshot';
+import type { UpstreamPool } from './upstream-pool';
 
 export const UNKNOWN = 'unknown';
 
@@ -35,9 +37,11 @@ export interface SelfLabels {
 export class RequestSeries {
   private readonly byCode = new Map<number, Map<string, Record<RequestLabel, string>>>();
   readonly tcp: Record<TcpLabel, string>;
+  readonly service: { readonly destination_service: string };
 
   constructor(readonly base: BaseLabels) {
     this.tcp = { direction: base.direction, destination_service: base.destination_service, mtls: base.mtls };
+    this.service = { destination_service: base.destination_service };
   }
 
   labels(code: number, grpcStatus: string): Record<RequestLabel, string> {
@@ -63,15 +67,13 @@ export class RequestMetrics {
   readonly tcpReceived: Counter<TcpLabel>;
   readonly retries: Counter<'destination_service'>;
   readonly timeouts: Counter<'destination_service'>;
-  readonly ejections: Counter<'destination_service'>;
-  readonly overflows: Counter<'destination_service'>;
   private readonly outboundByEndpoint = new WeakMap<object, [RequestSeries?, RequestSeries?]>();
   private readonly inboundBySocket = new WeakMap<object, RequestSeries>();
   /** Every series by its label values: one object per combination, found again by `retain`. */
   private readonly all = new Map<string, RequestSeries>();
   private readonly unknownOutbound: RequestSeries;
 
-  constructor(registry: MetricsRegistry, readonly self: SelfLabels) {
+  constructor(registry: MetricsRegistry, readonly self: SelfLabels, private readonly clusterStats: () => Iterable<ClusterStats> = () => []) {
     const req: RequestLabel[] = ['direction', 'source_workload', 'source_namespace', 'destination_service', 'destination_namespace', 'destination_workload', 'response_code', 'grpc_status', 'mtls'];
     const tcp: TcpLabel[] = ['direction', 'destination_service', 'mtls'];
     this.requests = registry.counter('weft_requests_total', 'HTTP and gRPC requests, counted when the response ends or the request fails (response_code 0: no response).', req);
@@ -81,10 +83,10 @@ export class RequestMetrics {
     this.tcpSent = registry.counter('weft_tcp_sent_bytes_total', 'Bytes the TCP proxy sent upstream (from the client).', tcp);
     this.tcpReceived = registry.counter('weft_tcp_received_bytes_total', 'Bytes the TCP proxy received from upstream (to the client).', tcp);
     const svc = ['destination_service'] as const;
-    this.retries = registry.counter('weft_retries_total', 'Retry attempts sent (after the first try).', svc);
-    this.timeouts = registry.counter('weft_request_timeouts_total', 'Requests that ran out of their route timeout or per-try timeout.', svc);
-    this.ejections = registry.counter('weft_outlier_ejections_total', 'Endpoints ejected by outlier detection.', svc);
-    this.overflows = registry.counter('weft_pool_overflows_total', 'Requests and connections refused because a cluster was at its connection-pool limits.', svc);
+    this.retries = registry.counter('weft_retries_total', 'Retries sent (attempts after the first), HTTP and gRPC.', svc);
+    this.timeouts = registry.counter('weft_request_timeouts_total', 'Requests that ended in an upstream timeout (route timeout, gRPC deadline, or the last try\'s per-try timeout): 504 or DEADLINE_EXCEEDED.', svc);
+    registry.counterFrom('weft_outlier_ejections_total', 'Endpoints ejected by outlier detection (since the cluster appeared).', svc, () => this.perService('ejections'));
+    registry.counterFrom('weft_pool_overflows_total', 'Requests and connections refused because a cluster was at its connection-pool limits (since the cluster appeared).', svc, () => this.perService('overflows'));
     this.unknownOutbound = this.series({ direction: 'outbound', source_workload: self.workload, source_namespace: self.namespace, destination_service: UNKNOWN, destination_namespace: UNKNOWN, destination_workload: UNKNOWN, mtls: 'false' });
   }
 
@@ -145,9 +147,14 @@ export class RequestMetrics {
     this.tcpReceived.inc(series.tcp, received);
   }
 
-  /** One counter of `weft_retries_total` etc. for `cluster`. */
-  count(counter: Counter<'destination_service'>, clusterName: string): void {
-    counter.inc({ destination_service: serviceOf(clusterName) });
+  /** Per destination service, the sum of a cluster statistic over its clusters (subsets). */
+  private *perService(key: 'ejections' | 'overflows'): Iterable<readonly [{ destination_service: string }, number]> {
+    const sums = new Map<string, number>();
+    for (const c of this.clusterStats()) {
+      const service = serviceOf(c.name);
+      sums.set(service, (sums.get(service) ?? 0) + c[key]);
+    }
+    for (const [destination_service, n] of sums) yield [{ destination_service }, n];
   }
 
   /**
@@ -170,7 +177,7 @@ export class RequestMetrics {
       this.all.delete(key);
     }
     for (const service of gone) {
-      for (const c of [this.retries, this.timeouts, this.ejections, this.overflows]) c.remove({ destination_service: service });
+      for (const c of [this.retries, this.timeouts]) c.remove({ destination_service: service });
     }
   }
 
@@ -184,6 +191,13 @@ export class RequestMetrics {
     if (!s) this.all.set(key, (s = new RequestSeries(base)));
     return s;
   }
+}
+
+/** One cluster's resilience counters (cluster-balancer.ts state), read at scrape time. */
+export interface ClusterStats {
+  readonly name: string;
+  readonly ejections: number;
+  readonly overflows: number;
 }
 
 /** A stand-in endpoint per cluster, for requests that failed before one was picked. */
@@ -231,6 +245,11 @@ export class RequestRecord {
     this.series = m.start(direction, socket);
   }
 
+  /** The forward made `n` retries (after the first try). */
+  retried(n: number | undefined): void {
+    if (n) this.m.retries.inc(this.series.service, n);
+  }
+
   /** Outbound: the request goes to `endpoint` of `cluster` (undefined: none picked yet). Inbound: no-op. */
   to(cluster: Cluster, endpoint?: Endpoint): void {
     if (this.series.base.direction === 'outbound') this.series = this.m.outbound(cluster, endpoint);
@@ -246,6 +265,7 @@ export class RequestRecord {
       const sent = out.stream ? out.stream.sentHeaders?.[':status'] : out.res?.headersSent ? out.res.statusCode : undefined;
       const code = sent !== undefined ? Number(sent) : status === 499 ? 0 : status;
       this.m.record(this.series, code, out.stream ? grpcStatusSent(out.stream, out.grpc === true) : '', this.started);
+      if ((error as { code?: string } | undefined)?.code === 'UPSTREAM_TIMEOUT') this.m.timeouts.inc(this.series.service);
       finish(status, error);
     };
   }
@@ -265,4 +285,13 @@ export function tcpOpened(hook: TcpMetricsHook, downstream: object, cluster: Clu
   const series = hook.direction === 'inbound' ? hook.m.inbound(downstream) : hook.m.outbound(cluster, endpoint);
   hook.m.tcpOpened.inc(series.tcp);
   return series;
+}
+
+/** The resilience counters of every cluster of `config`, from `pool`'s cluster state. */
+export function* clusterStats(config: ProxyConfig, pool: UpstreamPool): Iterable<ClusterStats> {
+  const balancers = balancersOf(pool);
+  for (const name of config.clusters.keys()) {
+    const cb = balancers.get(name);
+    if (cb) yield { name, ejections: cb.outlier?.stats().ejectionsTotal ?? 0, overflows: cb.limits.overflows };
+  }
 }

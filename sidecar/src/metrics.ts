@@ -93,6 +93,21 @@ export class MetricsRegistry {
     return new Counter<L>(new PromCounter<L>({ name, help, labelNames: labelNames as L[], registers: [this.registry] }), labelNames);
   }
 
+  /**
+   * A counter whose values are read at scrape time from state kept elsewhere (`read` yields each
+   * label combination's current total): nothing to do on the data path.
+   */
+  counterFrom<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Iterable<readonly [Labels<L>, number]>): void {
+    if (!name.endsWith('_total')) throw new Error(`counter ${name} must end in _total`);
+    new PromCounter<L>({
+      name, help, labelNames: labelNames as L[], registers: [this.registry],
+      collect(this: Prom.Counter<L>) {
+        this.reset();
+        for (const [labels, value] of read()) if (value > 0) this.inc(labels as Prom.LabelValues<L>, value);
+      },
+    });
+  }
+
   gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
     return new Gauge<L>(new PromGauge<L>({ name, help, labelNames: labelNames as L[], registers: [this.registry] }), labelNames);
   }

@@ -7,7 +7,7 @@ import { createLogger, formatSpiffeId, INTERCEPTION_MODE, MTLS_CAPABLE, sidecarN
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
-import { RequestMetrics, workloadOfPod } from './metrics-requests';
+import { clusterStats, RequestMetrics, workloadOfPod } from './metrics-requests';
 import { XdsMetrics } from './metrics-xds';
 import { AuthzDenials } from './authz-enforce';
 import { parseAppProbes, type AppProbes } from './app-probe';
@@ -161,7 +161,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const pool = new UpstreamPool({ tls });
   const authzDenials = new AuthzDenials(metrics, log.child({ module: 'authz' }));
   const tlsRefusals = metrics.counter('weft_inbound_tls_refusals_total', 'Inbound connections closed for want of mesh mTLS (plaintext or TLS on an mTLS-only port, a missing or unverifiable client certificate).', ['reason']);
-  const requestMetrics = new RequestMetrics(metrics, { workload: workloadOfPod(opts.podName), namespace: opts.namespace });
+  const requestMetrics = new RequestMetrics(metrics, { workload: workloadOfPod(opts.podName), namespace: opts.namespace }, () => clusterStats(config, pool));
   const xdsMetrics = new XdsMetrics(metrics);
   const listeners = new ListenerManager(() => config, { log, pool, authzDenials, tlsRefusals, requestMetrics, ...(opts.capture ? { originalDestination } : {}) });
 
