@@ -35,6 +35,7 @@ spec:
 const MESH = [podYaml(NS, PODS.frontend), podYaml(NS, PODS.backend), podYaml(NS, PODS.legacy), podYaml(NS, PODS.rpc), service('backend', 'http', 8080), service('legacy', 'http', 8080), service('rpc', 'grpc', 9090)].join('---\n');
 
 let dataDir: string;
+let manifests: string;
 let cp: ControlPlane;
 const apps: http.Server[] = [];
 let rpcApp: http2.Http2Server;
@@ -117,7 +118,7 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 }
 
 before(async () => {
-  const dir = tempDir('met-m');
+  const dir = (manifests = tempDir('met-m'));
   dataDir = tempDir('met-d');
   writeManifest(dir, 'mesh.yaml', MESH);
   cp = await startControlPlane({
@@ -206,4 +207,24 @@ test('promtool check metrics passes on the sidecars\' and the control plane\'s /
     const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     assert.equal(r.status, 0, `promtool check metrics on ${what}:\n${r.stdout}${r.stderr}`);
   }
+});
+
+test('control plane: a manifest change is counted as registry events, and push convergence is observed once per proxy when it acknowledges', async () => {
+  const url = `http://${CP}:${cp.debugPort}/metrics`;
+  const was = await scrape(url);
+  assert.equal(sample(was, 'weft_registry_events_total', { kind: 'Service', event: 'added' }), 3, 'the first load: three Services added');
+  writeManifest(manifests, 'extra.yaml', service('extra', 'http', 8080));
+  // Every sidecar gets a new outbound cluster for the new Service: four proxies converge.
+  const now = await eventually('four proxies to acknowledge the change', async () => {
+    const text = await scrape(url);
+    return sample(text, 'weft_xds_push_convergence_seconds_count', {}) - sample(was, 'weft_xds_push_convergence_seconds_count', {}) >= 4 ? text : undefined;
+  }, 10_000);
+  assert.equal(sample(now, 'weft_registry_events_total', { kind: 'Service', event: 'added' }), 4);
+  assert.equal(sample(now, 'weft_registry_events_total', { kind: 'Service', event: 'deleted' }), 0);
+  const seconds = sample(now, 'weft_xds_push_convergence_seconds_sum', {}) - sample(was, 'weft_xds_push_convergence_seconds_sum', {});
+  assert.ok(seconds > 0 && seconds < 40, `convergence took ${seconds} s in all (debounce 20 ms + push + ACK, per proxy)`);
+  // Removed again: counted as a deletion.
+  const { rmSync } = await import('node:fs');
+  rmSync(join(manifests, 'extra.yaml'));
+  await eventually('the deletion to be counted', async () => sample(await scrape(url), 'weft_registry_events_total', { kind: 'Service', event: 'deleted' }) === 1, 10_000);
 });
