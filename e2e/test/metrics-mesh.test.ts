@@ -146,7 +146,7 @@ after(async () => {
 });
 
 test('request metrics match the traffic sent: counts per code, source and destination labels, gRPC status, mtls true and false, both directions', async () => {
-  const out = { direction: 'outbound', source_workload: 'frontend-7f9c', source_namespace: NS };
+  const out = { direction: 'outbound', source_workload: 'frontend', source_namespace: NS }; // the app label, from the inbound listener's metadata
   const toBackend = { ...out, destination_service: HOST.backend, destination_namespace: NS, destination_workload: 'backend', mtls: 'true' };
   const toLegacy = { ...out, destination_service: HOST.legacy, destination_namespace: NS, destination_workload: 'legacy', mtls: 'false' };
   const toRpc = { ...out, destination_service: HOST.rpc, destination_namespace: NS, destination_workload: 'rpc', mtls: 'true' };

@@ -59,7 +59,8 @@ export function buildProxyConfig(r: XdsResources): BuildResult {
   const endpoints = collect(r.assignments, 'ClusterLoadAssignment', (o, at) => [o.cluster_name, lbEndpoints(o, at)]);
   const trustBundles = collect(r.secrets ?? [], 'Secret', (o, at) => [o.name, trustBundleOf(o, at)]);
   if (errors.length) return { ok: false, errors };
-  return { ok: true, config: { listeners, ...(tcpListeners.size ? { tcpListeners } : {}), routeTables, clusters, endpoints, ...(trustBundles.size ? { trustBundles } : {}) } };
+  const workload = workloadOf(r.listeners);
+  return { ok: true, config: { listeners, ...(tcpListeners.size ? { tcpListeners } : {}), routeTables, clusters, endpoints, ...(trustBundles.size ? { trustBundles } : {}), ...(workload ? { workload } : {}) } };
 }
 
 /**
@@ -417,6 +418,15 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
     });
   });
   return out;
+}
+
+/** This sidecar's workload: the `weft.dev` `workload` metadata of an inbound listener (the control plane's `virtualInbound`), for metric labels. */
+function workloadOf(listeners: readonly Obj[]): string | undefined {
+  for (const o of listeners) {
+    const w = o.metadata?.filter_metadata?.['weft.dev']?.fields?.workload?.stringValue;
+    if (o.traffic_direction === 'INBOUND' && typeof w === 'string' && w) return w;
+  }
+  return undefined;
 }
 
 function durationMs(d: Obj): number {

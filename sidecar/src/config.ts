@@ -302,6 +302,8 @@ export interface ProxyConfig {
   readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
   /** SDS `Secret`s holding a validation context, by name (Istio's `ROOTCA`); absent: none. */
   readonly trustBundles?: ReadonlyMap<string, TrustBundle>;
+  /** This sidecar's workload (the inbound listener's `weft.dev` metadata), for metric labels; absent: derived from the pod name. */
+  readonly workload?: string;
 }
 
 /** The roots a peer's certificate must chain to: old and new during a root rotation. */

@@ -6,7 +6,8 @@
  * (`retain`).
  *
  * Who is who:
- * - outbound: source = this sidecar's pod (workload, namespace); destination = the cluster's
+ * - outbound: source = this sidecar's pod (workload: the control plane's name for it, in the
+ *   inbound listener's metadata, else from the pod name; namespace); destination = the cluster's
  *   service host (`outbound|port|subset|host`) and the endpoint's `workload`/`namespace` metadata
  *   (the control plane's EDS, `filter_metadata["weft.dev"]`), `unknown` when absent.
  * - inbound: destination = this sidecar's pod, service `unknown` (the inbound cluster carries no
@@ -67,13 +68,13 @@ export class RequestMetrics {
   readonly tcpReceived: Counter<TcpLabel>;
   readonly retries: Counter<'destination_service'>;
   readonly timeouts: Counter<'destination_service'>;
-  private readonly outboundByEndpoint = new WeakMap<object, [RequestSeries?, RequestSeries?]>();
-  private readonly inboundBySocket = new WeakMap<object, RequestSeries>();
+  private outboundByEndpoint = new WeakMap<object, [RequestSeries?, RequestSeries?]>();
+  private inboundBySocket = new WeakMap<object, RequestSeries>();
   /** Every series by its label values: one object per combination, found again by `retain`. */
   private readonly all = new Map<string, RequestSeries>();
-  private readonly unknownOutbound: RequestSeries;
+  private unknownOutbound: RequestSeries;
 
-  constructor(registry: MetricsRegistry, readonly self: SelfLabels, private readonly clusterStats: () => Iterable<ClusterStats> = () => []) {
+  constructor(registry: MetricsRegistry, private self: SelfLabels, private readonly clusterStats: () => Iterable<ClusterStats> = () => []) {
     const req: RequestLabel[] = ['direction', 'source_workload', 'source_namespace', 'destination_service', 'destination_namespace', 'destination_workload', 'response_code', 'grpc_status', 'mtls'];
     const tcp: TcpLabel[] = ['direction', 'destination_service', 'mtls'];
     this.requests = registry.counter('weft_requests_total', 'HTTP and gRPC requests, counted when the response ends or the request fails (response_code 0: no response).', req);
@@ -87,7 +88,11 @@ export class RequestMetrics {
     this.timeouts = registry.counter('weft_request_timeouts_total', 'Requests that ended in an upstream timeout (route timeout, gRPC deadline, or the last try\'s per-try timeout): 504 or DEADLINE_EXCEEDED.', svc);
     registry.counterFrom('weft_outlier_ejections_total', 'Endpoints ejected by outlier detection (since the cluster appeared).', svc, () => this.perService('ejections'));
     registry.counterFrom('weft_pool_overflows_total', 'Requests and connections refused because a cluster was at its connection-pool limits (since the cluster appeared).', svc, () => this.perService('overflows'));
-    this.unknownOutbound = this.series({ direction: 'outbound', source_workload: self.workload, source_namespace: self.namespace, destination_service: UNKNOWN, destination_namespace: UNKNOWN, destination_workload: UNKNOWN, mtls: 'false' });
+    this.unknownOutbound = this.unknownOutboundSeries();
+  }
+
+  private unknownOutboundSeries(): RequestSeries {
+    return this.series({ direction: 'outbound', source_workload: this.self.workload, source_namespace: this.self.namespace, destination_service: UNKNOWN, destination_namespace: UNKNOWN, destination_workload: UNKNOWN, mtls: 'false' });
   }
 
   /** The series of an outbound request or connection to `endpoint` of `cluster` (either unknown: no destination). */
@@ -162,6 +167,14 @@ export class RequestMetrics {
    * more (Prometheus then sees them end), so departed destinations do not accumulate.
    */
   retain(config: ProxyConfig): void {
+    if (config.workload && config.workload !== this.self.workload) {
+      // The control plane named this pod's workload (its `app` label): label sets resolved from
+      // now on use it; series recorded under the old name stay (they counted real requests).
+      this.self = { ...this.self, workload: config.workload };
+      this.outboundByEndpoint = new WeakMap();
+      this.inboundBySocket = new WeakMap();
+      this.unknownOutbound = this.unknownOutboundSeries();
+    }
     const live = new Set<string>([UNKNOWN]);
     for (const name of config.clusters.keys()) live.add(serviceOf(name));
     const gone = new Set<string>();
