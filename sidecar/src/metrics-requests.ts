@@ -34,9 +34,16 @@ export interface SelfLabels {
   readonly namespace: string;
 }
 
-/** One (direction, source, destination, mtls) combination: its label objects by code and gRPC status. */
+/** One (code, gRPC status) of a series: its label object and the two metrics' resolved children. */
+interface CodeSeries {
+  readonly labels: Record<RequestLabel, string>;
+  readonly count: { inc(by?: number): void };
+  readonly duration: { observe(value: number): void };
+}
+
+/** One (direction, source, destination, mtls) combination: its children by code and gRPC status. */
 export class RequestSeries {
-  private readonly byCode = new Map<number, Map<string, Record<RequestLabel, string>>>();
+  private readonly byCode = new Map<number, Map<string, CodeSeries>>();
   readonly tcp: Record<TcpLabel, string>;
   readonly service: { readonly destination_service: string };
 
@@ -45,17 +52,21 @@ export class RequestSeries {
     this.service = { destination_service: base.destination_service };
   }
 
-  labels(code: number, grpcStatus: string): Record<RequestLabel, string> {
+  /** The children for `code` and `grpcStatus`, resolved on first use (then two map reads). */
+  of(m: RequestMetrics, code: number, grpcStatus: string): CodeSeries {
     let byGrpc = this.byCode.get(code);
     if (!byGrpc) this.byCode.set(code, (byGrpc = new Map()));
-    let l = byGrpc.get(grpcStatus);
-    if (!l) byGrpc.set(grpcStatus, (l = { ...this.base, response_code: String(code), grpc_status: grpcStatus }));
-    return l;
+    let c = byGrpc.get(grpcStatus);
+    if (!c) {
+      const labels = { ...this.base, response_code: String(code), grpc_status: grpcStatus };
+      byGrpc.set(grpcStatus, (c = { labels, count: m.requests.child(labels), duration: m.duration.child(labels) }));
+    }
+    return c;
   }
 
   /** Every label object handed out (for removal). */
   *all(): Iterable<Record<RequestLabel, string>> {
-    for (const byGrpc of this.byCode.values()) yield* byGrpc.values();
+    for (const byGrpc of this.byCode.values()) for (const c of byGrpc.values()) yield c.labels;
   }
 }
 
@@ -140,9 +151,9 @@ export class RequestMetrics {
 
   /** A request ended: `code` the status the client got (0: none), `startedMs` from `performance.now()`. */
   record(series: RequestSeries, code: number, grpcStatus: string, startedMs: number): void {
-    const l = series.labels(code, grpcStatus);
-    this.requests.inc(l);
-    this.duration.observe(l, (performance.now() - startedMs) / 1000);
+    const c = series.of(this, code, grpcStatus);
+    c.count.inc();
+    c.duration.observe((performance.now() - startedMs) / 1000);
   }
 
   /** A TCP proxy connection closed: `sent` bytes from the client upstream, `received` back. */

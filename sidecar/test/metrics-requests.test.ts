@@ -116,3 +116,30 @@ test('label values: service host from the cluster name, workload from the pod na
   assert.equal(workloadOfPod('reviews-v1-7f9c6-x2x4q'), 'reviews-v1-7f9c6');
   assert.equal(workloadOfPod('single'), 'single');
 });
+
+test('resolved children update the same series prom-client renders (buckets cumulative, sum, count), also after the series was removed', async () => {
+  const registry = new MetricsRegistry();
+  const c = registry.counter('weft_test_total', 'Test.', ['a', 'b']);
+  const h = registry.histogram('weft_test_seconds', 'Test.', ['a'], [0.1, 1]);
+  const cc = c.child({ b: 'y', a: 'x' });
+  const hc = h.child({ a: 'x' });
+  cc.inc();
+  cc.inc(2);
+  c.inc({ a: 'x', b: 'y' }); // the labelled path lands on the same series
+  for (const v of [0.05, 0.5, 0.5, 5]) hc.observe(v);
+  let text = await registry.render();
+  assert.match(text, /^weft_test_total\{b="y",a="x"\} 4$/m);
+  assert.match(text, /^weft_test_seconds_bucket\{le="0.1",a="x"\} 1$/m);
+  assert.match(text, /^weft_test_seconds_bucket\{le="1",a="x"\} 3$/m);
+  assert.match(text, /^weft_test_seconds_bucket\{le="\+Inf",a="x"\} 4$/m);
+  assert.match(text, /^weft_test_seconds_sum\{a="x"\} 6.05$/m);
+  assert.match(text, /^weft_test_seconds_count\{a="x"\} 4$/m);
+  c.remove({ a: 'x', b: 'y' });
+  h.remove({ a: 'x' });
+  cc.inc();
+  hc.observe(0.2);
+  text = await registry.render();
+  assert.match(text, /^weft_test_total\{b="y",a="x"\} 1$/m);
+  assert.match(text, /^weft_test_seconds_count\{a="x"\} 1$/m);
+  assert.match(text, /^weft_test_seconds_bucket\{le="0.1",a="x"\} 0$/m);
+});
