@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { join } from 'node:path';
 import { startControlPlane, tokenPath, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
@@ -32,13 +33,22 @@ spec:
   selector: {app: ${name}}
   ports: [{name: ${portName}, port: 80, targetPort: ${target}}]
 `;
-const MESH = [podYaml(NS, PODS.frontend), podYaml(NS, PODS.backend), podYaml(NS, PODS.legacy), podYaml(NS, PODS.rpc), service('backend', 'http', 8080), service('legacy', 'http', 8080), service('rpc', 'grpc', 9090)].join('---\n');
+/** An opaque (TCP) port on the backend pod: the frontend's per-upstream port 2525 proxies it. */
+const MAIL = `apiVersion: v1
+kind: Service
+metadata: {name: mail, namespace: ${NS}}
+spec:
+  selector: {app: backend}
+  ports: [{name: smtp, port: 2525, targetPort: 2525}]
+`;
+const MESH = [podYaml(NS, PODS.frontend), podYaml(NS, PODS.backend), podYaml(NS, PODS.legacy), podYaml(NS, PODS.rpc), service('backend', 'http', 8080), service('legacy', 'http', 8080), service('rpc', 'grpc', 9090), MAIL].join('---\n');
 
 let dataDir: string;
 let manifests: string;
 let cp: ControlPlane;
 const apps: http.Server[] = [];
 let rpcApp: http2.Http2Server;
+let echoApp: net.Server;
 const sidecars = new Map<string, Sidecar>();
 let front: MeshClient;
 
@@ -127,6 +137,12 @@ before(async () => {
   });
   apps.push(await statusApp(PODS.backend.ip), await statusApp(PODS.legacy.ip));
   rpcApp = await grpcStatusApp(PODS.rpc.ip);
+  echoApp = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => echoApp.listen(2525, PODS.backend.ip, () => r()));
   sidecars.set('frontend', await startPod(PODS.frontend, true));
   sidecars.set('backend', await startPod(PODS.backend, true));
   sidecars.set('legacy', await startPod(PODS.legacy, false));
@@ -143,6 +159,7 @@ after(async () => {
   await cp?.close();
   for (const a of apps) await closeServer(a);
   rpcApp?.close();
+  echoApp?.close();
 });
 
 test('request metrics match the traffic sent: counts per code, source and destination labels, gRPC status, mtls true and false, both directions', async () => {
@@ -189,6 +206,37 @@ test('request metrics match the traffic sent: counts per code, source and destin
   assert.ok(sample(now.front, 'weft_xds_updates_applied_total', { type: 'Cluster' }) >= 1);
 });
 
+/** One TCP connection through the frontend's port 2525: sends `text`, reads the echo, closes. */
+function echoThrough(text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(2525, PODS.frontend.ip);
+    let got = '';
+    c.on('connect', () => c.end(text));
+    c.on('data', (d) => (got += d));
+    c.on('close', () => resolve(got));
+    c.on('error', reject);
+  });
+}
+
+test('TCP: connections opened and closed and bytes both ways, at the caller (outbound, mtls) and the callee (inbound)', async () => {
+  const was = { front: await sidecarMetrics(PODS.frontend.ip), backend: await sidecarMetrics(PODS.backend.ip) };
+  assert.equal(await echoThrough('hello'), 'hello');
+  assert.equal(await echoThrough('hello again'), 'hello again');
+  const out = { direction: 'outbound', destination_service: `mail.${NS}.svc.cluster.local`, mtls: 'true' };
+  const inb = { direction: 'inbound', destination_service: 'unknown', mtls: 'true' };
+  const delta = (now: string, before: string, name: string, labels: Record<string, string>): number => sample(now, name, labels) - sample(before, name, labels);
+  // Both sides' close is seen a moment after the client's.
+  const now = await eventually('both connections closed on both sidecars', async () => {
+    const n = { front: await sidecarMetrics(PODS.frontend.ip), backend: await sidecarMetrics(PODS.backend.ip) };
+    return delta(n.front, was.front, 'weft_tcp_connections_closed_total', out) === 2 && delta(n.backend, was.backend, 'weft_tcp_connections_closed_total', inb) === 2 ? n : undefined;
+  }, 5000);
+  assert.equal(delta(now.front, was.front, 'weft_tcp_connections_opened_total', out), 2);
+  assert.equal(delta(now.front, was.front, 'weft_tcp_sent_bytes_total', out), 16, 'the client\'s bytes');
+  assert.equal(delta(now.front, was.front, 'weft_tcp_received_bytes_total', out), 16, 'the echo');
+  assert.equal(delta(now.backend, was.backend, 'weft_tcp_connections_opened_total', inb), 2);
+  assert.equal(delta(now.backend, was.backend, 'weft_tcp_received_bytes_total', inb), 16);
+});
+
 test('promtool check metrics passes on the sidecars\' and the control plane\'s /metrics after traffic', async (t) => {
   const probe = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
   if (probe.error) {
@@ -212,14 +260,14 @@ test('promtool check metrics passes on the sidecars\' and the control plane\'s /
 test('control plane: a manifest change is counted as registry events, and push convergence is observed once per proxy when it acknowledges', async () => {
   const url = `http://${CP}:${cp.debugPort}/metrics`;
   const was = await scrape(url);
-  assert.equal(sample(was, 'weft_registry_events_total', { kind: 'Service', event: 'added' }), 3, 'the first load: three Services added');
+  assert.equal(sample(was, 'weft_registry_events_total', { kind: 'Service', event: 'added' }), 4, 'the first load: four Services added');
   writeManifest(manifests, 'extra.yaml', service('extra', 'http', 8080));
   // Every sidecar gets a new outbound cluster for the new Service: four proxies converge.
   const now = await eventually('four proxies to acknowledge the change', async () => {
     const text = await scrape(url);
     return sample(text, 'weft_xds_push_convergence_seconds_count', {}) - sample(was, 'weft_xds_push_convergence_seconds_count', {}) >= 4 ? text : undefined;
   }, 10_000);
-  assert.equal(sample(now, 'weft_registry_events_total', { kind: 'Service', event: 'added' }), 4);
+  assert.equal(sample(now, 'weft_registry_events_total', { kind: 'Service', event: 'added' }), 5);
   assert.equal(sample(now, 'weft_registry_events_total', { kind: 'Service', event: 'deleted' }), 0);
   const seconds = sample(now, 'weft_xds_push_convergence_seconds_sum', {}) - sample(was, 'weft_xds_push_convergence_seconds_sum', {});
   assert.ok(seconds > 0 && seconds < 40, `convergence took ${seconds} s in all (debounce 20 ms + push + ACK, per proxy)`);
