@@ -18,6 +18,7 @@ import { loadTokenKey, TokenFiles } from './token-files';
 import { LocalTokenValidator, type TokenValidator } from './token-validator';
 import type { AdsHooks } from './ads-hooks';
 import { FilesRegistry, type Diagnostic } from './registry-files';
+import { RegistryEvents } from './registry-events';
 import { encodeSnapshot, SnapshotCache } from './snapshot-cache';
 import { SyncStatus } from './sync-status';
 import { translate } from './translate';
@@ -80,6 +81,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const registry = new FilesRegistry(opts.manifestsDir, log.child({ module: 'registry-files' }));
   const metrics = new prom.Registry();
   prom.collectDefaultMetrics({ register: metrics });
+  // Gauges named like counters, which `promtool check metrics` rejects; their per-type
+  // counterparts (nodejs_active_handles{type}, …) carry the same numbers (docs/metrics.md).
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) metrics.removeSingleMetric(name);
   const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace);
   const identifier = `weft-control-plane@${hostname()}`;
   const id = opts.identity;
@@ -108,7 +112,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
   }
   await registry.start();
+  const registryEvents = new RegistryEvents(metrics);
   registry.onChange((s) => {
+    registryEvents.snapshot(s.objects);
     state.setObjects(s.objects, s.diagnostics);
     void tokens?.update(s.objects);
   });
@@ -189,6 +195,8 @@ class MeshState {
   private lastStatus = new Map<string, string>();
   private trustBundlePem?: string;
   private readonly rebuilds: prom.Counter;
+  /** When the change the pending rebuild is for was seen (`performance.now()`). */
+  private changeSeen = 0;
   readonly hooks: AdsHooks;
 
   constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string) {
@@ -243,7 +251,9 @@ class MeshState {
   /** Coalesces changes: the first one starts the clock, the rebuild takes everything since. */
   private schedule(): void {
     if (this.timer || this.stopped) return;
+    const seen = performance.now(); // the start of push convergence (SyncStatus.changed)
     this.timer = setTimeout(() => {
+      this.changeSeen = seen;
       this.timer = undefined;
       this.rebuild();
     }, this.debounceMs);
@@ -257,7 +267,11 @@ class MeshState {
     let pushed = 0;
     for (const { node } of this.sync.nodes.values()) {
       try {
-        if (this.cache.set(node.id, encodeSnapshot(translate(world, node), world.generation))) pushed++;
+        const snapshot = encodeSnapshot(translate(world, node), world.generation);
+        // Before `set`: its watchers may send at once, and what they send counts toward convergence.
+        const started = this.sync.changed(node.id, this.changeSeen);
+        if (this.cache.set(node.id, snapshot)) pushed++;
+        else if (started) this.sync.unchanged(node.id);
       } catch (err) {
         // A resource that does not encode is a translation bug: keep the node's last snapshot.
         this.log.error('translation failed; the proxy keeps its last config', { node: node.id, error: err as Error });

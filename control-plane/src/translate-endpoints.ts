@@ -21,6 +21,9 @@ export interface ResolvedEndpoint {
   readonly mtls: boolean;
   /** The pod's SPIFFE identity (its service account), when the endpoint is a known pod. */
   readonly identity?: string;
+  /** The pod's workload (its `app` label, else its name without the last `-suffix`) and namespace: metric labels. */
+  readonly workload?: string;
+  readonly namespace?: string;
 }
 
 /** Ready endpoints of one Service port, sorted by address for stable output. */
@@ -43,7 +46,7 @@ export function endpointsFor(world: World, svc: Service, port: ServicePort): Res
         out.push({
           ip,
           targetPort: sp.port,
-          ...(pod ? { podLabels: pod.meta.labels, identity: spiffeId(pod.meta.namespace, pod.serviceAccount) } : {}),
+          ...(pod ? { podLabels: pod.meta.labels, identity: spiffeId(pod.meta.namespace, pod.serviceAccount), workload: workloadOf(pod), namespace: pod.meta.namespace } : {}),
           meshed: podKey !== undefined && world.meshedPods.has(podKey),
           mtls,
         });
@@ -75,6 +78,14 @@ function mtlsWanted(world: World, pod: Pod, target: number, http: boolean): bool
 
 const strictPods = new WeakMap<World, Map<string, boolean>>();
 
+/** A pod's workload: its `app` label, else its name without the last `-suffix` (`reviews-v1-7f9c-x2x` → `reviews-v1-7f9c`). */
+export function workloadOf(pod: Pod): string {
+  const app = pod.meta.labels?.app;
+  if (app) return app;
+  const i = pod.meta.name.lastIndexOf('-');
+  return i > 0 ? pod.meta.name.slice(0, i) : pod.meta.name;
+}
+
 export function inSubset(e: ResolvedEndpoint, labels: Readonly<Record<string, string>> | undefined): boolean {
   if (!labels) return true;
   return e.podLabels !== undefined && matchesSelector(e.podLabels, labels);
@@ -98,10 +109,14 @@ export function loadAssignment(clusterName: string, endpoints: readonly Resolved
           load_balancing_weight: { value: 1 },
           // google.protobuf.Value comes from protobufjs's bundled well-known types, whose field
           // names are camelCase (numberValue); the wire format is the same either way.
-          ...(sidecar || (viaSidecar && e.mtls) ? {
+          ...(sidecar || (viaSidecar && e.mtls) || e.workload ? {
             metadata: {
               filter_metadata: {
-                ...(sidecar ? { [METADATA_NS]: { fields: { target_port: { numberValue: e.targetPort } } } } : {}),
+                ...(sidecar || e.workload ? { [METADATA_NS]: { fields: {
+                  ...(sidecar ? { target_port: { numberValue: e.targetPort } } : {}),
+                  // Who is behind the endpoint, for the caller's metric labels (docs/metrics.md).
+                  ...(e.workload ? { workload: { stringValue: e.workload }, namespace: { stringValue: e.namespace } } : {}),
+                } } } : {}),
                 // Auto mTLS: the cluster's transport_socket_matches pick mTLS for this endpoint.
                 ...(viaSidecar && e.mtls ? tlsModeMetadata() : {}),
               },

@@ -10,7 +10,8 @@ import { apiListener, inboundListener, localPortListener, outboundListener, podO
 import { domainsFor, routesFor, virtualHostName } from './translate-routes';
 import { inboundAuthz } from './translate-authz';
 import { trustBundleSecrets } from './translate-secrets';
-import { inboundClusterName, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
+import { inboundClusterName, METADATA_NS, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
+import { workloadOf } from './translate-endpoints';
 import { mtlsModeOf } from './peer-auth';
 
 type Obj = Record<string, unknown>;
@@ -64,7 +65,9 @@ export function translate(world: World, node: NodeIdentity): Resources {
       clusters.set(c.name as string, c);
     }
     const peer = pod ? { identity: node.mtls === true, modeOf: (p?: number) => mtlsModeOf(world.peerAuth, pod, p) } : undefined;
-    listeners.set('virtualInbound', inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture, peer, inboundAuthz(world, pod)));
+    const inbound = inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture, peer, inboundAuthz(world, pod));
+    // The sidecar's own workload, as its callers see it in endpoint metadata (its metric labels).
+    listeners.set('virtualInbound', pod ? { ...inbound, metadata: { filter_metadata: { [METADATA_NS]: { fields: { workload: { stringValue: workloadOf(pod) } } } } } } : inbound);
     if (!node.capture) {
       // Local mode's per-upstream ports, except where the pod's own app listens (docs/protocols.md).
       const own = new Set([...targetPorts, ...(pod?.containerPorts.map((c) => c.containerPort) ?? [])]);

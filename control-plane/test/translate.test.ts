@@ -86,7 +86,10 @@ test('a pod whose sidecar is connected is reached at its inbound listener, with 
   const r = translate(world(shop(), ['shop/backend-v1']), FRONTEND);
   const cla = get(r, TypeUrl.ClusterLoadAssignment, `outbound|80||${BACKEND}`);
   assert.deepEqual(addresses(cla), ['127.0.0.21:15006', '127.0.0.22:8080']);
-  assert.deepEqual(cla.endpoints[0].lb_endpoints[0].metadata, { filter_metadata: { 'weft.dev': { fields: { target_port: { numberValue: 8080 } } } } });
+  const who = { workload: { stringValue: 'backend' }, namespace: { stringValue: 'shop' } };
+  assert.deepEqual(cla.endpoints[0].lb_endpoints[0].metadata, { filter_metadata: { 'weft.dev': { fields: { target_port: { numberValue: 8080 }, ...who } } } });
+  // Every endpoint that is a known pod names its workload and namespace (the callers' metric labels).
+  assert.deepEqual(cla.endpoints[0].lb_endpoints[1].metadata, { filter_metadata: { 'weft.dev': { fields: who } } });
 });
 
 test('a sidecar gets outbound and inbound listeners on its pod IP, and a static cluster per app port', () => {

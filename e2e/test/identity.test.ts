@@ -186,7 +186,7 @@ test('with a 3 s lifetime the certificate is renewed before it expires, and a co
     assert.equal(fresh.getPeerX509Certificate()!.serialNumber, m.describe()!.serial, 'new handshakes get the new certificate');
     held.destroy();
     fresh.destroy();
-    assert.match(metrics.render(), /^weft_workload_certificate_rotation_failures_total 0$/m);
+    assert.match((await metrics.render()), /^weft_workload_certificate_rotation_failures_total 0$/m);
   } finally {
     m.close();
     server?.close();
@@ -208,7 +208,7 @@ test('CA unreachable: the current certificate is kept, retries back off, and an 
     await m.ready;
     await cp.close();
     const held = m.current()!;
-    await eventually('failed attempts while the CA is away', () => /^weft_workload_certificate_rotation_failures_total [3-9]\d*$/m.test(metrics.render()), 8000);
+    await eventually('failed attempts while the CA is away', async () => /^weft_workload_certificate_rotation_failures_total [3-9]\d*$/m.test((await metrics.render())), 8000);
     assert.equal(m.current(), held, 'the certificate in use is kept');
     await sleep(Math.max(0, held.notAfter.getTime() - Date.now() + 100));
     assert.ok(m.current()!.notAfter.getTime() < Date.now(), 'it has expired meanwhile');
@@ -239,9 +239,9 @@ for (const [random, edge] of [[0, 'early'], [1, 'late']] as const) {
       const fraction = random === 0 ? 0.8 * 0.95 : 0.8 * 1.05;
       mock.timers.tick(Math.floor(remaining * fraction) - 5000);
       await immediate(50);
-      assert.match(metrics.render(), /^weft_workload_certificate_rotations_total 1$/m, 'not renewed before the window');
+      assert.match((await metrics.render()), /^weft_workload_certificate_rotations_total 1$/m, 'not renewed before the window');
       mock.timers.tick(10_000);
-      await until(() => /^weft_workload_certificate_rotations_total 2$/m.test(metrics.render()), 5000);
+      await until(async () => /^weft_workload_certificate_rotations_total 2$/m.test((await metrics.render())), 5000);
     } finally {
       m.close();
       mock.timers.reset();
@@ -251,9 +251,9 @@ for (const [random, edge] of [[0, 'early'], [1, 'late']] as const) {
 }
 
 /** Polls on setImmediate (setTimeout is mocked here) until `check` holds, by the real clock. */
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error('timed out (renewal did not happen inside the window)');
     await immediate(1);
   }

@@ -178,7 +178,7 @@ export class MetricsServer extends LocalServer {
   protected route(method: string, path: string, res: ServerResponse): void {
     if (path !== '/metrics') return send(res, 404, 'not found\n');
     if (!allow(method, 'GET', res)) return;
-    send(res, 200, this.options.registry.render(), METRICS_CONTENT_TYPE);
+    this.options.registry.render().then((text) => send(res, 200, text, METRICS_CONTENT_TYPE), () => send(res, 500, 'metrics unavailable\n'));
   }
 }
 

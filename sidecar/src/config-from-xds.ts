@@ -59,7 +59,8 @@ export function buildProxyConfig(r: XdsResources): BuildResult {
   const endpoints = collect(r.assignments, 'ClusterLoadAssignment', (o, at) => [o.cluster_name, lbEndpoints(o, at)]);
   const trustBundles = collect(r.secrets ?? [], 'Secret', (o, at) => [o.name, trustBundleOf(o, at)]);
   if (errors.length) return { ok: false, errors };
-  return { ok: true, config: { listeners, ...(tcpListeners.size ? { tcpListeners } : {}), routeTables, clusters, endpoints, ...(trustBundles.size ? { trustBundles } : {}) } };
+  const workload = workloadOf(r.listeners);
+  return { ok: true, config: { listeners, ...(tcpListeners.size ? { tcpListeners } : {}), routeTables, clusters, endpoints, ...(trustBundles.size ? { trustBundles } : {}), ...(workload ? { workload } : {}) } };
 }
 
 /**
@@ -397,7 +398,11 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
       const sa = e.endpoint?.address?.socket_address;
       if (!sa?.address || !sa.port_value) invalid(eat, 'endpoint.address.socket_address with address and port_value is required');
       // google.protobuf.Value decodes with protobufjs's camelCase well-known names (numberValue).
-      const target = e.metadata?.filter_metadata?.['weft.dev']?.fields?.target_port?.numberValue;
+      const weft = e.metadata?.filter_metadata?.['weft.dev']?.fields;
+      const target = weft?.target_port?.numberValue;
+      // The pod behind the endpoint (metric labels); bounded: a name, never an address.
+      const workload = weft?.workload?.stringValue;
+      const namespace = weft?.namespace?.stringValue;
       const transportMatch = transportMatchOf(e.metadata);
       const status = e.health_status ?? 'UNKNOWN';
       out.push({
@@ -407,10 +412,21 @@ function lbEndpoints(o: Obj, at: string): Endpoint[] {
         healthy: status === 'HEALTHY' || status === 'UNKNOWN',
         ...(typeof target === 'number' ? { targetPort: target } : {}),
         ...(transportMatch ? { transportMatch } : {}),
+        ...(typeof workload === 'string' && workload ? { workload } : {}),
+        ...(typeof namespace === 'string' && namespace ? { namespace } : {}),
       });
     });
   });
   return out;
+}
+
+/** This sidecar's workload: the `weft.dev` `workload` metadata of an inbound listener (the control plane's `virtualInbound`), for metric labels. */
+function workloadOf(listeners: readonly Obj[]): string | undefined {
+  for (const o of listeners) {
+    const w = o.metadata?.filter_metadata?.['weft.dev']?.fields?.workload?.stringValue;
+    if (o.traffic_direction === 'INBOUND' && typeof w === 'string' && w) return w;
+  }
+  return undefined;
 }
 
 function durationMs(d: Obj): number {

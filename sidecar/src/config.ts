@@ -287,6 +287,9 @@ export interface Endpoint {
   readonly transportMatch?: Readonly<Record<string, string>>;
   /** Resolved from the cluster (proxy-snapshot.ts): originate mTLS to this endpoint. */
   readonly tls?: UpstreamTls;
+  /** Endpoint metadata `weft.dev` `workload` and `namespace`: the pod behind it, for metric labels. */
+  readonly workload?: string;
+  readonly namespace?: string;
 }
 
 export interface ProxyConfig {
@@ -299,6 +302,8 @@ export interface ProxyConfig {
   readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
   /** SDS `Secret`s holding a validation context, by name (Istio's `ROOTCA`); absent: none. */
   readonly trustBundles?: ReadonlyMap<string, TrustBundle>;
+  /** This sidecar's workload (the inbound listener's `weft.dev` metadata), for metric labels; absent: derived from the pod name. */
+  readonly workload?: string;
 }
 
 /** The roots a peer's certificate must chain to: old and new during a root rotation. */

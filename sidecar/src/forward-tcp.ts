@@ -21,6 +21,7 @@ import { encodeProxyV2, type ProxyAddress } from './proxy-protocol';
 import { pickWeightedCluster } from './route-weighted';
 import { TcpClusterNotFoundError, TcpConnectError, TcpNoHealthyUpstreamError, TcpOverflowError, type TcpProxyError } from './tcp-errors';
 import { endpointKey } from './upstream-pool';
+import { tcpOpened, type RequestSeries, type TcpMetricsHook } from './metrics-requests';
 
 /** Envoy's `tcp_proxy.idle_timeout` when unset. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
@@ -41,6 +42,8 @@ export interface TcpForward {
   readonly tls?: TlsContexts;
   /** Connections opened upstream, so an owner can cut them (`destroy()`); removed on close. */
   readonly upstreams?: Set<Socket>;
+  /** Connection and byte counters (metrics-requests.ts), with the listener's direction. */
+  readonly metrics?: TcpMetricsHook;
 }
 
 /** Proxies `f.downstream` to an upstream chosen by `f.proxy`. Synchronous setup; never throws. */
@@ -96,9 +99,11 @@ export function forwardTcp(f: TcpForward): void {
   let abandoned = false;
   const connectTimer = setTimeout(() => upstream.destroy(new TcpConnectError('connect timeout')), cluster.cluster.connectTimeoutMs || 1000);
   let closedSides = 0;
+  let series: RequestSeries | undefined;
   const closed = (): void => {
     if (++closedSides < 2) return;
     release?.();
+    if (series) f.metrics!.m.tcpClosed(series, f.head.length + downstream.bytesRead, downstream.bytesWritten);
     log.debug('tcp connection closed', {
       ...logged, ms: Math.round(performance.now() - started),
       bytesFromClient: f.head.length + downstream.bytesRead, bytesToClient: downstream.bytesWritten,
@@ -109,6 +114,7 @@ export function forwardTcp(f: TcpForward): void {
     connected = true;
     clearTimeout(connectTimer);
     pick?.done({ kind: 'response', status: 200 });
+    if (f.metrics) series = tcpOpened(f.metrics, downstream, cluster.cluster, pick?.endpoint);
     if (endpoint.targetPort !== undefined) {
       // A peer sidecar's inbound listener: tell it which app port (local mode; docs/protocols.md).
       const source = { address: downstream.remoteAddress ?? '0.0.0.0', port: downstream.remotePort ?? 0 };

@@ -16,12 +16,13 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@weft/api';
-import { MESH_MTLS_TRANSPORT, type ConnectionDispatch, type FilterChain, type ProxyConfig } from './config';
+import { MESH_MTLS_TRANSPORT, type ConnectionDispatch, type FilterChain, type ListenerDirection, type ProxyConfig } from './config';
 import { detectProtocol, readFirstBytes, sniffProtocol, type DetectedProtocol, type SniffedProtocol } from './detect-protocol';
 import { chainsForDestination, needsDetection, selectChain } from './filter-chain';
 import { forwardTcp } from './forward-tcp';
 import { authorizeTcp, defaultDenials, type AuthzDenials } from './authz-enforce';
 import type { Counter } from './metrics';
+import type { RequestMetrics } from './metrics-requests';
 import { parseClientHello } from './tls-client-hello';
 import type { TlsContexts } from './tls-contexts';
 import { DECRYPTED_DESTINATION, InboundTlsRefusedError, terminateTls } from './tls-terminate';
@@ -46,11 +47,14 @@ export interface DispatchDeps {
   readonly tls?: TlsContexts;
   /** `weft_inbound_tls_refusals_total{reason}`: every connection closed for want of mesh mTLS. */
   readonly tlsRefusals?: Counter<'reason'>;
+  /** TCP connection and byte counters (metrics-requests.ts); absent: not recorded. */
+  readonly requestMetrics?: RequestMetrics;
 }
 
 /** The part of a listener spec dispatch reads (HttpListener and TcpListener both have it). */
 export interface DispatchedListener {
   readonly name: string;
+  readonly direction?: ListenerDirection;
   readonly connections?: ConnectionDispatch;
 }
 
@@ -141,6 +145,7 @@ export class ConnectionDispatcher {
       log: this.log.child({ listener: spec.name, chain: chain.name }),
       upstreams: this.upstreams,
       ...(this.deps.pool.tls ? { tls: this.deps.pool.tls } : {}),
+      ...(this.deps.requestMetrics ? { metrics: { m: this.deps.requestMetrics, direction: spec.direction ?? 'inbound' } } : {}),
     });
     const refuseTls = (error: InboundTlsRefusedError): void => {
       this.deps.tlsRefusals?.inc({ reason: error.reason });

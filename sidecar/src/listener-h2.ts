@@ -37,6 +37,7 @@ import type { Http2StreamHandler } from './server-lifecycle';
 import { authorizeHttp, defaultDenials, inboundPort, routeClusterPort, type AuthzDenials } from './authz-enforce';
 import { h2SessionsOf } from './upstream-h2';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
+import { RequestRecord, type RequestMetrics } from './metrics-requests';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -54,6 +55,8 @@ export interface H2ListenerContext {
   readonly mirrors?: RequestMirrors | undefined;
   /** Where authorization denials are counted and logged (the HTTP/1 listener's). */
   readonly authzDenials?: AuthzDenials | undefined;
+  /** Request metrics (metrics-requests.ts); absent: not recorded. */
+  readonly requestMetrics?: RequestMetrics | undefined;
 }
 
 /** Denials of handlers built without a counter (tests): one per logger. */
@@ -90,6 +93,7 @@ interface H2Request {
   /** The per-stream debug line's fields; only when debug logging is on. */
   readonly logged: Record<string, unknown> | undefined;
   readonly finish: Finish;
+  readonly rec: RequestRecord | undefined;
   readonly fail: (error: HttpProxyError, done?: Finish) => void;
 }
 
@@ -102,7 +106,9 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
   // The per-stream debug line, built only when debug logging is on (the hot path skips it).
   const logged: Record<string, unknown> | undefined = ctx.log.enabled?.('debug') !== false ? { protocol: 'h2', method, host: authority, path: received[':path'] } : undefined;
   const started = logged ? performance.now() : 0;
-  const finish: Finish = logged ? (status, error) => ctx.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) }) : NO_FINISH;
+  const debug: Finish = logged ? (status, error) => ctx.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) }) : NO_FINISH;
+  const rec = ctx.requestMetrics && new RequestRecord(ctx.requestMetrics, spec.direction, stream.session!.socket);
+  const finish = rec ? rec.wrap(debug, { stream, grpc }) : debug;
   const fail = (error: HttpProxyError, done: Finish = finish): void => failStream(stream, error, grpc, done);
 
   if (method === 'CONNECT') return fail(new MethodNotAllowedError('connect-method', 'CONNECT is not supported'));
@@ -137,7 +143,7 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
     stream.end(route.action.body);
     return finish(route.action.status);
   }
-  const req: H2Request = { stream, spec, snap, route, target, method, authority, headers, grpc, logged, finish, fail };
+  const req: H2Request = { stream, spec, snap, route, target, method, authority, headers, grpc, logged, finish, rec, fail };
 
   // The request lifetime: the route timeout, or the gRPC deadline when that is shorter.
   const deadlineMs = grpc ? grpcTimeoutMs(headers['grpc-timeout']) : undefined;
@@ -162,6 +168,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
   const { stream, spec, snap, route, target, method, headers, logged, fail } = req;
   const backend = backendStage(snap, route);
   if (backend instanceof HttpProxyError) return fail(backend);
+  req.rec?.to(backend.cluster);
   if (logged) logged.cluster = backend.cluster.name;
 
   let release: (() => void) | undefined;
@@ -174,6 +181,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
     if (stream.closed || stream.destroyed) return done(499);
     const pick = endpointStage(backend);
     if (pick instanceof HttpProxyError) return fail(pick, done);
+    req.rec?.to(backend.cluster, pick.endpoint);
     if (logged) logged.upstream = endpointKey(pick.endpoint);
     const headersFor = (p: UpstreamPick): OutgoingHttpHeaders =>
       upstreamH2Headers(
@@ -213,6 +221,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
           : {}),
       },
       (status, error, retries) => {
+        req.rec?.retried(retries);
         if (retries && logged) logged.retries = retries;
         if (error) fail(error, done);
         else done(status);

@@ -43,6 +43,7 @@ import { authorizeHttp, defaultDenials, inboundPort, routeClusterPort, type Auth
 import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
+import { RequestRecord, type RequestMetrics } from './metrics-requests';
 
 // The stages shared with listener-h2.ts live in proxy-stages.ts; re-exported for existing importers.
 export { backendStage, endpointStage, routeStage } from './proxy-stages';
@@ -66,6 +67,8 @@ export interface ProxyListenerDeps {
   readonly authzDenials?: AuthzDenials;
   /** Filter chains and TCP proxies before HTTP (listener-dispatch.ts); absent: every connection is HTTP. */
   readonly connections?: (spec: () => HttpListener) => ConnectionDispatch;
+  /** Request and TCP metrics (metrics-requests.ts); absent: not recorded. */
+  readonly requestMetrics?: RequestMetrics;
 }
 
 /** The socket an `Upgrade` request handed over, and the bytes the client sent after its head. */
@@ -90,6 +93,7 @@ export class HttpProxyListener {
   private readonly retryBudgets: RetryBudgets | undefined;
   private readonly mirrors: RequestMirrors;
   private readonly denials: AuthzDenials;
+  private readonly metrics: RequestMetrics | undefined;
 
   constructor(
     spec: HttpListener,
@@ -103,6 +107,7 @@ export class HttpProxyListener {
     this.retryBudgets = deps.retryBudgets;
     this.mirrors = deps.mirrors ?? SHARED_MIRRORS;
     this.denials = deps.authzDenials ?? defaultDenials(this.log);
+    this.metrics = deps.requestMetrics;
     this.server = new ManagedHttpServer(`listener ${spec.name}`, (req, res) => this.handle(req, res), this.log, {
       limits: deps.limits ?? {},
       // HTTP/1.1 through the lean server (server-http1.ts), behind protocol detection.
@@ -120,6 +125,7 @@ export class HttpProxyListener {
         retryBudgets: deps.retryBudgets,
         mirrors: this.mirrors,
         authzDenials: this.denials,
+        requestMetrics: deps.requestMetrics,
       }),
       ...(deps.connections ? { dispatch: deps.connections(() => this.served) } : {}),
     });
@@ -206,7 +212,9 @@ export class HttpProxyListener {
     const spec = this.served;
     // The per-request debug line, built only when debug logging is on (the hot path skips it).
     const logged: Record<string, unknown> | undefined = this.log.enabled?.('debug') !== false ? { method: req.method, host: req.headers.host, path: req.url } : undefined;
-    const finish = logged ? this.debugFinish(logged, performance.now()) : NO_FINISH;
+    const debug = logged ? this.debugFinish(logged, performance.now()) : NO_FINISH;
+    const rec = this.metrics && new RequestRecord(this.metrics, spec.direction, req.socket);
+    const finish = rec ? rec.wrap(debug, { res }) : debug;
 
     // Strict stage: refuse what two parsers could read differently, then normalize the target
     // that route matching sees and the upstream is sent (docs/http-safety.md).
@@ -242,13 +250,13 @@ export class HttpProxyListener {
     const timeoutMs = route.timeoutMs ?? 0;
     const fault = spec.faultFilter ? decideFault(route.fault) : undefined;
     if (!fault || isNoFault(fault)) {
-      return this.forwardStage(req, res, spec, snap, route, target, timeoutMs, logged, finish, upgrade);
+      return this.forwardStage(req, res, spec, snap, route, target, timeoutMs, logged, finish, upgrade, rec);
     }
     if (logged) logged.fault = fault;
     applyFault(fault, timeoutMs, res, (outcome) => {
       if (outcome.kind === 'downstream-closed') finish(499);
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
-      else this.forwardStage(req, res, spec, snap, route, target, outcome.timeoutMs, logged, finish, upgrade);
+      else this.forwardStage(req, res, spec, snap, route, target, outcome.timeoutMs, logged, finish, upgrade, rec);
     });
   }
 
@@ -264,9 +272,11 @@ export class HttpProxyListener {
     logged: Record<string, unknown> | undefined,
     finish: Finish,
     upgrade: UpgradeContext | undefined,
+    rec: RequestRecord | undefined,
   ): void {
     const backend = backendStage(snap, route);
     if (backend instanceof HttpProxyError) return this.fail(res, backend, finish);
+    rec?.to(backend.cluster);
     if (logged) logged.cluster = backend.cluster.name;
 
     // Pool-limits stage (pool-limits.ts): forward now, wait for a free slot, or overflow (503).
@@ -279,6 +289,7 @@ export class HttpProxyListener {
       release = r;
       const pick = endpointStage(backend);
       if (pick instanceof HttpProxyError) return this.fail(res, pick, done);
+      rec?.to(backend.cluster, pick.endpoint);
       // Upstream addresses go to debug logs only, never into responses.
       if (logged) logged.upstream = endpointKey(pick.endpoint);
       if (upgrade) {
@@ -289,7 +300,7 @@ export class HttpProxyListener {
           else done(499);
         });
       }
-      else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done);
+      else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done, rec);
     });
     if (!withdraw) return this.fail(res, new UpstreamOverflowError(backend.cluster.name), finish);
     if (!release) {
@@ -312,6 +323,7 @@ export class HttpProxyListener {
     target: RequestTarget,
     timeoutMs: number,
     finish: Finish,
+    rec: RequestRecord | undefined,
   ): void {
     // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
     let attempt = pick;
@@ -347,6 +359,7 @@ export class HttpProxyListener {
     };
     forwardHttp(req, res, forward, (outcome) => {
       attempt.done(callResult(outcome));
+      rec?.retried(outcome.retries);
       if (outcome.kind === 'response') finish(outcome.status);
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
       else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)

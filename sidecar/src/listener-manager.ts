@@ -164,6 +164,7 @@ function dispatchDeps(deps: ManagerDeps): Omit<DispatchDeps, 'current'> {
     ...(deps.authzDenials ? { authzDenials: deps.authzDenials } : {}),
     ...(deps.pool.tls ? { tls: deps.pool.tls } : {}),
     ...(deps.tlsRefusals ? { tlsRefusals: deps.tlsRefusals } : {}),
+    ...(deps.requestMetrics ? { requestMetrics: deps.requestMetrics } : {}),
   };
 }
 

@@ -7,6 +7,8 @@ import { createLogger, formatSpiffeId, INTERCEPTION_MODE, MTLS_CAPABLE, sidecarN
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
+import { clusterStats, RequestMetrics, workloadOfPod } from './metrics-requests';
+import { XdsMetrics } from './metrics-xds';
 import { AuthzDenials } from './authz-enforce';
 import { parseAppProbes, type AppProbes } from './app-probe';
 import { EMPTY_CONFIG, type ProxyConfig, type TrustBundle } from './config';
@@ -159,7 +161,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const pool = new UpstreamPool({ tls });
   const authzDenials = new AuthzDenials(metrics, log.child({ module: 'authz' }));
   const tlsRefusals = metrics.counter('weft_inbound_tls_refusals_total', 'Inbound connections closed for want of mesh mTLS (plaintext or TLS on an mTLS-only port, a missing or unverifiable client certificate).', ['reason']);
-  const listeners = new ListenerManager(() => config, { log, pool, authzDenials, tlsRefusals, ...(opts.capture ? { originalDestination } : {}) });
+  const requestMetrics = new RequestMetrics(metrics, { workload: workloadOfPod(opts.podName), namespace: opts.namespace }, () => clusterStats(config, pool));
+  const xdsMetrics = new XdsMetrics(metrics);
+  const listeners = new ListenerManager(() => config, { log, pool, authzDenials, tlsRefusals, requestMetrics, ...(opts.capture ? { originalDestination } : {}) });
 
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
@@ -167,6 +171,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     nodeMetadata: { ...(opts.capture ? { [INTERCEPTION_MODE]: 'REDIRECT' } : {}), ...(identity ? { [MTLS_CAPABLE]: 'true' } : {}) },
     types: SUBSCRIBED,
     log: log.child({ module: 'xds-client' }),
+    metrics: xdsMetrics,
     apply: async (candidate) => {
       const built = buildProxyConfig(resourcesOf(candidate));
       if (!built.ok) return built.errors.join('; ');
@@ -175,6 +180,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       const errors = await listeners.apply(config);
       if (errors.length === 0) {
         SHARED_RETRY_BUDGETS.retain(retryBudgetKeys(config));
+        requestMetrics.retain(config);
         return undefined;
       }
       // A listener that cannot bind rejects the whole update: back to exactly what ran before.

@@ -7,6 +7,7 @@
  * reconnect it tells the new server what it holds (`initial_resource_versions`), so only
  * differences are sent again.
  */
+import type { XdsMetrics } from './metrics-xds';
 import { adsClientCodec, shortTypeName, sidecarXdsRoot, unpackAny, type AdsClientCodec, type AnyMessage, type Logger } from '@weft/api';
 import { GrpcBidiCall, GrpcStatus, type GrpcCallError } from './grpc-stream-h2';
 
@@ -33,6 +34,8 @@ export interface XdsClientOptions {
    */
   readonly apply: (candidate: HeldState, typeUrl: string) => Promise<string | undefined>;
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** xDS state metrics (metrics-xds.ts); absent: not recorded. */
+  readonly metrics?: XdsMetrics;
 }
 
 type State = 'IDLE' | 'CONNECTING' | 'READY' | 'BACKOFF' | 'CLOSED';
@@ -68,6 +71,7 @@ export class XdsClient {
     if (this.state === to) return;
     this.opts.log.info(`xds ${this.state} -> ${to}`, { address: this.opts.address, ...fields });
     this.state = to;
+    this.opts.metrics?.state(to);
   }
 
   private connect(): void {
@@ -150,6 +154,7 @@ export class XdsClient {
     this.held = candidate;
     this.versions.set(typeUrl, res.system_version_info ?? '');
     this.nacks.delete(typeUrl);
+    this.opts.metrics?.response(typeUrl, true);
     ack();
     this.opts.log.debug('applied', { type: shortTypeName(typeUrl), version: res.system_version_info, changed: res.resources?.length ?? 0, removed: res.removed_resources?.length ?? 0 });
     this.initial.add(typeUrl);
@@ -159,6 +164,7 @@ export class XdsClient {
   private reject(typeUrl: string, res: Obj, error: string, ack: (error: string) => void): void {
     this.opts.log.warn('rejected config', { type: shortTypeName(typeUrl), version: res.system_version_info, error });
     this.nacks.set(typeUrl, error);
+    this.opts.metrics?.response(typeUrl, false);
     ack(error);
   }
 

@@ -220,7 +220,7 @@ test('TCP: an allowed connection is proxied; a denied one is closed without reac
   const accepted = await new Promise<number>((r) => echo.getConnections((_e, n) => r(n)));
   assert.equal(await tcpExchange('127.0.0.1'), 'closed'); // not in the ALLOW rule's ipBlocks
   assert.equal(await new Promise<number>((r) => echo.getConnections((_e, n) => r(n))), accepted);
-  assert.match(registry.render(), /weft_authz_denials_total\{policy="none",action="ALLOW"\} \d+/);
+  assert.match(await registry.render(), /weft_authz_denials_total\{policy="none",action="ALLOW"\} \d+/);
   const line = logs.find((l) => l.msg === 'authorization denied' && l.protocol === 'tcp');
   assert.equal(line?.port, tcpPort);
   assert.equal(line?.client, '127.0.0.1');
@@ -228,11 +228,11 @@ test('TCP: an allowed connection is proxied; a denied one is closed without reac
   current = configWith([rbacTcp('DENY', { [key('shop', 'no-db')]: { permissions: [{ destination_port: tcpPort }], principals: [ANY] } })]);
   assert.deepEqual(await manager.apply(current), []);
   assert.equal(await tcpExchange('127.0.43.11'), 'closed');
-  assert.match(registry.render(), /weft_authz_denials_total\{policy="shop\/no-db",action="DENY"\} 1\n/);
+  assert.match(await registry.render(), /weft_authz_denials_total\{policy="shop\/no-db",action="DENY"\} 1\n/);
 });
 
-test('every denial is counted by policy and action, with bounded labels (no path)', () => {
-  const text = registry.render();
+test('every denial is counted by policy and action, with bounded labels (no path)', async () => {
+  const text = await registry.render();
   assert.match(text, /# TYPE weft_authz_denials_total counter/);
   assert.match(text, /weft_authz_denials_total\{policy="shop\/deny-admin",action="DENY"\} \d+/);
   assert.match(text, /weft_authz_denials_total\{policy="shop\/deny-internal",action="DENY"\} \d+/);
