@@ -64,7 +64,11 @@ export function computeStats(targets: readonly ScrapeTarget[], before: readonly 
     const now = after[i];
     const d = now ? deltas(before[i] ?? [], now) : [];
     const inbound = d.filter((s) => s.labels.direction === 'inbound');
-    const workload = inbound.find((s) => s.labels.destination_workload)?.labels.destination_workload ?? workloadOfPod(t.pod);
+    // The workload as the control plane named it: on the series the sidecar served, else on those
+    // it sent (its own source_workload), else from the pod name.
+    const workload = inbound.find((s) => s.labels.destination_workload)?.labels.destination_workload
+      ?? d.find((s) => s.labels.direction === 'outbound' && s.labels.source_workload)?.labels.source_workload
+      ?? workloadOfPod(t.pod);
     const key = `${t.namespace}/${workload}`;
     let a = acc.get(key);
     if (!a) acc.set(key, (a = { namespace: t.namespace, workload, pods: 0, scraped: 0, total: 0, fails: 0, buckets: new Map(), tcpOpen: 0 }));

@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { startControlPlane, tokenPath, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
-import { closeServer, eventually, log, MeshClient, podYaml, tempDir, writeManifest } from './mesh';
+import { closeServer, eventually, log, MeshClient, podYaml, runWeft, tempDir, writeManifest } from './mesh';
 
 const NS = 'shop';
 const CP = '127.0.46.1';
@@ -275,4 +275,35 @@ test('control plane: a manifest change is counted as registry events, and push c
   const { rmSync } = await import('node:fs');
   rmSync(join(manifests, 'extra.yaml'));
   await eventually('the deletion to be counted', async () => sample(await scrape(url), 'weft_registry_events_total', { kind: 'Service', event: 'deleted' }) === 1, 10_000);
+});
+
+test('weft stat shows per workload what the backend served during its window: rps, success and latency', async () => {
+  // Steady traffic for the whole window: 3 of 4 requests succeed, 1 of 4 is a 500 (a failure; a
+  // 503 would be retried by the caller's default retry policy and reach the backend more often).
+  let running = true;
+  let sent = 0;
+  const load = (async () => {
+    while (running) {
+      await front.get(HOST.backend, sent % 4 === 3 ? '/status/500' : '/');
+      sent++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  const r = await runWeft(['stat', '-n', NS, '--window', '2', '--control-plane', `${CP}:${cp.debugPort}`]);
+  running = false;
+  await load;
+  assert.equal(r.code, 0, r.out);
+  const row = r.out.split('\n').find((l) => /^shop +backend /.test(l));
+  assert.ok(row, r.out);
+  const [, , meshed, success, rps, p50, , p99] = row.split(/ +/);
+  assert.equal(meshed, '1/1');
+  const ok = Number(success!.replace('%', ''));
+  assert.ok(ok > 65 && ok < 85, `about 75% success: ${success}\n${r.out}`);
+  assert.ok(Number(rps!.replace('rps', '')) > 10, `requests per second: ${rps}`);
+  assert.match(p50!, /^\d+ms$/);
+  assert.match(p99!, /^\d+ms$/);
+  // Every pod with a sidecar has a row, traffic or not.
+  // Every pod with a sidecar has a row, traffic served or not; the frontend (pod frontend-7f9c-x2x)
+  // is named by its app label, as its outbound series carry it.
+  for (const w of ['frontend', 'legacy', 'rpc']) assert.match(r.out, new RegExp(`^shop +${w} +1/1 `, 'm'));
 });
