@@ -21,6 +21,7 @@ import { FilesRegistry, type Diagnostic } from './registry-files';
 import { encodeSnapshot, SnapshotCache } from './snapshot-cache';
 import { SyncStatus } from './sync-status';
 import { translate } from './translate';
+import type { MeshTracing } from './translate-listeners';
 import { buildWorld, nsName, type World } from './world';
 
 export interface ControlPlaneOptions {
@@ -36,6 +37,8 @@ export interface ControlPlaneOptions {
   readonly identity?: IdentityOptions;
   /** Where a PeerAuthentication without selector is mesh-wide (default `weft-system`). */
   readonly rootNamespace?: string;
+  /** Mesh tracing: OTLP endpoint and sampling percent (docs/tracing.md). Absent: off. */
+  readonly tracing?: MeshTracing;
   readonly log?: Logger;
 }
 
@@ -80,7 +83,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const registry = new FilesRegistry(opts.manifestsDir, log.child({ module: 'registry-files' }));
   const metrics = new prom.Registry();
   prom.collectDefaultMetrics({ register: metrics });
-  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace);
+  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace, opts.tracing);
   const identifier = `weft-control-plane@${hostname()}`;
   const id = opts.identity;
   let ca: CertificateAuthority | undefined;
@@ -191,7 +194,7 @@ class MeshState {
   private readonly rebuilds: prom.Counter;
   readonly hooks: AdsHooks;
 
-  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string) {
+  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string, private readonly tracing?: MeshTracing) {
     this.sync = new SyncStatus(metrics);
     this.rebuilds = new prom.Counter({ name: 'weft_world_rebuilds_total', help: 'Translations of the whole mesh.', registers: [metrics] });
     this.world = buildWorld([], this.meshed, 0);
@@ -250,7 +253,7 @@ class MeshState {
   }
 
   private rebuild(): void {
-    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}) }), trustBundlePem: this.trustBundlePem };
+    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}) }), trustBundlePem: this.trustBundlePem, ...(this.tracing ? { tracing: this.tracing } : {}) };
     this.world = world;
     this.rebuilds.inc();
     this.reportPolicies(world);
