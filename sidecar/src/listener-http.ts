@@ -43,6 +43,7 @@ import { authorizeHttp, defaultDenials, inboundPort, routeClusterPort, type Auth
 import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
+import { traceHttp1, traceOf } from './trace-span';
 
 // The stages shared with listener-h2.ts live in proxy-stages.ts; re-exported for existing importers.
 export { backendStage, endpointStage, routeStage } from './proxy-stages';
@@ -206,7 +207,7 @@ export class HttpProxyListener {
     const spec = this.served;
     // The per-request debug line, built only when debug logging is on (the hot path skips it).
     const logged: Record<string, unknown> | undefined = this.log.enabled?.('debug') !== false ? { method: req.method, host: req.headers.host, path: req.url } : undefined;
-    const finish = logged ? this.debugFinish(logged, performance.now()) : NO_FINISH;
+    let finish = logged ? this.debugFinish(logged, performance.now()) : NO_FINISH;
 
     // Strict stage: refuse what two parsers could read differently, then normalize the target
     // that route matching sees and the upstream is sent (docs/http-safety.md).
@@ -214,6 +215,8 @@ export class HttpProxyListener {
     if (refused) return this.fail(res, refused, finish);
     const target = requestTarget(req.url ?? '/', req.headers.host, req.method ?? 'GET', spec.direction);
     if (target instanceof HttpProxyError) return this.fail(res, target, finish);
+    // Tracing (trace-span.ts): this hop's span, ended with the request's life.
+    if (spec.tracing) finish = traceHttp1(spec, req, target, finish);
     if (unmetExpectation(req.rawHeaders)) return this.fail(res, new ExpectationFailedError(), finish);
     if (logged) {
       logged.host = target.host;
@@ -327,7 +330,8 @@ export class HttpProxyListener {
       return to(next);
     };
     const first = to(pick);
-    const head = upstreamHead(req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress, authority: absoluteAuthority(req.url) });
+    const span = spec.tracing && traceOf(req);
+    const head = upstreamHead(span ? span.rawHeaders(req.rawHeaders) : req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress, authority: absoluteAuthority(req.url) });
     const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
     const forward: ForwardTarget = {
       ...first,
@@ -347,6 +351,7 @@ export class HttpProxyListener {
     };
     forwardHttp(req, res, forward, (outcome) => {
       attempt.done(callResult(outcome));
+      if (span) span.upstream(route, backend.cluster.name, endpointKey(attempt.endpoint), outcome.retries);
       if (outcome.kind === 'response') finish(outcome.status);
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
       else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)

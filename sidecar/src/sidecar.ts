@@ -7,6 +7,7 @@ import { createLogger, formatSpiffeId, INTERCEPTION_MODE, MTLS_CAPABLE, sidecarN
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
+import { configureTracing } from './trace-stats';
 import { AuthzDenials } from './authz-enforce';
 import { parseAppProbes, type AppProbes } from './app-probe';
 import { EMPTY_CONFIG, type ProxyConfig, type TrustBundle } from './config';
@@ -151,6 +152,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     extraRoots: () => config.trustBundles?.get('ROOTCA')?.caPem,
   });
   const identity: IdentityProvider | undefined = certs || opts.identityProvider;
+  // Tracing (trace-stats.ts): who this sidecar is on its spans; drops counted on /metrics.
+  configureTracing({ metrics, log: log.child({ module: 'trace' }), local: { namespace: opts.namespace, podName: opts.podName, spiffeId: identity ? formatSpiffeId({ trustDomain: opts.trustDomain, namespace: opts.namespace, serviceAccount: opts.serviceAccount }) : undefined } });
   const tls = new TlsContexts({
     ...(identity ? { identity } : {}),
     trustBundles: () => (config.trustBundles?.size || !opts.trustBundles ? config.trustBundles : opts.trustBundles),
