@@ -8,6 +8,7 @@ import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
 import { MetricsRegistry } from './metrics';
 import { configureTracing } from './trace-stats';
+import { stopTracing } from './trace-span';
 import { AuthzDenials } from './authz-enforce';
 import { parseAppProbes, type AppProbes } from './app-probe';
 import { EMPTY_CONFIG, type ProxyConfig, type TrustBundle } from './config';
@@ -235,7 +236,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     }
     pool.close();
     tls.close();
-    await Promise.all([admin.close(), health.close(), metricsServer.close()]);
+    // Spans of the drained requests get one last export (bounded; no-op when tracing was never on).
+    await Promise.all([admin.close(), health.close(), metricsServer.close(), stopTracing(1000)]);
     log.info('sidecar stopped');
     markClosed();
   })());

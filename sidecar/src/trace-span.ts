@@ -261,3 +261,8 @@ export function traceH2(
     },
   };
 }
+
+/** Sidecar shutdown: a last export of queued spans (bounded), when tracing was ever used. */
+export function stopTracing(timeoutMs?: number): Promise<void> {
+  return otel ? otel.shutdownTracers(timeoutMs) : Promise.resolve();
+}

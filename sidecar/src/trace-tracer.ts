@@ -167,4 +167,17 @@ export async function flushTracers(): Promise<void> {
   await Promise.all([...tracers.values()].map((t) => t.flush()));
 }
 
+/**
+ * Stops every tracer: one last export of what is queued, bounded by `timeoutMs`, then nothing is
+ * held (sockets, timers). Tracers made later start afresh. Idempotent.
+ */
+export async function shutdownTracers(timeoutMs = 2000): Promise<void> {
+  const all = [...tracers.values()];
+  tracers.clear();
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs).unref()));
+  await Promise.race([Promise.allSettled(all.map((t) => t.shutdown())), limit]);
+  clearTimeout(timer);
+}
+
 export { SpanKind };

@@ -5,14 +5,14 @@
  * → backend's inbound → backend app, which forwards `traceparent` through its own outbound →
  * db's inbound → db app.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HttpListener } from '../src/config';
 import { MetricsRegistry } from '../src/metrics';
 import { configureTracing, TRACE_STATS } from '../src/trace-stats';
-import { flushTracers, MAX_QUEUE_SIZE } from '../src/trace-tracer';
+import { flushTracers, MAX_QUEUE_SIZE, shutdownTracers } from '../src/trace-tracer';
 import type { TracingConfig } from '../src/trace-config';
 import { cluster, closedPort, listener, proxyConfig, route, routeTable, send, sleep, startProxy, startUpstream, vhost, type TestProxy, type Upstream } from './fixtures';
 
@@ -26,6 +26,7 @@ const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
 
 configureTracing({ local: { namespace: 'demo', podName: 'test-pod' } });
+after(() => shutdownTracers(500));
 
 interface DecodedSpan {
   readonly service: string;
