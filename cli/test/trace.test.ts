@@ -74,3 +74,31 @@ test('weft trace TRACE_ID receives the sidecars\' OTLP export and prints that tr
     await shutdownTracers(500);
   }
 });
+
+test('the demo\'s traces reach weft trace: frontend server → frontend client → backend server, in one trace', { timeout: 120_000 }, async () => {
+  const viewer = spawn(process.execPath, [MAIN, 'trace', '--listen', '127.0.47.2:0', '--count', '1', '--quiet', '500ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let shown = '';
+  viewer.stdout.on('data', (c: Buffer) => (shown += c));
+  const viewerExited = new Promise<number | null>((resolve) => viewer.on('exit', (code) => resolve(code)));
+  let demo: ReturnType<typeof spawn> | undefined;
+  try {
+    for (let i = 0; i < 100 && !/receiving .* on (http:\S+)/.test(shown); i++) await new Promise((r) => setTimeout(r, 50));
+    const url = /receiving .* on (http:\S+)/.exec(shown)?.[1];
+    assert.ok(url, shown);
+    // 400 requests at 2% sampling: no sampled trace at all has probability 0.98^400 ≈ 3e-4.
+    demo = spawn(process.execPath, [MAIN, 'demo', '--requests', '400', '--base-ip', '127.0.47', '--tracing-endpoint', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    demo.stdout!.on('data', (c: Buffer) => (out += c));
+    const demoCode = await new Promise<number | null>((resolve) => demo!.on('exit', (code) => resolve(code)));
+    assert.equal(demoCode, 0, out);
+    const code = await Promise.race([viewerExited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
+    assert.equal(code, 0, `weft trace: ${code}\n${shown}`);
+    assert.match(shown, /^trace [0-9a-f]{32}  3 spans  .* OK$/m);
+    assert.match(shown, /^  frontend server: GET frontend\.demo\.svc\.cluster\.local +200 +\|/m);
+    assert.match(shown, /^    frontend client: GET backend\.demo\.svc\.cluster\.local +200 +\|/m);
+    assert.match(shown, /^      backend server: GET backend\.demo\.svc\.cluster\.local +200 +\|/m);
+  } finally {
+    viewer.kill('SIGKILL');
+    demo?.kill('SIGKILL');
+  }
+});
