@@ -14,6 +14,7 @@ import { MetricsRegistry } from '../src/metrics';
 import { configureTracing, TRACE_STATS } from '../src/trace-stats';
 import { flushTracers, MAX_QUEUE_SIZE, shutdownTracers } from '../src/trace-tracer';
 import type { TracingConfig } from '../src/trace-config';
+import { grpcFrame, grpcHeaders, grpcReply, h2Send, startH2App } from './h2-fixtures';
 import { cluster, closedPort, listener, proxyConfig, route, routeTable, send, sleep, startProxy, startUpstream, vhost, type TestProxy, type Upstream } from './fixtures';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -76,7 +77,7 @@ async function startReceiver(): Promise<{ url: string; spans: DecodedSpan[]; con
 const tracing = (url: string, serviceName: string, samplingRatio = 1): TracingConfig => ({ endpoint: url, samplingRatio, serviceName, timeoutMs: 2000 });
 
 /** A sidecar listener proxying everything to `target` through cluster `clusterName`. */
-async function hop(spec: HttpListener, clusterName: string, target: Upstream | TestProxy): Promise<TestProxy> {
+async function hop(spec: HttpListener, clusterName: string, target: { readonly port: number }): Promise<TestProxy> {
   const config = proxyConfig({
     routeTables: [routeTable('outbound', [vhost('all', ['*'], [route(spec.direction === 'outbound' ? 'to-service' : 'to-app', clusterName)])])],
     clusters: [cluster(clusterName)],
@@ -328,5 +329,40 @@ test('a dead OTLP endpoint changes nothing for traffic; a hanging one fills the 
     for (const s of sockets) s.destroy();
     hanging.close();
     configureTracing({ local: { namespace: 'demo', podName: 'test-pod' } });
+    await shutdownTracers(100); // the dead and hanging exporters go; later tests start afresh
+  }
+});
+
+test('gRPC over h2c: client and server spans with RPC attributes and the gRPC status from the trailers', async () => {
+  const receiver = await startReceiver();
+  const app = await startH2App((stream) => grpcReply(stream, 14, [], 'backend down'));
+  const inbound = await hop(listener('grpc-in', { direction: 'inbound', tracing: tracing(receiver.url, 'backend') }), 'inbound|8080||', app);
+  const outbound = await hop(listener('grpc-out', { tracing: tracing(receiver.url, 'frontend') }), `outbound|80||${BACKEND}`, inbound);
+  try {
+    const reply = await h2Send(outbound.port, grpcHeaders(BACKEND), [grpcFrame('hi')]);
+    assert.equal(reply.trailers?.['grpc-status'], '14');
+    const traceparent = String(app.calls[0]!.headers.traceparent);
+    const traceId = traceparent.split('-')[1]!;
+    const spans = await spansOf(receiver, traceId, 2);
+    const client = spans.find((s) => s.kind === CLIENT)!;
+    const server = spans.find((s) => s.kind === SERVER)!;
+    assert.equal(server.parentSpanId, client.spanId);
+    assert.equal(traceparent, `00-${traceId}-${server.spanId}-01`);
+    for (const s of [client, server]) {
+      assert.equal(s.name, 'weft.test.Echo/Unary');
+      assert.equal(s.attributes['rpc.system'], 'grpc');
+      assert.equal(s.attributes['rpc.service'], 'weft.test.Echo');
+      assert.equal(s.attributes['rpc.method'], 'Unary');
+      assert.equal(s.attributes['rpc.grpc.status_code'], 14);
+      assert.equal(s.attributes['network.protocol.version'], '2');
+      assert.equal(s.status, 2, `${s.service}: UNAVAILABLE is an error on both sides`);
+    }
+    assert.equal(client.attributes['weft.destination.service'], BACKEND);
+    assert.equal(client.attributes['weft.upstream.address'], `127.0.0.1:${inbound.port}`);
+  } finally {
+    await outbound.close();
+    await inbound.close();
+    await app.close();
+    await receiver.close();
   }
 });
