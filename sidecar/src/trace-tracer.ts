@@ -150,13 +150,24 @@ export class MeshTracer {
 }
 
 const tracers = new Map<string, MeshTracer>();
+/** Tracers kept at once; a sidecar normally has one (all its listeners share the mesh's tracing). */
+const MAX_TRACERS = 4;
 
-/** The tracer for `config`, created on first use and kept for later configs with the same values. */
+/**
+ * The tracer for `config`, created on first use and kept for later configs with the same values.
+ * A config change (endpoint, sampling) makes a new one; beyond `MAX_TRACERS` the oldest is shut
+ * down (its queued spans get a last export; spans still open on it end unexported).
+ */
 export function meshTracer(config: TracingConfig, local: TraceLocal): MeshTracer {
   const key = `${config.endpoint}\u0000${config.samplingRatio}\u0000${config.serviceName}\u0000${config.timeoutMs}`;
   let t = tracers.get(key);
   if (!t) {
     if (tracers.size === 0) setGlobalErrorHandler((e) => TRACE_STATS.exportFailed(0, e));
+    if (tracers.size >= MAX_TRACERS) {
+      const [oldest, old] = tracers.entries().next().value as [string, MeshTracer];
+      tracers.delete(oldest);
+      void old.shutdown().catch(() => undefined);
+    }
     tracers.set(key, (t = new MeshTracer(config, local)));
   }
   return t;

@@ -366,3 +366,28 @@ test('gRPC over h2c: client and server spans with RPC attributes and the gRPC st
     await receiver.close();
   }
 });
+
+test('a config update changes sampling for the next request; removing tracing leaves headers untouched', async () => {
+  const receiver = await startReceiver();
+  const app = await startUpstream('app');
+  const spec = listener('swap-out', { tracing: tracing(receiver.url, 'frontend', 0) });
+  const proxy = await hop(spec, `outbound|80||${BACKEND}`, app);
+  try {
+    assert.equal((await send(proxy.port, { host: BACKEND })).status, 200);
+    assert.match(String(app.received[0]!.headers.traceparent), /-00$/, '0%: a new trace is not sampled, its context still propagated');
+    proxy.listener.update({ ...spec, tracing: tracing(receiver.url, 'frontend', 1) });
+    assert.equal((await send(proxy.port, { host: BACKEND })).status, 200);
+    const sampled = String(app.received[1]!.headers.traceparent);
+    assert.match(sampled, /-01$/);
+    assert.equal((await spansOf(receiver, sampled.split('-')[1], 1)).length, 1);
+    const { tracing: _off, ...untraced } = spec;
+    proxy.listener.update(untraced);
+    assert.equal((await send(proxy.port, { host: BACKEND, headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } })).status, 200);
+    assert.equal(app.received[2]!.headers.traceparent, `00-${TRACE_ID}-${PARENT_ID}-01`, 'no tracing: passed through as received');
+    assert.equal(app.received[2]!.headers['x-b3-traceid'], undefined);
+  } finally {
+    await proxy.close();
+    await app.close();
+    await receiver.close();
+  }
+});
