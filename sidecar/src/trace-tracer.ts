@@ -17,7 +17,8 @@ import { setGlobalErrorHandler, W3CTraceContextPropagator, type ExportResult } f
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type ReadableSpan, type SpanExporter, type SpanProcessor,
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type ReadableSpan, type Sampler, type SpanExporter,
+  type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -90,6 +91,11 @@ class BoundedProcessor implements SpanProcessor {
   }
 }
 
+/** New traces: by trace-id ratio; 0 and 1 skip the id arithmetic (the sampler runs per request). */
+function rootSampler(ratio: number): Sampler {
+  return ratio <= 0 ? new AlwaysOffSampler() : ratio >= 1 ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio);
+}
+
 /** One mesh tracer: spans for one `TracingConfig` (endpoint, sampling, service name). */
 export class MeshTracer {
   private readonly provider: BasicTracerProvider;
@@ -106,7 +112,7 @@ export class MeshTracer {
         'telemetry.sdk.language': 'nodejs',
       }),
       // Head sampling: a parent's decision is kept (sampled or not); a new trace by the ratio.
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.samplingRatio) }),
+      sampler: new ParentBasedSampler({ root: rootSampler(config.samplingRatio) }),
       spanProcessors: [new BoundedProcessor(exporter, config.timeoutMs)],
     });
     this.tracer = this.provider.getTracer('weft-sidecar');
@@ -143,13 +149,18 @@ export class MeshTracer {
     return this.provider.forceFlush();
   }
 
+  /** Set by `shutdown`: `meshTracer` then makes a new tracer for the same config. */
+  stopped = false;
+
   /** Stops exporting; queued spans get one last export attempt. Idempotent. */
   shutdown(): Promise<void> {
+    this.stopped = true;
     return this.provider.shutdown();
   }
 }
 
 const tracers = new Map<string, MeshTracer>();
+const byConfig = new WeakMap<TracingConfig, MeshTracer>();
 /** Tracers kept at once; a sidecar normally has one (all its listeners share the mesh's tracing). */
 const MAX_TRACERS = 4;
 
@@ -159,6 +170,9 @@ const MAX_TRACERS = 4;
  * down (its queued spans get a last export; spans still open on it end unexported).
  */
 export function meshTracer(config: TracingConfig, local: TraceLocal): MeshTracer {
+  // Per request: one WeakMap lookup on the (immutable, validated-once) config object.
+  const known = byConfig.get(config);
+  if (known && !known.stopped) return known;
   const key = `${config.endpoint}\u0000${config.samplingRatio}\u0000${config.serviceName}\u0000${config.timeoutMs}`;
   let t = tracers.get(key);
   if (!t) {
@@ -170,6 +184,7 @@ export function meshTracer(config: TracingConfig, local: TraceLocal): MeshTracer
     }
     tracers.set(key, (t = new MeshTracer(config, local)));
   }
+  byConfig.set(config, t);
   return t;
 }
 
