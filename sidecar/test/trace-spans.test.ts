@@ -14,6 +14,7 @@ import { MetricsRegistry } from '../src/metrics';
 import { configureTracing, TRACE_STATS } from '../src/trace-stats';
 import { flushTracers, MAX_QUEUE_SIZE, shutdownTracers } from '../src/trace-tracer';
 import type { TracingConfig } from '../src/trace-config';
+import { retryPolicy } from './retry-fixtures';
 import { grpcFrame, grpcHeaders, grpcReply, h2Send, startH2App } from './h2-fixtures';
 import { cluster, closedPort, listener, proxyConfig, route, routeTable, send, sleep, startProxy, startUpstream, vhost, type TestProxy, type Upstream } from './fixtures';
 
@@ -385,6 +386,38 @@ test('a config update changes sampling for the next request; removing tracing le
     assert.equal((await send(proxy.port, { host: BACKEND, headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } })).status, 200);
     assert.equal(app.received[2]!.headers.traceparent, `00-${TRACE_ID}-${PARENT_ID}-01`, 'no tracing: passed through as received');
     assert.equal(app.received[2]!.headers['x-b3-traceid'], undefined);
+  } finally {
+    await proxy.close();
+    await app.close();
+    await receiver.close();
+  }
+});
+
+test('a retried request is one client span with the retry count and the last attempt\'s endpoint', async () => {
+  const receiver = await startReceiver();
+  let calls = 0;
+  const app = await startUpstream('app', (_req, res) => {
+    res.writeHead(calls++ === 0 ? 503 : 200);
+    res.end();
+  });
+  const clusterName = `outbound|80||${BACKEND}`;
+  const config = proxyConfig({
+    routeTables: [routeTable('outbound', [vhost('all', ['*'], [{ ...route('retrying', clusterName), retry: retryPolicy({ retryOn: ['5xx'], numRetries: 2, backoff: { baseMs: 5, maxMs: 10 } }) }])])],
+    clusters: [cluster(clusterName)],
+    endpoints: { [clusterName]: [app.endpoint()] },
+  });
+  const proxy = await startProxy(config, listener('retry-out', { tracing: tracing(receiver.url, 'frontend') }));
+  try {
+    assert.equal((await send(proxy.port, { host: BACKEND })).status, 200);
+    assert.equal(calls, 2);
+    const traceId = String(app.received[1]!.headers.traceparent).split('-')[1]!;
+    assert.equal(app.received[0]!.headers.traceparent, app.received[1]!.headers.traceparent, 'both attempts carry the one client span');
+    const [span] = await spansOf(receiver, traceId, 1);
+    assert.equal(span!.attributes['weft.retry.count'], 1);
+    assert.equal(span!.attributes['weft.route.name'], 'retrying');
+    assert.equal(span!.attributes['http.response.status_code'], 200);
+    assert.equal(span!.attributes['weft.upstream.address'], `127.0.0.1:${app.port}`);
+    assert.equal(span!.status, 0);
   } finally {
     await proxy.close();
     await app.close();
