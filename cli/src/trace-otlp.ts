@@ -50,6 +50,7 @@ export function decodeTraces(body: Buffer): ShownSpan[] {
           error,
           status: attrs.get('rpc.grpc.status_code') !== undefined ? `grpc ${attrs.get('rpc.grpc.status_code')}` : attrs.get('http.response.status_code') ?? '',
           note: error ? attrs.get('error.type') ?? s.status?.message ?? '' : '',
+          attributes: Object.fromEntries(attrs),
         });
       }
     }

@@ -22,6 +22,8 @@ export interface ShownSpan {
   readonly status: string;
   /** A short note: the error type or status message. */
   readonly note: string;
+  /** Every attribute, as text. */
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 const BAR_WIDTH = 32;

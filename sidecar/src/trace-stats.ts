@@ -41,6 +41,8 @@ class TraceStats {
       this.droppedCounter = opts.metrics.counter('weft_trace_spans_dropped_total', 'Finished spans dropped because the export queue was full (a slow or unreachable OTLP endpoint).');
       this.exportedCounter = opts.metrics.counter('weft_trace_spans_exported_total', 'Spans the OTLP endpoint accepted.');
       this.failedCounter = opts.metrics.counter('weft_trace_export_failures_total', 'Span batches (or SDK errors) that failed to export.');
+      // Exposed at 0 from the start (a series that appears only on the first drop is easy to miss).
+      for (const c of [this.droppedCounter, this.exportedCounter, this.failedCounter]) c.inc({}, 0);
     }
   }
 
