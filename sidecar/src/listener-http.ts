@@ -43,7 +43,7 @@ import { authorizeHttp, defaultDenials, inboundPort, routeClusterPort, type Auth
 import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
-import { traceHttp1, traceOf } from './trace-span';
+import { prepareTracing, traceHttp1, traceOf } from './trace-span';
 
 // The stages shared with listener-h2.ts live in proxy-stages.ts; re-exported for existing importers.
 export { backendStage, endpointStage, routeStage } from './proxy-stages';
@@ -98,6 +98,7 @@ export class HttpProxyListener {
     deps: ProxyListenerDeps,
   ) {
     this.served = spec;
+    prepareTracing(spec); // the SDK loads with the config, not on the first traced request
     this.log = deps.log.child({ module: 'listener-http', listener: spec.name });
     this.pool = deps.pool;
     this.originalDestination = deps.originalDestination;
@@ -157,6 +158,7 @@ export class HttpProxyListener {
     }
     // Compile an inline table now rather than on the first request.
     if (spec.routes.kind === 'inline') compiledRouteTable(spec.routes.table);
+    prepareTracing(spec);
     this.served = spec;
   }
 
