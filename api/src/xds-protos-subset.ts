@@ -54,6 +54,8 @@ export const SIDECAR_XDS_TYPES: readonly string[] = [
   'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
   'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
+  // Tracing: the HCM's `tracing.provider` (docs/tracing.md).
+  'envoy.config.trace.v3.OpenTelemetryConfig',
 ];
 
 /** The descriptor file, written by `npm run build` beside the compiled api (dist/). */

@@ -51,6 +51,8 @@ export const RESOURCE_PROTO_FILES: readonly string[] = [
   'envoy/extensions/load_balancing_policies/random/v3/random.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'xds/type/v3/typed_struct.proto',
+  // Tracing: the HCM's OpenTelemetry provider (docs/tracing.md).
+  'envoy/config/trace/v3/opentelemetry.proto',
 ];
 
 let root: protobuf.Root | undefined;

@@ -83,7 +83,9 @@ export async function startWeftPair(dir, { root, cpIp, clientIp, serverIp, appPo
     // `identity`: the control plane's CA issues each sidecar its certificate (what a mesh with mTLS
     // runs); otherwise no CA at all (and nothing written outside `dir`).
     [main, 'control-plane', '--manifests', mdir, '--xds-address', xds, '--debug-address', `${cpIp}:15014`, '--exit-with-parent',
-      ...(identity ? ['--data-dir', dataDir, '--ca-address', `${cpIp}:15012`] : ['--no-ca'])],
+      ...(identity ? ['--data-dir', dataDir, '--ca-address', `${cpIp}:15012`] : ['--no-ca']),
+      // Tracing cost runs (docs/performance.md): WEFT_BENCH_TRACING="URL PERCENT".
+      ...(process.env.WEFT_BENCH_TRACING ? ['--tracing-endpoint', process.env.WEFT_BENCH_TRACING.split(' ')[0], '--tracing-sampling', process.env.WEFT_BENCH_TRACING.split(' ')[1] ?? '1'] : [])],
     { env: quiet, logPath: join(dir, 'control-plane.log'), pdeathsig: false, stdinPipe: true },
   );
   await waitFor(controlPlane, () => tcpOpen(cpIp, 15010), `listening on ${xds}`);

@@ -70,6 +70,28 @@ function identityOptions(args: ParsedArgs, manifests: string, xdsAddress: string
   };
 }
 
+/** Mesh tracing (docs/tracing.md): off unless --tracing-endpoint is given; sampling 1% by default. */
+function tracingOptions(args: ParsedArgs): { endpoint: string; samplingPercent: number } | undefined {
+  const endpoint = stringFlag(args, 'tracing-endpoint');
+  const sampling = stringFlag(args, 'tracing-sampling');
+  if (endpoint === undefined) {
+    if (sampling !== undefined) throw new UsageError('--tracing-sampling needs --tracing-endpoint');
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new UsageError(`--tracing-endpoint must be an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces), got "${endpoint}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--tracing-endpoint must be an http:// or https:// URL, got "${endpoint}"`);
+  const samplingPercent = sampling === undefined ? 1 : Number(sampling.replace(/%$/, ''));
+  if (!Number.isFinite(samplingPercent) || samplingPercent < 0 || samplingPercent > 100 || (sampling !== undefined && sampling.trim() === '')) {
+    throw new UsageError(`--tracing-sampling must be a percentage from 0 to 100, got "${sampling}"`);
+  }
+  return { endpoint: url.href, samplingPercent };
+}
+
 async function run(args: ParsedArgs): Promise<number> {
   const manifests = stringFlag(args, 'manifests');
   const kubeconfig = stringFlag(args, 'kubeconfig');
@@ -87,6 +109,7 @@ async function run(args: ParsedArgs): Promise<number> {
   if (rootNamespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(rootNamespace)) {
     throw new UsageError(`--root-namespace: "${rootNamespace}" is not a namespace name (a DNS label)`);
   }
+  const tracing = tracingOptions(args);
   const log = createLogger({ component: 'control-plane' });
 
   return serveUntilStopped(
@@ -94,7 +117,7 @@ async function run(args: ParsedArgs): Promise<number> {
       // Loaded here, not at the top: `weft sidecar` shares this binary and must not pay for the
       // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
       const { startControlPlane } = await import('@weft/control-plane');
-      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}) });
+      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}), ...(tracing ? { tracing } : {}) });
       log.info('control plane serving', { manifests: dir, xdsPort: cp.xdsPort, debugPort: cp.debugPort, ...(cp.caPort !== undefined ? { caPort: cp.caPort, dataDir: identity?.dataDir } : {}) });
       return cp;
     },
@@ -106,7 +129,8 @@ export const controlPlaneCommand: Command = {
   name: 'control-plane',
   summary: 'run the control plane (local mode: --manifests DIR)',
   usage: 'weft control-plane --manifests DIR [--xds-address HOST:PORT] [--debug-address HOST:PORT] [--data-dir DIR] [--ca-address HOST:PORT]\n' +
-    '                         [--ca-cert FILE --ca-key FILE [--ca-chain FILE]] [--rotate-root] [--cert-ttl DURATION] [--root-overlap DURATION] [--no-ca]',
+    '                         [--ca-cert FILE --ca-key FILE [--ca-chain FILE]] [--rotate-root] [--cert-ttl DURATION] [--root-overlap DURATION] [--no-ca]\n' +
+    '                         [--tracing-endpoint URL [--tracing-sampling PERCENT]]',
   description: [
     'Runs the control plane. With --manifests it watches DIR, a directory of Kubernetes YAML\n' +
       '(Services, Pods with status.podIP, EndpointSlices, weft.dev policies), and serves the\n' +
@@ -119,6 +143,9 @@ export const controlPlaneCommand: Command = {
       'are written to DATA/tokens/<namespace>/<service-account>/token. --rotate-root makes a new\n' +
       'root; the old one stays trusted for --root-overlap (default 2 x --cert-ttl). --no-ca runs\n' +
       'without identity (docs/operations.md).',
+    'Tracing: with --tracing-endpoint every sidecar exports OpenTelemetry spans over OTLP/HTTP\n' +
+      '(protobuf) to URL, sampling --tracing-sampling percent of new traces (default 1; a sampled\n' +
+      'incoming traceparent is always continued). `weft trace` can be that endpoint (docs/tracing.md).',
     '--kubeconfig (Kubernetes mode) comes with issue 8; until then it exits with status 2.',
     'Logs are JSON lines on stderr (level from WEFT_LOG_LEVEL). SIGINT or SIGTERM stops\n' +
       'gracefully and exits 0; a second signal stops at once.',
@@ -138,6 +165,8 @@ export const controlPlaneCommand: Command = {
     { name: 'root-overlap', type: 'string', placeholder: 'DURATION', help: 'how long a replaced root stays trusted (default 2 x --cert-ttl)' },
     { name: 'no-ca', type: 'boolean', help: 'run without identity: no CA, no 15012, no trust bundle' },
     { name: 'root-namespace', type: 'string', placeholder: 'NS', help: 'where a PeerAuthentication without selector is mesh-wide (default weft-system)' },
+    { name: 'tracing-endpoint', type: 'string', placeholder: 'URL', help: 'OTLP/HTTP endpoint for the sidecars\' spans, e.g. http://127.0.0.1:4318/v1/traces (default: tracing off)' },
+    { name: 'tracing-sampling', type: 'string', placeholder: 'PERCENT', help: 'percent of new traces sampled, 0-100 (default 1)' },
     EXIT_WITH_PARENT_FLAG,
   ],
   available: true,

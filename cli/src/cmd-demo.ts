@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInteger, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
+import { DEFAULT_TRACE_LISTEN } from './cmd-trace';
+import { UsageError } from './errors';
 import { startBackend, startFrontend, type DemoApp } from './demo-apps';
 import { childError, spawnWeft, waitForPort, waitForReady, type WeftChild } from './demo-children';
 import { formatLiveLine, formatSummary, LoadStats, runFixed, runPaced, type LoadTarget } from './demo-load';
@@ -28,6 +30,9 @@ const CONTROL_PLANE_START_MS = 15_000;
 const SIDECAR_READY_MS = 30_000;
 const STOP_GRACE_MS = 3_000;
 const FIXED_CONCURRENCY = 8;
+/** `weft trace`'s default address; 2% of the live load's 100 req/s is two traces a second. */
+const DEMO_TRACING_ENDPOINT = `http://${DEFAULT_TRACE_LISTEN}/v1/traces`;
+const DEMO_TRACING_PERCENT = 2;
 /** Live mode is paced so that a demo left running does not eat the machine. */
 const LIVE_RATE_PER_SECOND = 100;
 const LIVE_CONCURRENCY = 4;
@@ -71,7 +76,7 @@ class DemoRun {
   /** Resolves (to 1) when a second signal forced an immediate stop. */
   readonly forced = new Promise<number>((r) => (this.resolveForced = r));
 
-  constructor(private readonly layout: DemoLayout, private readonly out: (line: string) => void) {}
+  constructor(private readonly layout: DemoLayout, private readonly out: (line: string) => void, private readonly tracingEndpoint = DEMO_TRACING_ENDPOINT) {}
 
   /** The first stop request (Ctrl-C, SIGTERM) ends the run gracefully; see `forceStop`. */
   interrupt(reason: string): void {
@@ -108,7 +113,9 @@ class DemoRun {
     // Identity: the CA's root, its trust state and the pods' tokens live in the temp dir too.
     const data = join(tmp, 'data');
     const cp = this.spawn('control plane', ['control-plane', '--manifests', manifests, '--xds-address', layout.xdsAddress,
-      '--debug-address', layout.debugAddress, '--data-dir', data, '--ca-address', layout.caAddress], {}, join(logs, 'control-plane.log'));
+      '--debug-address', layout.debugAddress, '--data-dir', data, '--ca-address', layout.caAddress,
+      // Traces go to `weft trace` when one runs (nothing else changes when none does: spans are dropped).
+      '--tracing-endpoint', this.tracingEndpoint, '--tracing-sampling', String(DEMO_TRACING_PERCENT)], {}, join(logs, 'control-plane.log'));
     await waitForPort(cp, layout.controlPlaneIp, CONTROL_PLANE_PORTS.xds, CONTROL_PLANE_START_MS, signal);
     this.out(`weft demo: control plane serving xDS on ${layout.xdsAddress} (${elapsed(t0)})`);
 
@@ -213,6 +220,9 @@ class DemoRun {
       `  control plane ${layout.xdsAddress} (xDS), ${layout.debugAddress} (debug)`,
       ...rows,
       '',
+      `Traces: run \`weft trace\` in another terminal: it receives the sidecars' spans on ${this.tracingEndpoint}`,
+      `  (${DEMO_TRACING_PERCENT}% of requests are sampled) and prints each trace as a waterfall: load → frontend → backend.`,
+      '',
       'To change the split, edit the weights in',
       `  ${join(this.tmp, 'manifests', POLICY_FILE)}`,
       'The control plane watches that file and the sidecars follow within a second. Ctrl-C stops everything.',
@@ -232,12 +242,20 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   });
 }
 
+/** Where the demo's sidecars send spans: `weft trace`'s default unless --tracing-endpoint says otherwise. */
+function tracingEndpointFlag(args: ParsedArgs): string {
+  const v = stringFlag(args, 'tracing-endpoint');
+  if (v === undefined) return DEMO_TRACING_ENDPOINT;
+  if (!/^https?:\/\/[^/\s]+/.test(v)) throw new UsageError(`--tracing-endpoint must be an http:// URL such as ${DEMO_TRACING_ENDPOINT}, got "${v}"`);
+  return v;
+}
+
 async function run(args: ParsedArgs): Promise<number> {
   const requests = stringFlag(args, 'requests');
   const n = requests === undefined ? undefined : parseInteger(requests, '--requests', 1, 100_000_000);
   const layout = demoLayout(parseBaseIp(stringFlag(args, 'base-ip') ?? DEFAULT_BASE_IP));
   sweepStaleTempDirs();
-  const demo = new DemoRun(layout, (line) => process.stdout.write(line + '\n'));
+  const demo = new DemoRun(layout, (line) => process.stdout.write(line + '\n'), tracingEndpointFlag(args));
   void stopRequests({ exitWithParent: false, onRepeat: () => demo.forceStop() }).then((reason) => demo.interrupt(reason));
 
   const body = (async (): Promise<number> => {
@@ -258,7 +276,7 @@ async function run(args: ParsedArgs): Promise<number> {
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run the local demo mesh (npm start)',
-  usage: 'weft demo [--requests N] [--base-ip 127.0.10]',
+  usage: 'weft demo [--requests N] [--base-ip 127.0.10] [--tracing-endpoint URL]',
   description: [
     'Runs a control plane and three pods on loopback addresses — frontend, backend-v1 and\n' +
       'backend-v2, each app with its own sidecar — and sends traffic frontend → backend under a\n' +
@@ -267,11 +285,14 @@ export const demoCommand: Command = {
     'Without --requests it runs until Ctrl-C, showing a live line of requests, errors, the v1/v2\n' +
       'shares and req/s, and prints which file to edit to change the split. With --requests N it\n' +
       'sends N requests, prints the v1 and v2 counts and shares, and exits 0 when none failed.',
+    `Traces: the sidecars sample ${DEMO_TRACING_PERCENT}% of requests and send the spans to --tracing-endpoint\n` +
+      `(default ${DEMO_TRACING_ENDPOINT}, where \`weft trace\` listens): run \`weft trace\` beside the demo to see them.`,
     'Ctrl-C or SIGTERM stops every process it started and removes its temp dir.',
   ],
   flags: [
     { name: 'requests', type: 'string', placeholder: 'N', help: 'send N requests, print a summary and exit' },
     { name: 'base-ip', type: 'string', placeholder: 'A.B.C', help: `first three octets of the pod addresses (default ${DEFAULT_BASE_IP})` },
+    { name: 'tracing-endpoint', type: 'string', placeholder: 'URL', help: `where the sidecars send spans (default ${DEMO_TRACING_ENDPOINT}, \`weft trace\`)` },
   ],
   available: true,
   run,

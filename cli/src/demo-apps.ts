@@ -97,7 +97,8 @@ export async function startFrontend(opts: {
         method: 'GET',
         agent,
         timeout: opts.timeoutMs,
-        headers: { host: opts.upstreamHost },
+        // What an app does for one trace across services (docs/tracing.md): forward the trace headers.
+        headers: { host: opts.upstreamHost, ...forwardedTraceHeaders(req) },
       },
       (up) => {
         const chunks: Buffer[] = [];
@@ -124,3 +125,16 @@ export async function startFrontend(opts: {
   await listen(server, opts.ip, opts.port, name);
   return wrap(server, name, `${opts.ip}:${opts.port}`, agent);
 }
+
+/** The headers an app copies from the request it serves onto the calls it makes (docs/tracing.md). */
+export const TRACE_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'x-request-id'] as const;
+
+function forwardedTraceHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of TRACE_HEADERS) {
+    const v = req.headers[h];
+    if (typeof v === 'string') out[h] = v;
+  }
+  return out;
+}
+

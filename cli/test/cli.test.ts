@@ -68,6 +68,10 @@ describe('bad input', () => {
     ['a CA certificate without its key', ['control-plane', '--manifests', '.', '--ca-cert', 'c.pem'], /^weft control-plane: --ca-cert and --ca-key go together/],
     ['a data dir inside the manifests', ['control-plane', '--manifests', '.', '--data-dir', './data'], /^weft control-plane: --data-dir .* is inside the manifests directory/],
     ['a lifetime without a unit', ['control-plane', '--manifests', '.', '--cert-ttl', '5'], /^weft control-plane: --cert-ttl must be a positive duration/],
+    ['a tracing endpoint that is not a URL', ['control-plane', '--manifests', '.', '--tracing-endpoint', 'collector:4318'], /^weft control-plane: --tracing-endpoint must be an http:\/\/ or https:\/\/ URL/],
+    ['a sampling percentage above 100', ['control-plane', '--manifests', '.', '--tracing-endpoint', 'http://127.0.0.1:4318/v1/traces', '--tracing-sampling', '150'], /^weft control-plane: --tracing-sampling must be a percentage from 0 to 100, got "150"/],
+    ['a sampling percentage without an endpoint', ['control-plane', '--manifests', '.', '--tracing-sampling', '5'], /^weft control-plane: --tracing-sampling needs --tracing-endpoint/],
+    ['a trace id that is not 32 hex digits', ['trace', 'abc'], /^weft trace: TRACE_ID must be 32 hex digits/],
     ['identity flags with --no-ca', ['control-plane', '--manifests', '.', '--no-ca', '--rotate-root'], /^weft control-plane: --rotate-root cannot be combined with --no-ca/],
     ['a bad port override', ['sidecar', '--admin-port', '70000'], /^weft sidecar: --admin-port must be between 0 and 65535/],
   ];
@@ -103,7 +107,7 @@ describe('bad input', () => {
 });
 
 describe('commands not built yet', () => {
-  for (const cmd of ['inject', 'trace']) {
+  for (const cmd of ['inject']) {
     it(`weft ${cmd} prints one line saying so and exits 2`, () => {
       const r = weft([cmd]);
       assert.equal(r.code, 2);

@@ -22,6 +22,7 @@ import { RegistryEvents } from './registry-events';
 import { encodeSnapshot, SnapshotCache } from './snapshot-cache';
 import { SyncStatus } from './sync-status';
 import { translate } from './translate';
+import type { MeshTracing } from './translate-listeners';
 import { buildWorld, nsName, type World } from './world';
 
 export interface ControlPlaneOptions {
@@ -37,6 +38,8 @@ export interface ControlPlaneOptions {
   readonly identity?: IdentityOptions;
   /** Where a PeerAuthentication without selector is mesh-wide (default `weft-system`). */
   readonly rootNamespace?: string;
+  /** Mesh tracing: OTLP endpoint and sampling percent (docs/tracing.md). Absent: off. */
+  readonly tracing?: MeshTracing;
   readonly log?: Logger;
 }
 
@@ -84,7 +87,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // Gauges named like counters, which `promtool check metrics` rejects; their per-type
   // counterparts (nodejs_active_handles{type}, …) carry the same numbers (docs/metrics.md).
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) metrics.removeSingleMetric(name);
-  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace);
+  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace, opts.tracing);
   const identifier = `weft-control-plane@${hostname()}`;
   const id = opts.identity;
   let ca: CertificateAuthority | undefined;
@@ -199,7 +202,7 @@ class MeshState {
   private changeSeen = 0;
   readonly hooks: AdsHooks;
 
-  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string) {
+  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string, private readonly tracing?: MeshTracing) {
     this.sync = new SyncStatus(metrics);
     this.rebuilds = new prom.Counter({ name: 'weft_world_rebuilds_total', help: 'Translations of the whole mesh.', registers: [metrics] });
     this.world = buildWorld([], this.meshed, 0);
@@ -260,7 +263,7 @@ class MeshState {
   }
 
   private rebuild(): void {
-    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}) }), trustBundlePem: this.trustBundlePem };
+    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}) }), trustBundlePem: this.trustBundlePem, ...(this.tracing ? { tracing: this.tracing } : {}) };
     this.world = world;
     this.rebuilds.inc();
     this.reportPolicies(world);

@@ -6,6 +6,7 @@ export type { AdsHooks, StreamInfo } from './ads-hooks';
 export { SnapshotCache, encodeSnapshot } from './snapshot-cache';
 export type { NodeSnapshot } from './snapshot-cache';
 export { translate } from './translate';
+export type { MeshTracing } from './translate-listeners';
 export type { Resources } from './translate';
 export { buildWorld } from './world';
 export type { IdentityOptions } from './control-plane';

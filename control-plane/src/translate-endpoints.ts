@@ -80,10 +80,15 @@ const strictPods = new WeakMap<World, Map<string, boolean>>();
 
 /** A pod's workload: its `app` label, else its name without the last `-suffix` (`reviews-v1-7f9c-x2x` → `reviews-v1-7f9c`). */
 export function workloadOf(pod: Pod): string {
-  const app = pod.meta.labels?.app;
+  return workloadOfName(pod.meta.name, pod.meta.labels);
+}
+
+/** `workloadOf` for a pod known by name (and labels, when its Pod object is known): metrics and spans use the same. */
+export function workloadOfName(podName: string, labels?: Readonly<Record<string, string>>): string {
+  const app = labels?.app;
   if (app) return app;
-  const i = pod.meta.name.lastIndexOf('-');
-  return i > 0 ? pod.meta.name.slice(0, i) : pod.meta.name;
+  const i = podName.lastIndexOf('-');
+  return i > 0 ? podName.slice(0, i) : podName;
 }
 
 export function inSubset(e: ResolvedEndpoint, labels: Readonly<Record<string, string>> | undefined): boolean {

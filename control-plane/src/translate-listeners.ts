@@ -239,3 +239,55 @@ export function podOpaquePorts(world: World, pod: Pod): Set<number> {
 function resolveTargetPort(p: ServicePort, pod: Pod): number | undefined {
   return typeof p.targetPort === 'number' ? p.targetPort : pod.containerPorts.find((c) => c.name === p.targetPort)?.containerPort;
 }
+
+/**
+ * Mesh tracing (docs/tracing.md): where spans go and how many requests start a trace. Absent: no
+ * tracing (the default). Issue 8 adds it to the Helm chart's mesh config.
+ */
+export interface MeshTracing {
+  /** OTLP over HTTP/protobuf, e.g. `http://127.0.0.1:4318/v1/traces`. */
+  readonly endpoint: string;
+  /** Percent (0–100) of requests without a sampling decision that start a sampled trace. */
+  readonly samplingPercent: number;
+}
+
+/** The tracer name Envoy gives the OpenTelemetry provider, and its config type. */
+export const OTEL_TRACER = 'envoy.tracers.opentelemetry';
+export const OTEL_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
+/** `http_uri.cluster` is required by Envoy's schema; the Weft sidecar posts to `uri` directly. */
+export const OTLP_CLUSTER = 'weft-otlp';
+
+/**
+ * The HCM `tracing` block for one workload, the Envoy way: `random_sampling` and an
+ * `envoy.tracers.opentelemetry` provider exporting over OTLP/HTTP to the mesh's endpoint, with the
+ * workload as `service_name` (the span resource's `service.name`).
+ */
+export function hcmTracing(tracing: MeshTracing, serviceName: string): Obj {
+  return {
+    random_sampling: { value: tracing.samplingPercent },
+    provider: {
+      name: OTEL_TRACER,
+      typed_config: {
+        '@type': OTEL_CONFIG_TYPE,
+        service_name: serviceName,
+        http_service: { http_uri: { uri: tracing.endpoint, cluster: OTLP_CLUSTER, timeout: { seconds: 5 } } },
+      },
+    },
+  };
+}
+
+/** `listener` with `tracing` set on every HTTP connection manager of its chains (a copy). */
+export function withTracing(listener: Obj, tracing: Obj | undefined): Obj {
+  if (!tracing) return listener;
+  const chain = (c: Obj): Obj => ({
+    ...c,
+    filters: (c.filters as Obj[]).map((f) => (f.name === 'envoy.filters.network.http_connection_manager' ? { ...f, typed_config: { ...(f.typed_config as Obj), tracing } } : f)),
+  });
+  return {
+    ...listener,
+    filter_chains: (listener.filter_chains as Obj[]).map(chain),
+    ...(listener.default_filter_chain ? { default_filter_chain: chain(listener.default_filter_chain as Obj) } : {}),
+  };
+}
+
+

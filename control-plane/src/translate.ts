@@ -6,12 +6,12 @@
 import { TypeUrl, serviceHost, type NodeIdentity, type ResourceTypeUrl } from '@weft/api';
 import { nsName, type World } from './world';
 import { outboundClusters, staticCluster } from './translate-clusters';
-import { apiListener, inboundListener, localPortListener, outboundListener, podOpaquePorts, podTargetPorts, servicePortsOf } from './translate-listeners';
+import { apiListener, hcmTracing, inboundListener, localPortListener, outboundListener, podOpaquePorts, podTargetPorts, servicePortsOf, withTracing } from './translate-listeners';
 import { domainsFor, routesFor, virtualHostName } from './translate-routes';
 import { inboundAuthz } from './translate-authz';
 import { trustBundleSecrets } from './translate-secrets';
 import { inboundClusterName, METADATA_NS, OUTBOUND_ROUTES, PASSTHROUGH_CLUSTER } from './names';
-import { workloadOf } from './translate-endpoints';
+import { workloadOf, workloadOfName } from './translate-endpoints';
 import { mtlsModeOf } from './peer-auth';
 
 type Obj = Record<string, unknown>;
@@ -56,9 +56,11 @@ export function translate(world: World, node: NodeIdentity): Resources {
     routeConfigs.set(OUTBOUND_ROUTES, { name: OUTBOUND_ROUTES, virtual_hosts: dedupeDomains(outboundVhosts) });
     // Captured traffic arrives redirected to the sidecar on any local address.
     const bindAddress = node.capture ? '0.0.0.0' : node.podIp;
-    listeners.set('virtualOutbound', outboundListener(bindAddress, node.capture ? { services } : undefined));
-    if (node.capture) clusters.set(PASSTHROUGH_CLUSTER, passthroughCluster());
     const pod = world.pods.get(nsName(node.namespace, node.podName));
+    // Mesh tracing (docs/tracing.md): every HTTP connection manager of this sidecar's listeners.
+    const tracing = world.tracing ? hcmTracing(world.tracing, workloadOfName(node.podName, pod?.meta.labels)) : undefined;
+    listeners.set('virtualOutbound', withTracing(outboundListener(bindAddress, node.capture ? { services } : undefined), tracing));
+    if (node.capture) clusters.set(PASSTHROUGH_CLUSTER, passthroughCluster());
     const targetPorts = pod ? podTargetPorts(world, pod) : [];
     for (const p of targetPorts) {
       const c = staticCluster(inboundClusterName(p), node.podIp, p);
@@ -67,13 +69,13 @@ export function translate(world: World, node: NodeIdentity): Resources {
     const peer = pod ? { identity: node.mtls === true, modeOf: (p?: number) => mtlsModeOf(world.peerAuth, pod, p) } : undefined;
     const inbound = inboundListener(bindAddress, targetPorts, pod ? podOpaquePorts(world, pod) : new Set(), node.capture, peer, inboundAuthz(world, pod));
     // The sidecar's own workload, as its callers see it in endpoint metadata (its metric labels).
-    listeners.set('virtualInbound', pod ? { ...inbound, metadata: { filter_metadata: { [METADATA_NS]: { fields: { workload: { stringValue: workloadOf(pod) } } } } } } : inbound);
+    listeners.set('virtualInbound', withTracing(pod ? { ...inbound, metadata: { filter_metadata: { [METADATA_NS]: { fields: { workload: { stringValue: workloadOf(pod) } } } } } } : inbound, tracing));
     if (!node.capture) {
       // Local mode's per-upstream ports, except where the pod's own app listens (docs/protocols.md).
       const own = new Set([...targetPorts, ...(pod?.containerPorts.map((c) => c.containerPort) ?? [])]);
       for (const [port, owner] of world.localPorts.owners) {
         if (own.has(port)) continue;
-        const l = localPortListener(node.podIp, owner);
+        const l = withTracing(localPortListener(node.podIp, owner), tracing);
         listeners.set(l.name as string, l);
       }
     }

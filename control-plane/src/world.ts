@@ -18,6 +18,7 @@ import { deriveEndpointSlices } from './endpoints-derive';
 import type { Diagnostic } from './manifests-load';
 import { localPorts, type LocalPorts } from './port-protocol';
 import { acceptPeerAuthentications, type PeerAuthIndex } from './peer-auth';
+import type { MeshTracing } from './translate-listeners';
 
 export interface Condition {
   readonly type: 'Accepted' | 'ResolvedRefs';
@@ -64,6 +65,8 @@ export interface World {
   readonly diagnostics: readonly Diagnostic[];
   /** Every root the mesh trusts (PEM), from the CA; sent as the `ROOTCA` Secret. Absent without a CA. */
   readonly trustBundlePem?: string;
+  /** Mesh tracing (translate-listeners.ts `hcmTracing`); absent: off. */
+  readonly tracing?: MeshTracing;
 }
 
 export const nsName = (namespace: string, name: string): string => `${namespace}/${name}`;

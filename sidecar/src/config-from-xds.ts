@@ -11,6 +11,7 @@ import type {
 } from './config';
 import { circuitBreakersOf, clusterTlsOf, lbPolicyOf, maxRequestsPerConnectionOf, outlierDetectionOf, transportMatchOf, type Parsed } from './cluster-from-xds';
 import { listenerChainsOf } from './listener-from-xds';
+import { tracingOf } from './trace-config';
 import type { RbacEngine } from './authz-engine';
 import { HTTP_RBAC_TYPE, rbacEngineOf } from './authz-from-xds';
 import { DEFAULT_BACKOFF_BASE_MS, DEFAULT_BUDGET, DEFAULT_BUFFER_LIMIT_BYTES, GRPC_CONDITIONS, RETRY_CONDITIONS } from './retry-policy';
@@ -129,12 +130,16 @@ function listener(o: Obj, at: string): { kind: 'http'; value: HttpListener } | {
   if (hcm.rds?.route_config_name) routes = { kind: 'rds', name: hcm.rds.route_config_name };
   else if (hcm.route_config) routes = { kind: 'inline', table: routeTable(hcm.route_config, `${hat}.route_config`) };
   else return invalid(hat, 'the HTTP connection manager needs rds or route_config');
+  // Tracing (trace-config.ts): the OpenTelemetry provider and sampling.
+  const tracing = tracingOf(hcm.tracing, `${hat}.tracing`);
+  if (!tracing.ok) throw new Invalid(tracing.error);
   return {
     kind: 'http',
     value: {
       ...base,
       ...(faultFilter ? { faultFilter } : {}),
       ...(authz.length ? { authz } : {}),
+      ...(tracing.value ? { tracing: tracing.value } : {}),
       routes,
       ...(connections ? { connections } : {}),
     },

@@ -4,6 +4,7 @@
  * raw proto). A `ProxyConfig` is replaced as a whole, never mutated.
  */
 import type { Authz } from './authz-engine';
+import type { TracingConfig } from './trace-config';
 
 export type PathMatcher =
   | { readonly kind: 'prefix'; readonly value: string }
@@ -121,6 +122,8 @@ export interface HttpListener {
   readonly faultFilter?: boolean;
   /** RBAC filters (`envoy.filters.http.rbac`), in order; absent: no authorization (authz-engine.ts). */
   readonly authz?: Authz;
+  /** OpenTelemetry tracing from the HCM's `tracing` (trace-config.ts); absent: no spans, headers untouched. */
+  readonly tracing?: TracingConfig;
   /** Routes come from RDS by name, or inline in the listener. */
   readonly routes: { readonly kind: 'rds'; readonly name: string } | { readonly kind: 'inline'; readonly table: RouteTable };
   /**

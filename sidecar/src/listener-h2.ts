@@ -24,6 +24,7 @@ import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } f
 import { applyFault, decideFault, isNoFault } from './fault-inject';
 import { forwardH2 } from './forward-h2';
 import { upstreamH2Headers } from './headers-http';
+import { traceH2, type ProxySpan } from './trace-span';
 import { resetStream } from './h2-limits';
 import { DEFAULT_MIRROR_TIMEOUT_MS, SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
 import { mirrorH2 } from './mirror-h2';
@@ -95,6 +96,8 @@ interface H2Request {
   readonly finish: Finish;
   readonly rec: RequestRecord | undefined;
   readonly fail: (error: HttpProxyError, done?: Finish) => void;
+  /** This hop's span, when the listener traces (trace-span.ts). */
+  readonly span?: ProxySpan;
 }
 
 function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received: IncomingHttpHeaders): void {
@@ -108,12 +111,15 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
   const started = logged ? performance.now() : 0;
   const debug: Finish = logged ? (status, error) => ctx.log.debug('request', { ...logged, status, code: error?.code, ms: Math.round(performance.now() - started) }) : NO_FINISH;
   const rec = ctx.requestMetrics && new RequestRecord(ctx.requestMetrics, spec.direction, stream.session!.socket);
-  const finish = rec ? rec.wrap(debug, { stream, grpc }) : debug;
+  let finish: Finish = rec ? rec.wrap(debug, { stream, grpc }) : debug;
   const fail = (error: HttpProxyError, done: Finish = finish): void => failStream(stream, error, grpc, done);
 
   if (method === 'CONNECT') return fail(new MethodNotAllowedError('connect-method', 'CONNECT is not supported'));
   const target = requestTarget(String(received[':path'] ?? ''), authority, method, spec.direction);
   if (target instanceof HttpProxyError) return fail(target);
+  // Tracing (trace-span.ts): this hop's span, ended with the stream's life.
+  const traced = spec.tracing ? traceH2(spec, stream, { method, target, headers: received, grpc }, finish) : undefined;
+  if (traced) finish = traced.finish;
   if (logged) {
     logged.host = target.host;
     logged.path = target.path;
@@ -143,7 +149,7 @@ function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received
     stream.end(route.action.body);
     return finish(route.action.status);
   }
-  const req: H2Request = { stream, spec, snap, route, target, method, authority, headers, grpc, logged, finish, rec, fail };
+  const req: H2Request = { stream, spec, snap, route, target, method, authority, headers, grpc, logged, finish, rec, fail, ...(traced ? { span: traced.span } : {}) };
 
   // The request lifetime: the route timeout, or the gRPC deadline when that is shorter.
   const deadlineMs = grpc ? grpcTimeoutMs(headers['grpc-timeout']) : undefined;
@@ -183,12 +189,16 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
     if (pick instanceof HttpProxyError) return fail(pick, done);
     req.rec?.to(backend.cluster, pick.endpoint);
     if (logged) logged.upstream = endpointKey(pick.endpoint);
-    const headersFor = (p: UpstreamPick): OutgoingHttpHeaders =>
-      upstreamH2Headers(
+    const headersFor = (p: UpstreamPick): OutgoingHttpHeaders => {
+      const out = upstreamH2Headers(
         headers,
         { direction: spec.direction, clientAddress: stream.session?.socket?.remoteAddress, targetPort: p.endpoint.targetPort },
         { ':method': method, ':scheme': 'http', ':authority': String(req.authority ?? target.host), ':path': target.path },
       );
+      // Tracing: this hop's trace context; each attempt's endpoint (the last one stays on the span).
+      req.span?.upstream(route, backend.cluster.name, endpointKey(p.endpoint));
+      return req.span ? req.span.h2Headers(out) : out;
+    };
     const sessions = h2SessionsOf(ctx.pool);
     const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
     const first = headersFor(pick);
@@ -223,6 +233,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
       (status, error, retries) => {
         req.rec?.retried(retries);
         if (retries && logged) logged.retries = retries;
+        if (retries) req.span?.retried(retries);
         if (error) fail(error, done);
         else done(status);
       },

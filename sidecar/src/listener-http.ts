@@ -44,6 +44,7 @@ import { h2StreamHandler } from './listener-h2';
 import type { RetryBudgets } from './retry-budget';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 import { RequestRecord, type RequestMetrics } from './metrics-requests';
+import { prepareTracing, traceHttp1, traceOf } from './trace-span';
 
 // The stages shared with listener-h2.ts live in proxy-stages.ts; re-exported for existing importers.
 export { backendStage, endpointStage, routeStage } from './proxy-stages';
@@ -101,6 +102,7 @@ export class HttpProxyListener {
     deps: ProxyListenerDeps,
   ) {
     this.served = spec;
+    prepareTracing(spec); // the SDK loads with the config, not on the first traced request
     this.log = deps.log.child({ module: 'listener-http', listener: spec.name });
     this.pool = deps.pool;
     this.originalDestination = deps.originalDestination;
@@ -162,6 +164,7 @@ export class HttpProxyListener {
     }
     // Compile an inline table now rather than on the first request.
     if (spec.routes.kind === 'inline') compiledRouteTable(spec.routes.table);
+    prepareTracing(spec);
     this.served = spec;
   }
 
@@ -214,7 +217,7 @@ export class HttpProxyListener {
     const logged: Record<string, unknown> | undefined = this.log.enabled?.('debug') !== false ? { method: req.method, host: req.headers.host, path: req.url } : undefined;
     const debug = logged ? this.debugFinish(logged, performance.now()) : NO_FINISH;
     const rec = this.metrics && new RequestRecord(this.metrics, spec.direction, req.socket);
-    const finish = rec ? rec.wrap(debug, { res }) : debug;
+    let finish = rec ? rec.wrap(debug, { res }) : debug;
 
     // Strict stage: refuse what two parsers could read differently, then normalize the target
     // that route matching sees and the upstream is sent (docs/http-safety.md).
@@ -222,6 +225,8 @@ export class HttpProxyListener {
     if (refused) return this.fail(res, refused, finish);
     const target = requestTarget(req.url ?? '/', req.headers.host, req.method ?? 'GET', spec.direction);
     if (target instanceof HttpProxyError) return this.fail(res, target, finish);
+    // Tracing (trace-span.ts): this hop's span, ended with the request's life.
+    if (spec.tracing) finish = traceHttp1(spec, req, target, finish);
     if (unmetExpectation(req.rawHeaders)) return this.fail(res, new ExpectationFailedError(), finish);
     if (logged) {
       logged.host = target.host;
@@ -339,7 +344,8 @@ export class HttpProxyListener {
       return to(next);
     };
     const first = to(pick);
-    const head = upstreamHead(req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress, authority: absoluteAuthority(req.url) });
+    const span = spec.tracing && traceOf(req);
+    const head = upstreamHead(span ? span.rawHeaders(req.rawHeaders) : req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress, authority: absoluteAuthority(req.url) });
     const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
     const forward: ForwardTarget = {
       ...first,
@@ -360,6 +366,7 @@ export class HttpProxyListener {
     forwardHttp(req, res, forward, (outcome) => {
       attempt.done(callResult(outcome));
       rec?.retried(outcome.retries);
+      if (span) span.upstream(route, backend.cluster.name, endpointKey(attempt.endpoint), outcome.retries);
       if (outcome.kind === 'response') finish(outcome.status);
       else if (outcome.kind === 'error') this.fail(res, outcome.error, finish);
       else finish(499); // client closed first (Envoy logs 0 with DC; 499 reads better)

@@ -9,6 +9,8 @@ import { AdminServer, HealthServer, MetricsServer, type ServerState } from './ad
 import { MetricsRegistry } from './metrics';
 import { clusterStats, RequestMetrics, workloadOfPod } from './metrics-requests';
 import { XdsMetrics } from './metrics-xds';
+import { configureTracing } from './trace-stats';
+import { stopTracing } from './trace-span';
 import { AuthzDenials } from './authz-enforce';
 import { parseAppProbes, type AppProbes } from './app-probe';
 import { EMPTY_CONFIG, type ProxyConfig, type TrustBundle } from './config';
@@ -153,6 +155,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     extraRoots: () => config.trustBundles?.get('ROOTCA')?.caPem,
   });
   const identity: IdentityProvider | undefined = certs || opts.identityProvider;
+  // Tracing (trace-stats.ts): who this sidecar is on its spans; drops counted on /metrics.
+  configureTracing({ metrics, log: log.child({ module: 'trace' }), local: { namespace: opts.namespace, podName: opts.podName, spiffeId: identity ? formatSpiffeId({ trustDomain: opts.trustDomain, namespace: opts.namespace, serviceAccount: opts.serviceAccount }) : undefined } });
   const tls = new TlsContexts({
     ...(identity ? { identity } : {}),
     trustBundles: () => (config.trustBundles?.size || !opts.trustBundles ? config.trustBundles : opts.trustBundles),
@@ -238,7 +242,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     }
     pool.close();
     tls.close();
-    await Promise.all([admin.close(), health.close(), metricsServer.close()]);
+    // Spans of the drained requests get one last export (bounded; no-op when tracing was never on).
+    await Promise.all([admin.close(), health.close(), metricsServer.close(), stopTracing(1000)]);
     log.info('sidecar stopped');
     markClosed();
   })());

@@ -1,0 +1,104 @@
+/**
+ * `weft trace`: the waterfall (a pure rendering of a span tree) and the command end to end — the
+ * built CLI receiving real OTLP/HTTP protobuf from the sidecar's own exporter (trace-tracer.ts)
+ * and printing the trace it was asked for.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { renderWaterfall, spanTree, type ShownSpan } from '../src/trace-waterfall';
+import { meshTracer, shutdownTracers, SpanKind } from '@weft/sidecar/dist/src/trace-tracer';
+import { configureTracing } from '@weft/sidecar/dist/src/trace-stats';
+
+const MAIN = join(__dirname, '..', 'src', 'main.js');
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+const span = (spanId: string, parentSpanId: string, service: string, kind: ShownSpan['kind'], startMs: number, endMs: number, extra: Partial<ShownSpan> = {}): ShownSpan => ({
+  traceId: TRACE, spanId, parentSpanId, service, name: 'GET backend.demo.svc.cluster.local', kind,
+  startNs: BigInt(startMs) * 1_000_000n, endNs: BigInt(endMs) * 1_000_000n, error: false, status: '200', note: '', ...extra,
+});
+
+test('the waterfall nests children under parents in start order, with bars on one time axis', () => {
+  const spans = [
+    span('d', 'c', 'db', 'server', 6, 9),
+    span('b', 'a', 'backend', 'server', 2, 11),
+    span('a', '', 'frontend', 'client', 0, 12),
+    span('c', 'b', 'backend', 'client', 5, 10, { error: true, status: '503', note: 'UPSTREAM_CONNECT' }),
+    span('x', 'missing', 'other', 'server', 1, 3),
+  ];
+  assert.deepEqual(spanTree(spans).map((t) => `${t.depth}${t.span.spanId}`), ['0a', '1b', '2c', '3d', '0x']);
+  const lines = renderWaterfall(spans);
+  assert.match(lines[0]!, new RegExp(`^trace ${TRACE}  5 spans  12.0 ms  db → backend → frontend → other  1 ERROR$`));
+  assert.match(lines[1]!, /^  frontend client: GET backend\.demo\.svc\.cluster\.local\s+200\s+\|█{32}\|\s+12\.0 ms$/);
+  assert.match(lines[2]!, /^    backend server: /);
+  assert.match(lines[3]!, /^      backend client: .* ERR 503 +\| {13}!{13} *\| +5\.00 ms  UPSTREAM_CONNECT$/);
+  assert.match(lines[4]!, /^        db server: .*\| {16}█{8} *\| +3\.00 ms$/);
+  assert.match(lines[5]!, /^  other server: /, 'an orphan (parent never arrived) is shown as a root');
+});
+
+test('weft trace TRACE_ID receives the sidecars\' OTLP export and prints that trace as a waterfall, exit 0', async () => {
+  const child = spawn(process.execPath, [MAIN, 'trace', TRACE, '--listen', '127.0.47.1:0', '--quiet', '300ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c));
+  child.stderr.on('data', (c: Buffer) => (stderr += c));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    for (let i = 0; i < 100 && !/receiving .* on (http:\S+)/.test(stdout); i++) await new Promise((r) => setTimeout(r, 50));
+    const url = /receiving .* on (http:\S+)/.exec(stdout)?.[1];
+    assert.ok(url, `no receiving line:\n${stdout}\n${stderr}`);
+
+    configureTracing({ local: { namespace: 'demo', podName: 'frontend-1' } });
+    const frontend = meshTracer({ endpoint: url, samplingRatio: 1, serviceName: 'frontend', timeoutMs: 2000 }, { namespace: 'demo', podName: 'frontend-1' });
+    const backend = meshTracer({ endpoint: url, samplingRatio: 1, serviceName: 'backend', timeoutMs: 2000 }, { namespace: 'demo', podName: 'backend-1' });
+    const parent = frontend.extract({ traceparent: `00-${TRACE}-00f067aa0ba902b7-01` });
+    const client = frontend.start('GET backend.demo.svc.cluster.local', SpanKind.CLIENT, parent, () => ({ 'http.response.status_code': 200 }));
+    const server = backend.start('GET backend.demo.svc.cluster.local', SpanKind.SERVER, backend.extract(frontend.inject(client, false)), () => ({ 'http.response.status_code': 503, 'error.type': '503' }));
+    server.setStatus({ code: 2 });
+    server.end();
+    client.end();
+    // Another trace, which `weft trace TRACE_ID` must not show.
+    frontend.start('GET other', SpanKind.CLIENT, frontend.extract({}), () => ({})).end();
+    await Promise.all([frontend.flush(), backend.flush()]);
+
+    const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+    assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+    const shown = stdout.split('\n').filter((l) => l.startsWith('trace ') || l.startsWith('  '));
+    assert.match(shown.find((l) => l.startsWith('trace '))!, new RegExp(`^trace ${TRACE}  2 spans  .* frontend → backend  1 ERROR$`));
+    assert.match(stdout, /^  frontend client: GET backend\.demo\.svc\.cluster\.local +200 +\|/m);
+    assert.match(stdout, /^    backend server: GET backend\.demo\.svc\.cluster\.local +ERR 503 +\| *!+ *\|/m);
+    assert.doesNotMatch(stdout, /GET other/);
+  } finally {
+    child.kill('SIGKILL');
+    await shutdownTracers(500);
+  }
+});
+
+test('the demo\'s traces reach weft trace: frontend server → frontend client → backend server, in one trace', { timeout: 120_000 }, async () => {
+  const viewer = spawn(process.execPath, [MAIN, 'trace', '--listen', '127.0.47.2:0', '--count', '1', '--quiet', '500ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let shown = '';
+  viewer.stdout.on('data', (c: Buffer) => (shown += c));
+  const viewerExited = new Promise<number | null>((resolve) => viewer.on('exit', (code) => resolve(code)));
+  let demo: ReturnType<typeof spawn> | undefined;
+  try {
+    for (let i = 0; i < 100 && !/receiving .* on (http:\S+)/.test(shown); i++) await new Promise((r) => setTimeout(r, 50));
+    const url = /receiving .* on (http:\S+)/.exec(shown)?.[1];
+    assert.ok(url, shown);
+    // 400 requests at 2% sampling: no sampled trace at all has probability 0.98^400 ≈ 3e-4.
+    demo = spawn(process.execPath, [MAIN, 'demo', '--requests', '400', '--base-ip', '127.0.47', '--tracing-endpoint', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    demo.stdout!.on('data', (c: Buffer) => (out += c));
+    const demoCode = await new Promise<number | null>((resolve) => demo!.on('exit', (code) => resolve(code)));
+    assert.equal(demoCode, 0, out);
+    const code = await Promise.race([viewerExited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
+    assert.equal(code, 0, `weft trace: ${code}\n${shown}`);
+    assert.match(shown, /^trace [0-9a-f]{32}  3 spans  .* OK$/m);
+    assert.match(shown, /^  frontend server: GET frontend\.demo\.svc\.cluster\.local +200 +\|/m);
+    assert.match(shown, /^    frontend client: GET backend\.demo\.svc\.cluster\.local +200 +\|/m);
+    assert.match(shown, /^      backend server: GET backend\.demo\.svc\.cluster\.local +200 +\|/m);
+  } finally {
+    viewer.kill('SIGKILL');
+    demo?.kill('SIGKILL');
+  }
+});
