@@ -126,6 +126,7 @@ test('tshark on the bridge between the pods sees only TLS', { skip }, async (t) 
   const read = async (filter: string): Promise<string[]> => (await run('tshark', ['-r', pcap, '-d', 'tcp.port==8080,tls', '-Y', filter])).stdout.split('\n').filter(Boolean);
   assert.ok((await read('tls.app_data')).length >= 5, err);
   assert.deepEqual(await read('http || http2'), []);
-  assert.deepEqual(await read('tcp.len > 0 && !tls'), []);
+  // A retransmitted segment repeats bytes already seen (tshark does not dissect it again as TLS).
+  assert.deepEqual(await read('tcp.len > 0 && !tls && !tcp.analysis.retransmission && !tcp.analysis.fast_retransmission && !tcp.analysis.spurious_retransmission'), []);
   assert.equal(fs.readFileSync(pcap).includes(Buffer.from(marker)), false);
 });
