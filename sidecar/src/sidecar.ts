@@ -41,7 +41,7 @@ export interface SidecarOptions {
   readonly drainTimeoutMs?: number;
   /**
    * On close, how long to keep accepting new connections after withdrawing from the control plane,
-   * so callers stop choosing this pod before it stops answering (default 1000 ms, at most
+   * so callers stop choosing this pod before it stops answering (default 2000 ms, at most
    * `drainTimeoutMs`).
    */
   readonly drainAcceptMs?: number;
@@ -131,6 +131,13 @@ export function sidecarOptionsFromEnv(env: NodeJS.ProcessEnv): { options?: Sidec
   }
   return errors.length ? { errors } : { options, errors };
 }
+
+/**
+ * How long a closing sidecar keeps accepting after leaving xDS. Callers must learn that this pod is
+ * leaving (a push from the control plane) before it stops answering; 1 s was seen too short for a
+ * push on two busy cores (e2e lifecycle test). Istio drains for 5 s.
+ */
+const DRAIN_ACCEPT_MS = 2000;
 
 const SUBSCRIBED = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Secret];
 
@@ -229,7 +236,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     xds.close();
     certs?.close();
     const drainMs = opts.drainTimeoutMs ?? 5000;
-    await new Promise((r) => setTimeout(r, Math.min(opts.drainAcceptMs ?? 1000, drainMs)));
+    await new Promise((r) => setTimeout(r, Math.min(opts.drainAcceptMs ?? DRAIN_ACCEPT_MS, drainMs)));
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
       listeners.close().then(() => true),
