@@ -22,7 +22,7 @@ import type { ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { makeCa, StaticIdentity, type TestCa } from '@weft/sidecar/dist/test/tls-fixtures';
 import {
-  closeServer, controlPlane, echoService, eventually, getJson, grpcApp, httpApp, log, MeshClient, podYaml, sleep, steadyTraffic, tempDir, writeManifest,
+  closeServer, controlPlane, echoService, eventually, getJson, grpcApp, httpApp, log, MeshClient, podYaml, serviceYaml, sleep, steadyTraffic, tempDir, writeManifest,
 } from './mesh';
 
 const run = promisify(execFile);
@@ -85,17 +85,12 @@ before(async () => {
   dir = tempDir('mtls');
   writeManifest(dir, 'mesh.yaml', [
     podYaml('shop', FRONT), podYaml('shop', BACK),
-    `apiVersion: v1
-kind: Service
-metadata: {name: backend, namespace: shop}
-spec:
-  selector: {app: backend}
-  ports:
-  - {name: http, port: 80, targetPort: ${PORTS.http}}
-  - {name: grpc, port: ${PORTS.grpc}, targetPort: ${PORTS.grpc}}
-  - {name: tcp-echo, port: ${PORTS.tcp}, targetPort: ${PORTS.tcp}}
-  - {name: web, port: ${PORTS.appTls}, targetPort: ${PORTS.appTls}}
-`,
+    serviceYaml('shop', 'backend', { app: 'backend' }, [
+      { name: 'http', port: 80, targetPort: PORTS.http },
+      { name: 'grpc', port: PORTS.grpc, targetPort: PORTS.grpc },
+      { name: 'tcp-echo', port: PORTS.tcp, targetPort: PORTS.tcp },
+      { name: 'web', port: PORTS.appTls, targetPort: PORTS.appTls },
+    ]),
   ].join('---\n'));
   writeManifest(dir, 'peer.yaml', peerAuthYaml('PERMISSIVE'));
   cp = await controlPlane(dir, CP);

@@ -14,7 +14,7 @@ import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { makeCa, StaticIdentity, type TestCa } from '@weft/sidecar/dist/test/tls-fixtures';
 import { decodeTraces } from '@weft/cli/dist/src/trace-otlp';
 import type { ShownSpan } from '@weft/cli/dist/src/trace-waterfall';
-import { closeServer, eventually, getJson, httpApp, log, MeshClient, podYaml, tempDir, writeManifest } from './mesh';
+import { closeServer, eventually, getJson, httpApp, log, MeshClient, podYaml, serviceYaml, tempDir, writeManifest } from './mesh';
 
 const CP = '127.0.47.1';
 const FRONT = { name: 'frontend-7d9f', ip: '127.0.47.11', labels: { app: 'frontend' }, serviceAccount: 'frontend' };
@@ -44,14 +44,7 @@ before(async () => {
   const dir = tempDir('tracing');
   writeManifest(dir, 'mesh.yaml', [
     podYaml('shop', FRONT), podYaml('shop', BACK),
-    `apiVersion: v1
-kind: Service
-metadata: {name: backend, namespace: shop}
-spec:
-  selector: {app: backend}
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
-`,
+    serviceYaml('shop', 'backend', { app: 'backend' }, [{ name: 'http', port: 80, targetPort: 8080 }]),
   ].join('---\n'));
   cp = await startControlPlane({ manifestsDir: dir, xdsAddress: `${CP}:15010`, debugAddress: `${CP}:15014`, debounceMs: 50, log: log.child({ c: 'cp' }), tracing: { endpoint, samplingPercent: 100 } });
   app = await httpApp(BACK.ip, 8080, 'backend');
