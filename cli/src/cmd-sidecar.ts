@@ -72,7 +72,7 @@ export const sidecarCommand: Command = {
     'Start node with ' + SIDECAR_NODE_FLAGS.join(' ') + ' (or put them in NODE_OPTIONS): they\n' +
       'keep its memory small (docs/performance.md); weft demo does so for its sidecars.',
     'Logs are JSON lines on stderr. SIGINT or SIGTERM leaves the control plane, keeps accepting\n' +
-      'for 2 s, drains and exits 0; a second signal stops at once.',
+      'while callers still connect (at least 2 s), drains and exits 0; a second signal stops at once.',
   ],
   flags: [
     { name: 'admin-port', type: 'string', placeholder: 'N', help: 'admin port (default 15000)' },

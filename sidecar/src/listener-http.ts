@@ -168,6 +168,16 @@ export class HttpProxyListener {
     this.served = spec;
   }
 
+  /** Still accepting; HTTP/1 responses close their connections (callers reconnect). */
+  softDrain(): void {
+    this.server.softDrain();
+  }
+
+  /** `performance.now()` of the last accepted connection (0: none). */
+  get lastAcceptAt(): number {
+    return this.server.lastAcceptAt;
+  }
+
   /** Stops accepting now; resolves when in-flight requests have finished. Idempotent. */
   close(): Promise<void> {
     if (!this.server.isClosing) this.log.info('listener LISTENING -> DRAINING');

@@ -72,6 +72,18 @@ export class ListenerManager {
     return [...this.listeners.keys()];
   }
 
+  /** Every listener keeps accepting, but HTTP/1 connections close after each response (draining). */
+  softDrain(): void {
+    for (const l of this.listeners.values()) l.softDrain();
+  }
+
+  /** `performance.now()` of the last connection any listener accepted (0: none). */
+  lastAcceptAt(): number {
+    let last = 0;
+    for (const l of this.listeners.values()) last = Math.max(last, l.lastAcceptAt);
+    return last;
+  }
+
   /** Stops every listener gracefully; resolves when all in-flight requests finished. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;

@@ -30,6 +30,7 @@ export class TcpProxyListener {
     // allowHalfOpen: a client's FIN is forwarded as a FIN, not answered by closing (forward-tcp.ts).
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => {
       if (this.closed) return void socket.destroy();
+      this.lastAcceptAt = performance.now();
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       // No HTTP connection manager here: a chain can only be a TCP proxy (config-from-xds.ts).
@@ -69,6 +70,12 @@ export class TcpProxyListener {
     }
     this.served = spec;
   }
+
+  /** `performance.now()` of the last accepted connection (0: none). */
+  lastAcceptAt = 0;
+
+  /** Nothing to do for TCP: a proxied connection carries no requests to end it between. */
+  softDrain(): void {}
 
   /** Stops accepting now; resolves when every open connection has closed. Idempotent. */
   close(): Promise<void> {

@@ -387,6 +387,7 @@ export class Http1Server {
   private readonly connections = new Set<Connection>();
   private timer: NodeJS.Timeout | undefined;
   private closing = false;
+  private draining = false;
   readonly what: string;
   readonly log: Logger;
   readonly limits: HttpLimits;
@@ -402,7 +403,17 @@ export class Http1Server {
   }
 
   get isClosing(): boolean {
-    return this.closing;
+    return this.closing || this.draining;
+  }
+
+  /**
+   * Still serving, but every response says `Connection: close` and idle connections end now, so
+   * callers open new connections for further requests (and reach another pod once they have
+   * learnt this one is leaving). Envoy does the same while draining. Idempotent.
+   */
+  softDrain(): void {
+    this.draining = true;
+    for (const c of this.connections) c.drain();
   }
 
   /** Serves `socket` (paused by detection, its first bytes put back). */

@@ -153,6 +153,7 @@ export class ManagedHttpServer {
       // not answered by closing (the HTTP servers manage `end` themselves either way).
       this.front = net.createServer({ noDelay: true, allowHalfOpen: dispatcher !== undefined }, (socket) => {
         if (this.closing) return void socket.destroy();
+        this.lastAcceptAt = performance.now();
         this.accepted.add(socket);
         socket.once('close', () => this.accepted.delete(socket));
         if (dispatcher) dispatcher.dispatch(socket, serveHttp, detectMs);
@@ -187,6 +188,17 @@ export class ManagedHttpServer {
   address(): AddressInfo | undefined {
     const a = (this.front ?? this.server).address();
     return a && typeof a === 'object' ? a : undefined;
+  }
+
+  /** `performance.now()` of the last accepted connection (proxy listeners; 0: none yet). */
+  lastAcceptAt = 0;
+
+  /**
+   * Keeps accepting, but HTTP/1 responses say `Connection: close` and idle HTTP/1 connections end,
+   * so clients reconnect for each request (Http1Server.softDrain). Proxy listeners only.
+   */
+  softDrain(): void {
+    this.lean?.softDrain();
   }
 
   /** Whether `close()` or `destroy()` was called. */

@@ -40,9 +40,9 @@ export interface SidecarOptions {
   /** Graceful drain bound on SIGTERM (default 5000 ms). */
   readonly drainTimeoutMs?: number;
   /**
-   * On close, how long to keep accepting new connections after withdrawing from the control plane,
-   * so callers stop choosing this pod before it stops answering (default 2000 ms, at most
-   * `drainTimeoutMs`).
+   * On close, how long at least to keep accepting new connections after withdrawing from the
+   * control plane, so callers stop choosing this pod before it stops answering (default 2000 ms, at
+   * most `drainTimeoutMs`); longer while callers still open connections (up to `drainTimeoutMs`).
    */
   readonly drainAcceptMs?: number;
   /**
@@ -133,11 +133,13 @@ export function sidecarOptionsFromEnv(env: NodeJS.ProcessEnv): { options?: Sidec
 }
 
 /**
- * How long a closing sidecar keeps accepting after leaving xDS. Callers must learn that this pod is
+ * How long, at least, a closing sidecar keeps accepting after leaving xDS. Callers must learn that this pod is
  * leaving (a push from the control plane) before it stops answering; 1 s was seen too short for a
  * push on two busy cores (e2e lifecycle test). Istio drains for 5 s.
  */
 const DRAIN_ACCEPT_MS = 2000;
+/** After that minimum, how long without a new connection means callers have moved on. */
+const DRAIN_QUIET_MS = 300;
 
 const SUBSCRIBED = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Secret];
 
@@ -236,7 +238,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     xds.close();
     certs?.close();
     const drainMs = opts.drainTimeoutMs ?? 5000;
-    await new Promise((r) => setTimeout(r, Math.min(opts.drainAcceptMs ?? DRAIN_ACCEPT_MS, drainMs)));
+    // From now on HTTP/1 responses close their connections, so a caller that still sends here
+    // opens new ones: while connections keep arriving, callers have not learnt yet that this pod is
+    // leaving, and the listeners keep accepting (up to the drain timeout); once none arrived for
+    // DRAIN_QUIET_MS after the minimum window, they stop. Envoy drains the same way.
+    listeners.softDrain();
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const started = performance.now();
+    await sleep(Math.min(opts.drainAcceptMs ?? DRAIN_ACCEPT_MS, drainMs));
+    while (performance.now() - listeners.lastAcceptAt() < DRAIN_QUIET_MS && performance.now() - started < drainMs) await sleep(50);
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
       listeners.close().then(() => true),

@@ -35,3 +35,26 @@ test('close() stops accepting at once, lets the in-flight request finish, and is
   await closing;
   proxy.listener.destroy();
 });
+
+test('softDrain(): the listener keeps accepting, every HTTP/1 response says Connection: close, idle keep-alive connections end, and lastAcceptAt moves', async (t) => {
+  const up = await startUpstream('app');
+  const proxy = await startProxy(simpleConfig('app', [up.endpoint()]));
+  t.after(() => Promise.all([proxy.close(), up.close()]));
+  const agent = new http.Agent({ keepAlive: true });
+  t.after(() => agent.destroy());
+
+  const before = await send(proxy.port, { agent });
+  assert.notEqual(before.headers.connection, 'close', 'keep-alive before the drain');
+  const idle = Object.values(agent.freeSockets).flat()[0]!;
+  const idleClosed = new Promise((r) => idle.once('close', r));
+  const acceptedBefore = proxy.listener.lastAcceptAt;
+  assert.ok(acceptedBefore > 0);
+
+  proxy.listener.softDrain();
+  await idleClosed; // the idle keep-alive connection was ended by the proxy
+  for (let i = 0; i < 3; i++) {
+    const r = await send(proxy.port, { agent });
+    assert.deepEqual([r.status, r.body, r.headers.connection], [200, 'app', 'close'], 'still served, but the connection closes after it');
+  }
+  assert.ok(proxy.listener.lastAcceptAt > acceptedBefore, 'each request came on a new connection');
+});
