@@ -38,7 +38,7 @@ test('the waterfall nests children under parents in start order, with bars on on
 });
 
 test('weft trace TRACE_ID receives the sidecars\' OTLP export and prints that trace as a waterfall, exit 0', async () => {
-  const child = spawn(process.execPath, [MAIN, 'trace', TRACE, '--listen', '127.0.47.1:0', '--quiet', '300ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'trace', TRACE, '--listen', '127.0.48.1:0', '--quiet', '300ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c));
@@ -76,7 +76,7 @@ test('weft trace TRACE_ID receives the sidecars\' OTLP export and prints that tr
 });
 
 test('the demo\'s traces reach weft trace: frontend server → frontend client → backend server, in one trace', { timeout: 120_000 }, async () => {
-  const viewer = spawn(process.execPath, [MAIN, 'trace', '--listen', '127.0.47.2:0', '--count', '1', '--quiet', '500ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const viewer = spawn(process.execPath, [MAIN, 'trace', '--listen', '127.0.48.2:0', '--count', '1', '--quiet', '500ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let shown = '';
   viewer.stdout.on('data', (c: Buffer) => (shown += c));
   const viewerExited = new Promise<number | null>((resolve) => viewer.on('exit', (code) => resolve(code)));
@@ -86,7 +86,7 @@ test('the demo\'s traces reach weft trace: frontend server → frontend client �
     const url = /receiving .* on (http:\S+)/.exec(shown)?.[1];
     assert.ok(url, shown);
     // 400 requests at 2% sampling: no sampled trace at all has probability 0.98^400 ≈ 3e-4.
-    demo = spawn(process.execPath, [MAIN, 'demo', '--requests', '400', '--base-ip', '127.0.47', '--tracing-endpoint', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    demo = spawn(process.execPath, [MAIN, 'demo', '--requests', '400', '--base-ip', '127.0.48', '--tracing-endpoint', url], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     demo.stdout!.on('data', (c: Buffer) => (out += c));
     const demoCode = await new Promise<number | null>((resolve) => demo!.on('exit', (code) => resolve(code)));
