@@ -12,12 +12,12 @@
  * full (a slow or dead collector) the span is dropped and counted (`weft_trace_spans_dropped_total`);
  * export failures are counted and logged at most once a minute. No export error reaches a request.
  */
-import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import { setGlobalErrorHandler, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type ReadableSpan, type Sampler, type SpanExporter,
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, type ReadableSpan, type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -91,9 +91,12 @@ class BoundedProcessor implements SpanProcessor {
   }
 }
 
-/** New traces: by trace-id ratio; 0 and 1 skip the id arithmetic (the sampler runs per request). */
-function rootSampler(ratio: number): Sampler {
-  return ratio <= 0 ? new AlwaysOffSampler() : ratio >= 1 ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio);
+/** `n` random lowercase hex digits, not all zero (W3C: an all-zero id is invalid). */
+function randomHex(n: number): string {
+  let out = '';
+  for (let i = 0; i < n; i += 8) out += ((Math.random() * 0x100000000) >>> 0).toString(16).padStart(8, '0');
+  out = out.slice(0, n);
+  return /^0+$/.test(out) ? randomHex(n) : out;
 }
 
 /** One mesh tracer: spans for one `TracingConfig` (endpoint, sampling, service name). */
@@ -111,8 +114,9 @@ export class MeshTracer {
         'k8s.pod.name': local.podName,
         'telemetry.sdk.language': 'nodejs',
       }),
-      // Head sampling: a parent's decision is kept (sampled or not); a new trace by the ratio.
-      sampler: new ParentBasedSampler({ root: rootSampler(config.samplingRatio) }),
+      // Head sampling happens in `start()` (a parent's decision is kept, a new trace by the ratio);
+      // only what is sampled reaches the SDK, which records it.
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler(), remoteParentNotSampled: new AlwaysOffSampler() }),
       spanProcessors: [new BoundedProcessor(exporter, config.timeoutMs)],
     });
     this.tracer = this.provider.getTracer('weft-sidecar');
@@ -124,8 +128,24 @@ export class MeshTracer {
     return trace.getSpanContext(w3c) ? w3c : B3_MULTI.extract(ROOT_CONTEXT, headers, GETTER);
   }
 
-  /** Starts the hop's span (a child of `parent` when it carries one). Attributes only if recording. */
+  /**
+   * Starts the hop's span (a child of `parent` when it carries one). Attributes only if recording.
+   * Head sampling: a parent's decision is kept; a new trace is sampled with the configured ratio.
+   * An unsampled hop never touches the SDK (no sampler, span or processor): it only needs a
+   * context to propagate, the parent's trace id (or a new one) with a new span id, flags 00.
+   */
   start(name: string, kind: SpanKind, parent: Context, attributes: () => Attributes): Span {
+    const p = trace.getSpanContext(parent);
+    const ratio = this.config.samplingRatio;
+    const sampled = p ? (p.traceFlags & TraceFlags.SAMPLED) !== 0 : ratio >= 1 || (ratio > 0 && Math.random() < ratio);
+    if (!sampled) {
+      return trace.wrapSpanContext({
+        traceId: p?.traceId ?? randomHex(32),
+        spanId: randomHex(16),
+        traceFlags: TraceFlags.NONE,
+        ...(p?.traceState ? { traceState: p.traceState } : {}),
+      });
+    }
     const span = this.tracer.startSpan(name, { kind }, parent);
     if (span.isRecording()) span.setAttributes(attributes());
     return span;
