@@ -1,14 +1,14 @@
 /**
- * `weft control-plane`: runs the control plane in local mode (`--manifests DIR`) until
- * SIGINT/SIGTERM. Kubernetes mode (`--kubeconfig`) is refused with a clear message until issue 8.
+ * `weft control-plane`: runs the control plane until SIGINT/SIGTERM, in local mode
+ * (`--manifests DIR`) or Kubernetes mode (`--kubeconfig FILE`, or `--in-cluster` in a pod).
  */
 import { statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { createLogger, parseDuration } from '@weft/api';
 import { booleanFlag, parseHostPort, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
-import { NotAvailableError, UsageError } from './errors';
+import { UsageError } from './errors';
 import { EXIT_WITH_PARENT_FLAG, serveUntilStopped } from './lifecycle';
 
 /** Checks that `dir` is an existing directory and returns its absolute path. */
@@ -38,7 +38,7 @@ function durationFlag(args: ParsedArgs, name: string): number | undefined {
 }
 
 /** The identity options (CA, tokens, 15012), or undefined with --no-ca. */
-function identityOptions(args: ParsedArgs, manifests: string, xdsAddress: string) {
+function identityOptions(args: ParsedArgs, manifests: string | undefined, xdsAddress: string) {
   const caCert = stringFlag(args, 'ca-cert');
   const caKey = stringFlag(args, 'ca-key');
   const caChain = stringFlag(args, 'ca-chain');
@@ -53,10 +53,16 @@ function identityOptions(args: ParsedArgs, manifests: string, xdsAddress: string
   if (caCert !== undefined && booleanFlag(args, 'rotate-root')) {
     throw new UsageError('--rotate-root generates a root; with --ca-cert, rotate by starting with the new CA files (docs/operations.md)');
   }
-  const dataDir = resolve(stringFlag(args, 'data-dir') ?? defaultDataDir());
-  const rel = relative(manifests, dataDir);
-  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
-    throw new UsageError(`--data-dir ${dataDir} is inside the manifests directory ${manifests}: keys must not sit next to the YAML`);
+  let dataDir: string | undefined;
+  if (manifests === undefined) {
+    // Kubernetes mode: the CA lives in the Secret weft-ca, tokens are the pods' projected ones.
+    if (args.flags.has('data-dir')) throw new UsageError('--data-dir is for local mode; in Kubernetes mode the CA is kept in the Secret weft-ca');
+  } else {
+    dataDir = resolve(stringFlag(args, 'data-dir') ?? defaultDataDir());
+    const rel = relative(manifests, dataDir);
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+      throw new UsageError(`--data-dir ${dataDir} is inside the manifests directory ${manifests}: keys must not sit next to the YAML`);
+    }
   }
   const workloadTtlMs = durationFlag(args, 'cert-ttl');
   return {
@@ -92,16 +98,54 @@ function tracingOptions(args: ParsedArgs): { endpoint: string; samplingPercent: 
   return { endpoint: url.href, samplingPercent };
 }
 
+/** Kubernetes mode: where the API server is, this replica's namespace and name, leader election. */
+function kubeOptions(args: ParsedArgs, kubeconfig: string | undefined) {
+  if (kubeconfig !== undefined) {
+    try {
+      statSync(kubeconfig);
+    } catch {
+      throw new UsageError(`--kubeconfig: no such file: ${kubeconfig}`);
+    }
+  } else if (!process.env.KUBERNETES_SERVICE_HOST) {
+    throw new UsageError('--in-cluster: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set); use --kubeconfig FILE');
+  }
+  const namespace = stringFlag(args, 'namespace') ?? process.env.POD_NAMESPACE ?? 'weft-system';
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new UsageError(`--namespace: "${namespace}" is not a namespace name (a DNS label)`);
+  return {
+    kubeconfig: kubeconfig === undefined ? undefined : resolve(kubeconfig),
+    namespace,
+    identity: process.env.POD_NAME || `${hostname()}-${process.pid}`,
+    leaderElect: !booleanFlag(args, 'no-leader-elect'),
+  };
+}
+
+/** Loads the client; a kubeconfig that does not load is a usage error (one line), not a stack trace. */
+async function loadKubeClient(
+  KubeClient: typeof import('@weft/control-plane').KubeClient,
+  kubeconfig: string | undefined,
+): Promise<import('@weft/control-plane').KubeClient> {
+  try {
+    return await KubeClient.load(kubeconfig === undefined ? {} : { kubeconfig });
+  } catch (e) {
+    throw new UsageError(`${kubeconfig === undefined ? 'in-cluster configuration' : `--kubeconfig ${kubeconfig}`}: ${(e as Error).message}`);
+  }
+}
+
 async function run(args: ParsedArgs): Promise<number> {
   const manifests = stringFlag(args, 'manifests');
   const kubeconfig = stringFlag(args, 'kubeconfig');
-  if (kubeconfig !== undefined) {
-    throw new NotAvailableError('--kubeconfig is not supported yet: Kubernetes mode comes with issue 8 (use --manifests DIR)');
+  const inCluster = booleanFlag(args, 'in-cluster');
+  const modes = [manifests !== undefined, kubeconfig !== undefined, inCluster].filter(Boolean).length;
+  if (modes !== 1) {
+    throw new UsageError(modes === 0
+      ? 'give --manifests DIR (local mode), --kubeconfig FILE or --in-cluster (Kubernetes mode)'
+      : '--manifests, --kubeconfig and --in-cluster exclude each other');
   }
-  if (manifests === undefined) {
-    throw new UsageError('--manifests DIR is required; Kubernetes mode (--kubeconfig) comes with issue 8');
+  const dir = manifests === undefined ? undefined : manifestsDir(manifests);
+  const kube = dir === undefined ? kubeOptions(args, kubeconfig) : undefined;
+  if (dir !== undefined) {
+    for (const f of ['namespace', 'no-leader-elect']) if (args.flags.has(f)) throw new UsageError(`--${f} is for Kubernetes mode (--kubeconfig or --in-cluster)`);
   }
-  const dir = manifestsDir(manifests);
   const xdsAddress = parseHostPort(stringFlag(args, 'xds-address') ?? '127.0.0.1:15010', '--xds-address');
   const debugAddress = parseHostPort(stringFlag(args, 'debug-address') ?? '127.0.0.1:15014', '--debug-address');
   const identity = identityOptions(args, dir, xdsAddress);
@@ -116,9 +160,12 @@ async function run(args: ParsedArgs): Promise<number> {
     async () => {
       // Loaded here, not at the top: `weft sidecar` shares this binary and must not pay for the
       // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
-      const { startControlPlane } = await import('@weft/control-plane');
-      const cp = await startControlPlane({ manifestsDir: dir, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}), ...(tracing ? { tracing } : {}) });
-      log.info('control plane serving', { manifests: dir, xdsPort: cp.xdsPort, debugPort: cp.debugPort, ...(cp.caPort !== undefined ? { caPort: cp.caPort, dataDir: identity?.dataDir } : {}) });
+      const { startControlPlane, KubeClient } = await import('@weft/control-plane');
+      const source = kube
+        ? { kube: { client: await loadKubeClient(KubeClient, kube.kubeconfig), namespace: kube.namespace, identity: kube.identity, ...(kube.leaderElect ? {} : { leaderElection: false as const }) } }
+        : { manifestsDir: dir! };
+      const cp = await startControlPlane({ ...source, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}), ...(tracing ? { tracing } : {}) });
+      log.info('control plane serving', { ...(dir ? { manifests: dir } : { namespace: kube?.namespace }), xdsPort: cp.xdsPort, debugPort: cp.debugPort, ...(cp.caPort !== undefined ? { caPort: cp.caPort, dataDir: identity?.dataDir } : {}) });
       return cp;
     },
     { log, exitWithParent: booleanFlag(args, 'exit-with-parent'), what: 'control plane' },
@@ -127,8 +174,8 @@ async function run(args: ParsedArgs): Promise<number> {
 
 export const controlPlaneCommand: Command = {
   name: 'control-plane',
-  summary: 'run the control plane (local mode: --manifests DIR)',
-  usage: 'weft control-plane --manifests DIR [--xds-address HOST:PORT] [--debug-address HOST:PORT] [--data-dir DIR] [--ca-address HOST:PORT]\n' +
+  summary: 'run the control plane (--manifests DIR, --kubeconfig FILE or --in-cluster)',
+  usage: 'weft control-plane (--manifests DIR | --kubeconfig FILE | --in-cluster) [--namespace NS] [--no-leader-elect] [--xds-address HOST:PORT] [--debug-address HOST:PORT] [--data-dir DIR] [--ca-address HOST:PORT]\n' +
     '                         [--ca-cert FILE --ca-key FILE [--ca-chain FILE]] [--rotate-root] [--cert-ttl DURATION] [--root-overlap DURATION] [--no-ca]\n' +
     '                         [--tracing-endpoint URL [--tracing-sampling PERCENT]]',
   description: [
@@ -146,13 +193,21 @@ export const controlPlaneCommand: Command = {
     'Tracing: with --tracing-endpoint every sidecar exports OpenTelemetry spans over OTLP/HTTP\n' +
       '(protobuf) to URL, sampling --tracing-sampling percent of new traces (default 1; a sampled\n' +
       'incoming traceparent is always continued). `weft trace` can be that endpoint (docs/tracing.md).',
-    '--kubeconfig (Kubernetes mode) comes with issue 8; until then it exits with status 2.',
+    'Kubernetes mode (--kubeconfig FILE, or --in-cluster inside a pod) watches Services, Pods,\n' +
+      'EndpointSlices, Namespaces and the weft.dev policies through the API server, writes each\n' +
+      'policy\'s status.conditions, keeps the CA in the Secret weft-ca of --namespace (default\n' +
+      '$POD_NAMESPACE, else weft-system) and checks sidecar tokens with TokenReview. Replicas elect a\n' +
+      'leader through the Lease weft-control-plane-leader; only the leader writes (--no-leader-elect:\n' +
+      'this replica always does). See docs/operations.md.',
     'Logs are JSON lines on stderr (level from WEFT_LOG_LEVEL). SIGINT or SIGTERM stops\n' +
       'gracefully and exits 0; a second signal stops at once.',
   ],
   flags: [
     { name: 'manifests', type: 'string', placeholder: 'DIR', help: 'local mode: watch this directory of Kubernetes YAML' },
-    { name: 'kubeconfig', type: 'string', placeholder: 'FILE', help: 'Kubernetes mode (not supported yet: issue 8)' },
+    { name: 'kubeconfig', type: 'string', placeholder: 'FILE', help: 'Kubernetes mode: the API server and credentials from this kubeconfig' },
+    { name: 'in-cluster', type: 'boolean', help: 'Kubernetes mode inside a pod: the service account\'s credentials' },
+    { name: 'namespace', type: 'string', placeholder: 'NS', help: 'Kubernetes mode: the control plane\'s namespace (Lease, CA Secret; default $POD_NAMESPACE or weft-system)' },
+    { name: 'no-leader-elect', type: 'boolean', help: 'Kubernetes mode: do not elect; this replica writes status and Secrets' },
     { name: 'xds-address', type: 'string', placeholder: 'HOST:PORT', help: 'plaintext xDS listen address (default 127.0.0.1:15010)' },
     { name: 'debug-address', type: 'string', placeholder: 'HOST:PORT', help: '/metrics and /debug/* listen address (default 127.0.0.1:15014)' },
     { name: 'data-dir', type: 'string', placeholder: 'DIR', help: 'the CA root, trust state and tokens (default $XDG_STATE_HOME/weft)' },

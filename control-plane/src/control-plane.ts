@@ -18,16 +18,21 @@ import { loadTokenKey, TokenFiles } from './token-files';
 import { LocalTokenValidator, type TokenValidator } from './token-validator';
 import type { AdsHooks } from './ads-hooks';
 import { FilesRegistry, type Diagnostic } from './registry-files';
+import { KubeMode, type KubeModeOptions } from './control-plane-kube';
+import { CaStoreRaceError, SecretCaStore } from './ca-store-secret';
+import { TokenReviewValidator } from './token-review';
 import { RegistryEvents } from './registry-events';
 import { encodeSnapshot, SnapshotCache } from './snapshot-cache';
 import { SyncStatus } from './sync-status';
 import { translate } from './translate';
 import type { MeshTracing } from './translate-listeners';
-import { buildWorld, nsName, type World } from './world';
+import { buildWorld, nsName, type ReachFn, type World } from './world';
 
 export interface ControlPlaneOptions {
-  /** Local mode: a directory of Kubernetes YAML. */
-  readonly manifestsDir: string;
+  /** Local mode: a directory of Kubernetes YAML. Exactly one of `manifestsDir` and `kube`. */
+  readonly manifestsDir?: string;
+  /** Kubernetes mode: informers, leader election, status (control-plane-kube.ts). */
+  readonly kube?: KubeModeOptions;
   /** host:port for plaintext xDS (default 127.0.0.1:15010; port 0 picks a free one). */
   readonly xdsAddress?: string;
   /** host:port for /metrics and /debug/* (default 127.0.0.1:15014; port 0 picks one). */
@@ -44,8 +49,11 @@ export interface ControlPlaneOptions {
 }
 
 export interface IdentityOptions {
-  /** Where the CA's root, the trust state and the tokens live (docs/configuration.md). */
-  readonly dataDir: string;
+  /**
+   * Local mode: where the CA's root, the trust state and the tokens live (docs/configuration.md).
+   * Kubernetes mode keeps the CA in the Secret `weft-ca` and validates tokens with TokenReview.
+   */
+  readonly dataDir?: string;
   /** host:port of the TLS port for signing and ADS (default 127.0.0.1:15012; port 0 picks one). */
   readonly caAddress?: string;
   /** The operator's root or intermediate instead of a generated root. */
@@ -81,13 +89,15 @@ export interface ControlPlane {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const log = opts.log ?? createLogger({ component: 'control-plane' });
-  const registry = new FilesRegistry(opts.manifestsDir, log.child({ module: 'registry-files' }));
+  if ((opts.manifestsDir === undefined) === (opts.kube === undefined)) throw new Error('startControlPlane: give exactly one of manifestsDir (local mode) and kube (Kubernetes mode)');
   const metrics = new prom.Registry();
+  const kube = opts.kube ? new KubeMode(opts.kube, log, metrics) : undefined;
+  const registry = kube?.registry ?? new FilesRegistry(opts.manifestsDir ?? '', log.child({ module: 'registry-files' }));
   prom.collectDefaultMetrics({ register: metrics });
   // Gauges named like counters, which `promtool check metrics` rejects; their per-type
   // counterparts (nodejs_active_handles{type}, …) carry the same numbers (docs/metrics.md).
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) metrics.removeSingleMetric(name);
-  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace, opts.tracing);
+  const state = new MeshState(log, opts.debounceMs ?? 100, metrics, opts.rootNamespace, opts.tracing, kube ? (w) => kube.worldBuilt(w) : undefined);
   const identifier = `weft-control-plane@${hostname()}`;
   const id = opts.identity;
   let ca: CertificateAuthority | undefined;
@@ -95,16 +105,28 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   let caServer: CaServer | undefined;
   if (id) {
     try {
-      ca = await CertificateAuthority.open({
-        store: new FileCaStore(id.dataDir), operator: id.operatorCa, rotateRoot: id.rotateRoot,
+      const store = opts.kube ? new SecretCaStore(opts.kube.client, opts.kube.namespace) : new FileCaStore(requireDataDir(id));
+      const openCa = (): Promise<CertificateAuthority> => CertificateAuthority.open({
+        store, operator: id.operatorCa, rotateRoot: id.rotateRoot,
         workloadTtlMs: id.workloadTtlMs, rootOverlapMs: id.rootOverlapMs, log: log.child({ module: 'ca' }),
+      });
+      // Replicas starting together: the first to create the Secret wins; the others load its root.
+      ca = await openCa().catch((e: unknown) => {
+        if (!(e instanceof CaStoreRaceError)) throw e;
+        log.info('another replica created the CA Secret first: loading its root');
+        return openCa();
       });
       state.setTrustBundle(ca.trustBundlePem());
       ca.onBundleChange((pem) => state.setTrustBundle(pem));
-      const tokenKey = await loadTokenKey(id.dataDir);
-      tokens = new TokenFiles(id.dataDir, tokenKey, log.child({ module: 'tokens' }), id.tokenTtlMs);
+      let validator = id.tokenValidator;
+      if (!opts.kube) {
+        const tokenKey = await loadTokenKey(requireDataDir(id));
+        tokens = new TokenFiles(requireDataDir(id), tokenKey, log.child({ module: 'tokens' }), id.tokenTtlMs);
+        validator ??= new LocalTokenValidator(tokenKey);
+      }
+      validator ??= new TokenReviewValidator(opts.kube!.client);
       const signing = new SigningService({
-        ca, tokens: id.tokenValidator ?? new LocalTokenValidator(tokenKey), trustDomain: id.trustDomain ?? 'cluster.local',
+        ca, tokens: validator, trustDomain: id.trustDomain ?? 'cluster.local',
         rateLimit: id.rateLimit ?? DEFAULT_RATE_LIMIT, metrics, log: log.child({ module: 'ca-signing' }),
       });
       caServer = new CaServer({ address: id.caAddress ?? '127.0.0.1:15012', ca, signing, hooks: state.hooks, identifier, log: log.child({ module: 'ca-server' }) });
@@ -115,16 +137,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
   }
   await registry.start();
+  if (kube) {
+    const updateReach = (): void => state.setReach(kube.reach());
+    kube.registry.onNamespacesChange(updateReach);
+    updateReach();
+    kube.start();
+  }
   const registryEvents = new RegistryEvents(metrics);
   registry.onChange((s) => {
-    registryEvents.snapshot(s.objects);
+    if (!kube) registryEvents.snapshot(s.objects); // Kubernetes mode counts watch events (weft_informer_events_total)
     state.setObjects(s.objects, s.diagnostics);
     void tokens?.update(s.objects);
   });
   await tokens?.settled();
 
   const ads = new AdsServer(state.hooks, log.child({ module: 'ads' }), identifier);
-  const debug = http.createServer((req, res) => void state.serveDebug(req, res, ca));
+  const debug = http.createServer((req, res) => void state.serveDebug(req, res, ca, kube));
   const stopIdentity = (): void => {
     tokens?.close();
     ca?.close();
@@ -139,7 +167,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       debug.listen(dPort, dHost, () => resolve());
     });
     const debugPort = (debug.address() as { port: number }).port;
-    log.info('control plane ready', { manifests: opts.manifestsDir, xdsPort, debugPort, ...(caPort !== undefined ? { caPort, dataDir: id?.dataDir } : {}) });
+    log.info('control plane ready', { ...(opts.manifestsDir ? { manifests: opts.manifestsDir } : { kubernetes: opts.kube?.client.serverUrl }), xdsPort, debugPort, ...(caPort !== undefined ? { caPort, dataDir: id?.dataDir } : {}) });
     let closing: Promise<void> | undefined;
     return {
       xdsPort,
@@ -149,7 +177,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       close: () => (closing ??= (async () => {
         state.stop();
         stopIdentity();
-        await registry.close();
+        await (kube ?? registry).close();
         await Promise.all([ads.close(), caServer?.close()]);
         await new Promise<void>((r) => debug.close(() => r()));
         debug.closeAllConnections();
@@ -157,7 +185,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       destroy: () => {
         state.stop();
         stopIdentity();
-        void registry.close();
+        void (kube ?? registry).close();
         ads.destroy();
         caServer?.destroy();
         debug.closeAllConnections();
@@ -167,12 +195,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   } catch (err) {
     state.stop();
     stopIdentity();
-    await registry.close();
+    await (kube ?? registry).close();
     ads.destroy();
     caServer?.destroy();
     debug.close();
     throw err;
   }
+}
+
+function requireDataDir(id: IdentityOptions): string {
+  if (id.dataDir === undefined) throw new Error('identity in local mode needs a data directory (dataDir)');
+  return id.dataDir;
 }
 
 function splitHostPort(address: string): [string, number] {
@@ -197,12 +230,18 @@ class MeshState {
   private stopped = false;
   private lastStatus = new Map<string, string>();
   private trustBundlePem?: string;
+  private reach?: ReachFn;
   private readonly rebuilds: prom.Counter;
   /** When the change the pending rebuild is for was seen (`performance.now()`). */
   private changeSeen = 0;
   readonly hooks: AdsHooks;
 
-  constructor(private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry, private readonly rootNamespace?: string, private readonly tracing?: MeshTracing) {
+  constructor(
+    private readonly log: Logger, private readonly debounceMs: number, private readonly metrics: prom.Registry,
+    private readonly rootNamespace?: string, private readonly tracing?: MeshTracing,
+    /** Kubernetes mode: every rebuilt world goes to the status writer. */
+    private readonly onWorld?: (world: World) => void,
+  ) {
     this.sync = new SyncStatus(metrics);
     this.rebuilds = new prom.Counter({ name: 'weft_world_rebuilds_total', help: 'Translations of the whole mesh.', registers: [metrics] });
     this.world = buildWorld([], this.meshed, 0);
@@ -245,6 +284,12 @@ class MeshState {
     this.schedule();
   }
 
+  /** Kubernetes mode: which namespaces each namespace's sidecars are sent (scoped pushes). */
+  setReach(reach: ReachFn): void {
+    this.reach = reach;
+    this.schedule();
+  }
+
   setObjects(objects: readonly KubeObject[], diagnostics: readonly Diagnostic[]): void {
     this.objects = objects;
     this.diagnostics = diagnostics;
@@ -263,10 +308,11 @@ class MeshState {
   }
 
   private rebuild(): void {
-    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}) }), trustBundlePem: this.trustBundlePem, ...(this.tracing ? { tracing: this.tracing } : {}) };
+    const world = { ...buildWorld(this.objects, new Set(this.meshed), ++this.generation, { identityPods: new Set(this.identities), ...(this.rootNamespace ? { rootNamespace: this.rootNamespace } : {}), ...(this.reach ? { reach: this.reach } : {}) }), trustBundlePem: this.trustBundlePem, ...(this.tracing ? { tracing: this.tracing } : {}) };
     this.world = world;
     this.rebuilds.inc();
     this.reportPolicies(world);
+    this.onWorld?.(world);
     let pushed = 0;
     for (const { node } of this.sync.nodes.values()) {
       try {
@@ -298,13 +344,20 @@ class MeshState {
     this.lastStatus = now;
   }
 
-  async serveDebug(req: http.IncomingMessage, res: http.ServerResponse, ca?: CertificateAuthority): Promise<void> {
+  async serveDebug(req: http.IncomingMessage, res: http.ServerResponse, ca?: CertificateAuthority, kube?: KubeMode): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const json = (body: unknown): void => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body, null, 2));
     };
     switch (url.pathname) {
+      // Liveness and readiness (the chart's probes): serving means the registry has listed once.
+      case '/healthz':
+      case '/ready':
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('ok\n');
+        return;
+      case '/debug/leader': return json({ kubernetes: kube !== undefined, leader: kube ? kube.isLeader : true });
       case '/metrics':
         res.writeHead(200, { 'content-type': this.metrics.contentType });
         res.end(await this.metrics.metrics());

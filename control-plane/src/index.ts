@@ -12,3 +12,5 @@ export { buildWorld } from './world';
 export type { IdentityOptions } from './control-plane';
 export { CertificateAuthority } from './ca-authority';
 export { tokenPath } from './token-files';
+export { KubeClient, KubeApiError } from './kube-client';
+export type { KubeModeOptions } from './control-plane-kube';

@@ -28,8 +28,11 @@ export function translate(world: World, node: NodeIdentity): Resources {
   const clientNamespace = node.kind === 'sidecar' ? node.namespace : undefined;
   const outboundVhosts: Obj[] = [];
 
-  const services = [...world.services.values()].sort((a, b) =>
-    nsName(a.meta.namespace, a.meta.name).localeCompare(nsName(b.meta.namespace, b.meta.name)));
+  // Scoped pushes: a sidecar gets the Services of the namespaces it may reach, not the cluster's.
+  const reach = node.kind === 'sidecar' && world.reach ? world.reach(node.namespace) : 'all';
+  const services = [...world.services.values()]
+    .filter((s) => reach === 'all' || reach.has(s.meta.namespace))
+    .sort((a, b) => nsName(a.meta.namespace, a.meta.name).localeCompare(nsName(b.meta.namespace, b.meta.name)));
   for (const svc of services) {
     const policy = world.policies.get(nsName(svc.meta.namespace, svc.meta.name));
     for (const port of servicePortsOf(svc)) {

@@ -67,9 +67,33 @@ export interface World {
   readonly trustBundlePem?: string;
   /** Mesh tracing (translate-listeners.ts `hcmTracing`); absent: off. */
   readonly tracing?: MeshTracing;
+  /**
+   * Which namespaces' Services a sidecar in `namespace` is sent (scoped pushes, docs/operations.md
+   * "What each proxy receives"); absent: every namespace (local mode).
+   */
+  readonly reach?: ReachFn;
 }
 
+/** The namespaces whose Services a sidecar in `namespace` may reach: a set, or `'all'`. */
+export type ReachFn = (namespace: string) => ReadonlySet<string> | 'all';
+
 export const nsName = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+/**
+ * The label the injector puts on every pod it gives a sidecar with identity (as Istio's
+ * `security.istio.io/tlsMode: istio`): callers use mTLS to such a pod whichever control-plane
+ * replica its sidecar is connected to.
+ */
+export const TLS_MODE_LABEL = 'security.weft.dev/tlsMode';
+
+/** Connected sidecars with identity, plus the pods labelled for mTLS by the injector. */
+function withLabelledIdentities(connected: ReadonlySet<string>, pods: ReadonlyMap<string, Pod>): ReadonlySet<string> {
+  let out: Set<string> | undefined;
+  for (const [key, pod] of pods) {
+    if (pod.meta.labels[TLS_MODE_LABEL] === 'weft' && !connected.has(key)) (out ??= new Set(connected)).add(key);
+  }
+  return out ?? connected;
+}
 
 /**
  * Builds a World. `objects` are in registry order, which stands in for age where objects carry no
@@ -79,7 +103,7 @@ export function buildWorld(
   objects: readonly KubeObject[],
   meshedPods: ReadonlySet<string>,
   generation: number,
-  opts: { readonly identityPods?: ReadonlySet<string>; readonly rootNamespace?: string } = {},
+  opts: { readonly identityPods?: ReadonlySet<string>; readonly rootNamespace?: string; readonly reach?: ReachFn } = {},
 ): World {
   const services = new Map<string, Service>();
   const pods = new Map<string, Pod>();
@@ -115,7 +139,7 @@ export function buildWorld(
   for (const p of peer.status) status.push({ key: p.key, conditions: [cond('Accepted', p.accepted, p.reason, p.message)] });
   return {
     generation, services, pods, slices, policies: accepted, policyStatus: status, authorizationPolicies: authz, meshedPods, localPorts: ports, diagnostics,
-    peerAuth: peer.index, identityPods: opts.identityPods ?? new Set(),
+    peerAuth: peer.index, identityPods: withLabelledIdentities(opts.identityPods ?? new Set(), pods), ...(opts.reach ? { reach: opts.reach } : {}),
   };
 }
 
