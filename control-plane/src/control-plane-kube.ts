@@ -7,6 +7,7 @@ import type { Logger } from '@weft/api';
 import type * as prom from 'prom-client';
 import type { KubeClient } from './kube-client';
 import { LeaderElector } from './kube-leader';
+import { ClusterPublisher } from './kube-publish';
 import { desiredStatuses, StatusWriter } from './kube-status';
 import { KubeRegistry, type NamespaceInfo } from './registry-kube';
 import type { ReachFn, World } from './world';
@@ -34,6 +35,8 @@ export const LEASE_NAME = 'weft-control-plane-leader';
 export class KubeMode {
   readonly registry: KubeRegistry;
   private readonly status: StatusWriter;
+  private readonly publisher: ClusterPublisher;
+  private trustBundlePem?: string;
   private readonly elector?: LeaderElector;
   private leaderNow = false;
   private readonly leaderHooks: ((leading: boolean) => void)[] = [];
@@ -45,6 +48,11 @@ export class KubeMode {
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
     });
     this.status = new StatusWriter(opts.client, (k, ns, n) => this.registry.storedPolicy(k, ns, n), log.child({ module: 'status' }));
+    this.publisher = new ClusterPublisher({
+      client: opts.client, log: log.child({ module: 'publish' }),
+      namespaces: () => this.registry.namespaceList(), trustBundle: () => this.trustBundlePem,
+    });
+    this.registry.onNamespacesChange(() => this.publisher.kick());
     if (opts.leaderElection !== false) {
       this.elector = new LeaderElector({
         client: opts.client, namespace: opts.namespace, name: LEASE_NAME, identity: opts.identity,
@@ -74,6 +82,17 @@ export class KubeMode {
     return reachFrom(this.registry.namespaceList(), this.opts.defaultReach ?? []);
   }
 
+  /** The CA's trust bundle (at start and after each change): published by the leader. */
+  setTrustBundle(pem: string): void {
+    this.trustBundlePem = pem;
+    this.publisher.kick();
+  }
+
+  /** Resolves when what the leader is publishing now has been written (tests). */
+  published(): Promise<void> {
+    return this.publisher.settled();
+  }
+
   /** Every rebuilt world: the statuses it decided, plus the policies the parser refused. */
   worldBuilt(world: World): void {
     this.status.update(desiredStatuses(world.policyStatus, this.registry.current().invalid));
@@ -81,6 +100,7 @@ export class KubeMode {
 
   async close(): Promise<void> {
     this.status.close();
+    this.publisher.close();
     await this.elector?.stop();
     await this.registry.close();
     this.opts.client.close();
@@ -89,6 +109,7 @@ export class KubeMode {
   private setLeader(on: boolean): void {
     this.leaderNow = on;
     this.status.setActive(on);
+    this.publisher.setActive(on);
     for (const h of this.leaderHooks) h(on);
   }
 }

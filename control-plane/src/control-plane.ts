@@ -117,7 +117,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         return openCa();
       });
       state.setTrustBundle(ca.trustBundlePem());
-      ca.onBundleChange((pem) => state.setTrustBundle(pem));
+      kube?.setTrustBundle(ca.trustBundlePem());
+      ca.onBundleChange((pem) => {
+        state.setTrustBundle(pem);
+        kube?.setTrustBundle(pem);
+      });
       let validator = id.tokenValidator;
       if (!opts.kube) {
         const tokenKey = await loadTokenKey(requireDataDir(id));
