@@ -1,0 +1,124 @@
+/**
+ * High availability against a real API server: two control-plane replicas both serve xDS; the
+ * Lease elects one to write status; when the leader dies without releasing its Lease, the other
+ * takes over within the lease duration (under 15 s with the defaults) and a sidecar connected to
+ * it notices nothing. Pods' sidecars and apps run on 127.0.50.x.
+ */
+import { strict as assert } from 'node:assert';
+import { after, before, test } from 'node:test';
+import { KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
+import { startSidecar, type Sidecar } from '@weft/sidecar';
+import { closeServer, eventually, getJson, httpApp, log, MeshClient, steadyTraffic } from './mesh';
+import { setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
+
+const NS = 'ha';
+const HOST = `echo.${NS}.svc.cluster.local:8080`;
+const CLIENT = { name: 'client', ip: '127.0.50.10' };
+const SERVER = { name: 'echo-0', ip: '127.0.50.11' };
+
+let cluster: KubeCluster | undefined;
+let skip: string | undefined;
+const cps = new Map<string, ControlPlane>();
+let side: Sidecar | undefined;
+let app: Awaited<ReturnType<typeof httpApp>> | undefined;
+const clients: MeshClient[] = [];
+
+async function kubectl(args: string[], input?: string): Promise<string> {
+  const r = await cluster!.kubectl(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function replica(name: string, ip: string): Promise<ControlPlane> {
+  const client = await KubeClient.load({ kubeconfig: cluster!.kubeconfig });
+  const cp = await startControlPlane({
+    kube: { client, namespace: 'weft-system', identity: name },
+    xdsAddress: `${ip}:0`, debugAddress: `${ip}:0`, debounceMs: 20, log: log.child({ c: name }),
+  });
+  cps.set(name, cp);
+  return cp;
+}
+
+const leaderOf = async (cp: ControlPlane, ip: string): Promise<boolean> => (await getJson(`http://${ip}:${cp.debugPort}/debug/leader`)).leader;
+
+async function holder(): Promise<string> {
+  return (await kubectl(['get', 'lease', 'weft-control-plane-leader', '-n', 'weft-system', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
+}
+
+before(async () => {
+  const c = await startKubeCluster();
+  if (typeof c === 'string') {
+    skip = c;
+    return;
+  }
+  cluster = c;
+  await kubectl(['apply', '-f', `${__dirname}/../../../manifests/crds`]);
+  await kubectl(['create', 'namespace', NS]);
+  await kubectl(['create', 'namespace', 'weft-system']);
+  await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 8080, targetPort: 8080 }] } }));
+  for (const p of [CLIENT, SERVER]) {
+    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.name, namespace: NS, labels: { app: p.name === 'client' ? 'client' : 'echo' } }, spec: { containers: [{ name: 'app', image: 'app' }] } }));
+    await setPodStatus(cluster, NS, p.name, { podIP: p.ip });
+  }
+  app = await httpApp(SERVER.ip, 8080, 'echo-0');
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await side?.close();
+  for (const cp of cps.values()) await cp.close();
+  await closeServer(app);
+  await cluster?.close();
+});
+
+test('two replicas: one leader through the Lease; it dies without releasing and the other leads within 15 s while its sidecar\'s traffic loses nothing', async (t) => {
+  if (skip) return t.skip(skip);
+  const a = await replica('cp-a', '127.0.50.1');
+  await eventually('cp-a to lead', () => leaderOf(a, '127.0.50.1'), 10_000);
+  const b = await replica('cp-b', '127.0.50.2');
+  assert.equal(await holder(), 'cp-a');
+  assert.equal(await leaderOf(b, '127.0.50.2'), false, 'one leader at a time');
+
+  // Both serve xDS: the sidecar is connected to the follower.
+  side = await startSidecar({ xdsAddress: `127.0.50.2:${b.xdsPort}`, podName: CLIENT.name, namespace: NS, podIp: CLIENT.ip, serviceAccount: 'default', trustDomain: 'cluster.local', drainTimeoutMs: 500, drainAcceptMs: 0, log: log.child({ c: 'sidecar' }) });
+  await side.ready;
+  const client = new MeshClient(CLIENT.ip);
+  clients.push(client);
+  await eventually('echo through the sidecar', async () => (await client.get(HOST)).status === 200, 10_000);
+  const traffic = steadyTraffic(client, HOST, 5, 40_000);
+
+  const killed = Date.now();
+  a.destroy(); // no release: the Lease must lapse
+  cps.delete('cp-a');
+  await eventually('cp-b to lead', () => leaderOf(b, '127.0.50.2'), 20_000);
+  const failover = Date.now() - killed;
+  assert.equal(await holder(), 'cp-b');
+  assert.ok(failover < 15_000, `failover took ${failover} ms (want < 15 s)`);
+
+  // The new leader writes status.
+  await kubectl(['apply', '-f', '-'], `apiVersion: weft.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: echo, namespace: ${NS}}
+spec:
+  targetRef: {kind: Service, name: echo}
+  routes: [{name: default, timeout: 5s, backends: [{service: echo, port: 8080}]}]
+`);
+  await eventually('Accepted written by the new leader', async () =>
+    (await kubectl(['get', 'trafficpolicy', 'echo', '-n', NS, '-o', 'jsonpath={.status.conditions[?(@.type=="Accepted")].status}'])).trim() === 'True', 10_000);
+  const { ok, failures } = await traffic.stop();
+  assert.deepEqual(failures, [], 'no request failed during the failover');
+  assert.ok(ok > 100, `steady traffic ran (${ok} requests)`);
+});
+
+test('a replica that stops gracefully releases the Lease: its successor takes over at once', async (t) => {
+  if (skip) return t.skip(skip);
+  const b = cps.get('cp-b')!;
+  const c = await replica('cp-c', '127.0.50.3');
+  await eventually('cp-b still leads', () => leaderOf(b, '127.0.50.2'), 5_000);
+  const stopped = Date.now();
+  await b.close();
+  cps.delete('cp-b');
+  await eventually('cp-c to lead', () => leaderOf(c, '127.0.50.3'), 10_000);
+  const took = Date.now() - stopped;
+  assert.ok(took < 4_000, `handover after a graceful stop took ${took} ms (want about one retry period, 2 s)`);
+});
