@@ -98,6 +98,16 @@ function tracingOptions(args: ParsedArgs): { endpoint: string; samplingPercent: 
   return { endpoint: url.href, samplingPercent };
 }
 
+/** `--mesh-config FILE` (the chart's ConfigMap weft-mesh): a bad file is one line, exit 2. */
+async function readMeshConfig(file: string): Promise<import('@weft/control-plane').MeshConfig> {
+  const { loadMeshConfig } = await import('@weft/control-plane');
+  try {
+    return await loadMeshConfig(file);
+  } catch (e) {
+    throw new UsageError(`--mesh-config ${(e as Error).message}`);
+  }
+}
+
 /** Kubernetes mode: where the API server is, this replica's namespace and name, leader election. */
 function kubeOptions(args: ParsedArgs, kubeconfig: string | undefined) {
   if (kubeconfig !== undefined) {
@@ -148,12 +158,15 @@ async function run(args: ParsedArgs): Promise<number> {
   }
   const xdsAddress = parseHostPort(stringFlag(args, 'xds-address') ?? '127.0.0.1:15010', '--xds-address');
   const debugAddress = parseHostPort(stringFlag(args, 'debug-address') ?? '127.0.0.1:15014', '--debug-address');
-  const identity = identityOptions(args, dir, xdsAddress);
-  const rootNamespace = stringFlag(args, 'root-namespace');
+  const meshFile = stringFlag(args, 'mesh-config');
+  const mesh = meshFile === undefined ? {} : await readMeshConfig(meshFile);
+  const identityFlags = identityOptions(args, dir, xdsAddress);
+  const identity = identityFlags && mesh.trustDomain ? { ...identityFlags, trustDomain: mesh.trustDomain } : identityFlags;
+  const rootNamespace = stringFlag(args, 'root-namespace') ?? mesh.rootNamespace;
   if (rootNamespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(rootNamespace)) {
     throw new UsageError(`--root-namespace: "${rootNamespace}" is not a namespace name (a DNS label)`);
   }
-  const tracing = tracingOptions(args);
+  const tracing = tracingOptions(args) ?? mesh.tracing;
   const log = createLogger({ component: 'control-plane' });
 
   return serveUntilStopped(
@@ -162,7 +175,10 @@ async function run(args: ParsedArgs): Promise<number> {
       // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
       const { startControlPlane, KubeClient } = await import('@weft/control-plane');
       const source = kube
-        ? { kube: { client: await loadKubeClient(KubeClient, kube.kubeconfig), namespace: kube.namespace, identity: kube.identity, ...(kube.leaderElect ? {} : { leaderElection: false as const }) } }
+        ? { kube: {
+          client: await loadKubeClient(KubeClient, kube.kubeconfig), namespace: kube.namespace, identity: kube.identity,
+          ...(kube.leaderElect ? {} : { leaderElection: false as const }), ...(mesh.defaultReach ? { defaultReach: mesh.defaultReach } : {}),
+        } }
         : { manifestsDir: dir! };
       const cp = await startControlPlane({ ...source, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}), ...(tracing ? { tracing } : {}) });
       log.info('control plane serving', { ...(dir ? { manifests: dir } : { namespace: kube?.namespace }), xdsPort: cp.xdsPort, debugPort: cp.debugPort, ...(cp.caPort !== undefined ? { caPort: cp.caPort, dataDir: identity?.dataDir } : {}) });
@@ -207,6 +223,7 @@ export const controlPlaneCommand: Command = {
     { name: 'kubeconfig', type: 'string', placeholder: 'FILE', help: 'Kubernetes mode: the API server and credentials from this kubeconfig' },
     { name: 'in-cluster', type: 'boolean', help: 'Kubernetes mode inside a pod: the service account\'s credentials' },
     { name: 'namespace', type: 'string', placeholder: 'NS', help: 'Kubernetes mode: the control plane\'s namespace (Lease, CA Secret; default $POD_NAMESPACE or weft-system)' },
+    { name: 'mesh-config', type: 'string', placeholder: 'FILE', help: 'mesh settings (YAML: trustDomain, rootNamespace, tracing, defaultReach); flags override it' },
     { name: 'no-leader-elect', type: 'boolean', help: 'Kubernetes mode: do not elect; this replica writes status and Secrets' },
     { name: 'xds-address', type: 'string', placeholder: 'HOST:PORT', help: 'plaintext xDS listen address (default 127.0.0.1:15010)' },
     { name: 'debug-address', type: 'string', placeholder: 'HOST:PORT', help: '/metrics and /debug/* listen address (default 127.0.0.1:15014)' },

@@ -14,3 +14,5 @@ export { CertificateAuthority } from './ca-authority';
 export { tokenPath } from './token-files';
 export { KubeClient, KubeApiError } from './kube-client';
 export type { KubeModeOptions } from './control-plane-kube';
+export { loadMeshConfig, parseMeshConfig, MeshConfigError } from './mesh-config';
+export type { MeshConfig } from './mesh-config';
