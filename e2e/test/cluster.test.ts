@@ -60,7 +60,7 @@ test('bad usage of npm run cluster is one line on stderr and a non-zero exit', a
     const r = await runCommand(process.execPath, [CLUSTER_SCRIPT, ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-    assert.match(r.stderr, /^cluster: .*usage: npm run cluster/);
+    assert.match(r.stderr, /^cluster: (unknown|unexpected|--no-build)/);
   }
 });
 
@@ -152,7 +152,7 @@ test('down stops every process and the API server no longer answers', async (t) 
     for (const pid of pids) assert.equal(running(pid), false, `pid ${pid} still runs after down`);
     const r = await runCommand(weftKube, ['kubectl', '--kubeconfig', kubeconfig, 'get', 'ns', '--request-timeout=5s']);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /connection refused|Unable to connect/);
+    assert.match(r.stderr, /was refused|connection refused|Unable to connect/);
   } finally {
     fs.rmSync(kubeconfig, { force: true });
   }
