@@ -110,15 +110,19 @@ function pidAlive(pid) {
   }
 }
 
-/** Takes the build lock (one Go build at a time on this machine); waits for another holder. */
+/** Takes the build lock (one Go build at a time on this machine); waits for another holder. Resolves its release. */
 async function takeBuildLock() {
   fs.mkdirSync(BIN_DIR, { recursive: true });
   let announced = false;
   for (;;) {
     try {
       fs.writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
-      process.on('exit', () => fs.rmSync(LOCK, { force: true }));
-      return;
+      const release = () => fs.rmSync(LOCK, { force: true });
+      process.once('exit', release);
+      return () => {
+        process.removeListener('exit', release);
+        release();
+      };
     } catch (err) {
       if (err.code !== 'EEXIST') throw err;
     }
@@ -142,9 +146,18 @@ async function ensureBuilt({ allowBuild }) {
   if (!go) {
     throw new ClusterError('go-missing', `${missing} and Go is not installed: install Go >= 1.26 (https://go.dev/dl/) to build the test cluster from e2e/cluster/`, 3);
   }
-  await takeBuildLock();
-  if (isBuilt()) return; // built by the process we waited for
+  const release = await takeBuildLock();
+  try {
+    if (!isBuilt()) await build(go); // else built by the process we waited for
+  } finally {
+    release();
+  }
+}
+
+/** Runs `go build` (niced) into a temp file, then moves it into place and stamps it with the hash of the sources it read. */
+async function build(go) {
   const { version } = pinnedVersion();
+  const hash = sourceHash(); // taken first: a source edited during the build makes the stamp stale, not wrong
   log(`building ${rel(BINARY)} (k8s.io/kubernetes ${version}, ${go}); the first build downloads the modules and compiles Kubernetes: about 13 minutes on 2 cores`);
   const started = Date.now();
   const tmp = `${BINARY}.tmp-${process.pid}`;
@@ -159,7 +172,7 @@ async function ensureBuilt({ allowBuild }) {
     throw new ClusterError('build-failed', `go build failed (exit ${code}) in ${rel(GO_DIR)}`);
   }
   fs.renameSync(tmp, BINARY);
-  fs.writeFileSync(STAMP, `${sourceHash()}\n`);
+  fs.writeFileSync(STAMP, `${hash}\n`);
   log(`built ${rel(BINARY)} in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
@@ -273,7 +286,7 @@ function isOurs(pid, dir) {
   if (!pid || !pidAlive(pid)) return false;
   try {
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('weft-kube') && cmdline.includes(dir);
+    return cmdline.includes('weft-kube') && cmdline.includes(`${dir}/`);
   } catch {
     return false;
   }
