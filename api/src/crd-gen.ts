@@ -1,14 +1,18 @@
 /**
- * `npm run gen:crds`: writes the CRDs (`crd-define.ts`) to `manifests/crds/` and the identical
- * files to the Helm chart's `charts/weft/crds/`. `--check` writes nothing and exits 1 when a
- * checked-in file differs or is missing, naming it.
+ * `npm run gen:crds`: writes the CRDs (`crd-define.ts`) to `manifests/crds/`, the identical files
+ * to the Helm chart's `charts/weft/crds/`, and the schema tables of docs/configuration.md
+ * (`crd-doc.ts`). `--check` writes nothing and exits 1 when a checked-in file differs or is
+ * missing, naming it.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { crdDocuments } from './crd-define';
+import { withSchemaTables } from './crd-doc';
 
 /** Where the generated files go, relative to the repository root. */
 export const CRD_DIRS = ['manifests/crds', 'charts/weft/crds'] as const;
+/** The page whose schema tables are generated (between markers). */
+export const CRD_DOC = 'docs/configuration.md';
 
 /** The repository root: api/dist/src/ → three levels up. */
 export const REPO_ROOT = join(__dirname, '..', '..', '..');
@@ -28,6 +32,8 @@ export function staleCrdFiles(root = REPO_ROOT): string[] {
       if (have !== text) stale.push(relative(root, path));
     }
   }
+  const doc = readFileSync(join(root, CRD_DOC), 'utf8');
+  if (withSchemaTables(doc) !== doc) stale.push(CRD_DOC);
   return stale;
 }
 
@@ -40,6 +46,10 @@ export function writeCrdFiles(root = REPO_ROOT): string[] {
       written.push(join(dir, name));
     }
   }
+  const doc = readFileSync(join(root, CRD_DOC), 'utf8');
+  const updated = withSchemaTables(doc);
+  if (updated !== doc) writeFileSync(join(root, CRD_DOC), updated);
+  written.push(CRD_DOC);
   return written;
 }
 

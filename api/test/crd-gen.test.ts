@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { CRD_KINDS, crdDocuments, crdFileName } from '../src/crd-define';
-import { CRD_DIRS, REPO_ROOT, staleCrdFiles } from '../src/crd-gen';
+import { CRD_DIRS, CRD_DOC, REPO_ROOT, staleCrdFiles } from '../src/crd-gen';
 
-test('the checked-in CRDs in manifests/crds and charts/weft/crds are what `npm run gen:crds` writes', () => {
+test('the checked-in CRDs in manifests/crds and charts/weft/crds, and the docs\' schema tables, are what `npm run gen:crds` writes', () => {
   const stale = staleCrdFiles();
   assert.deepEqual(stale, [], `out of date: ${stale.join(', ')}; regenerate with: npm run gen:crds`);
   for (const k of CRD_KINDS) {
@@ -16,15 +16,21 @@ test('the checked-in CRDs in manifests/crds and charts/weft/crds are what `npm r
   }
 });
 
-test('a hand-edited or missing CRD file is reported as stale, naming it', () => {
+test('a hand-edited or missing CRD file, or a hand-edited schema table in the docs, is reported as stale, naming it', () => {
   const root = mkdtempSync(join(tmpdir(), 'weft-crds-'));
   try {
-    for (const d of CRD_DIRS) cpSync(join(REPO_ROOT, d), join(root, d), { recursive: true });
+    for (const d of [...CRD_DIRS, CRD_DOC]) cpSync(join(REPO_ROOT, d), join(root, d), { recursive: true });
     assert.deepEqual(staleCrdFiles(root), []);
+    const doc = join(root, CRD_DOC);
+    writeFileSync(doc, readFileSync(doc, 'utf8').replace('| `spec.routes[].timeout` | string | The whole request', '| `spec.routes[].timeout` | string | Each try'));
     const edited = join(root, 'charts/weft/crds', 'weft.dev_trafficpolicies.yaml');
     writeFileSync(edited, readFileSync(edited, 'utf8').replace('maxItems: 64', 'maxItems: 65'));
     rmSync(join(root, 'manifests/crds', 'weft.dev_authorizationpolicies.yaml'));
-    assert.deepEqual(staleCrdFiles(root).sort(), ['charts/weft/crds/weft.dev_trafficpolicies.yaml', 'manifests/crds/weft.dev_authorizationpolicies.yaml']);
+    assert.deepEqual(staleCrdFiles(root).sort(), [
+      'charts/weft/crds/weft.dev_trafficpolicies.yaml',
+      'docs/configuration.md',
+      'manifests/crds/weft.dev_authorizationpolicies.yaml',
+    ]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
