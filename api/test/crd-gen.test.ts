@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -61,4 +61,14 @@ test('each CRD carries the contract: group, version, scope, names, status subres
     assert.deepEqual(conditions['x-kubernetes-list-map-keys'], ['type']);
     assert.deepEqual(Object.keys(conditions.items.properties), ['type', 'status', 'reason', 'message', 'lastTransitionTime', 'observedGeneration']);
   }
+});
+
+test('the generated CRDs and the invalid-policy fixtures read the same as YAML 1.1 (kubectl) and YAML 1.2', () => {
+  const fixtures = join(REPO_ROOT, 'api', 'test', 'fixtures', 'crd-invalid');
+  const texts = [
+    ...crdDocuments().map((d) => ({ name: d.name, text: d.text })),
+    ...readdirSync(fixtures).map((name) => ({ name, text: readFileSync(join(fixtures, name), 'utf8') })),
+  ];
+  for (const { name, text } of texts) assert.deepEqual(parse(text, { version: '1.1' }), parse(text), name);
+  assert.notDeepEqual(parse('a: y', { version: '1.1' }), parse('a: y'), 'YAML 1.1 reads y as a boolean');
 });

@@ -118,7 +118,7 @@ function check(schema: Schema, v: unknown, path: string, errors: string[], c: Ce
         ok = `error: ${(e as Error).message}`;
       }
       const where = rule.fieldPath ? path + rule.fieldPath : path;
-      if (ok !== true) errors.push(`${where}: Invalid value: ${shown}: ${rule.message ?? `failed rule: ${rule.rule}`}${ok === false ? '' : ` (${String(ok)})`}`);
+      if (ok !== true) errors.push(`${where}: Invalid value: ${rule.message ?? `failed rule: ${rule.rule}`}${ok === false ? '' : ` (${String(ok)})`}`);
     }
   }
 }
