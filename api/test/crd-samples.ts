@@ -1,8 +1,13 @@
 /**
- * Test fixtures: one fully-populated, valid object per CRD kind — every field of the schema set
- * somewhere (`crd-schema.test.ts` checks that), both forms of AuthorizationPolicy entries — plus a
- * helper that records which fields a parser reads.
+ * Test fixtures, shared by api/test/crd-*.test.ts and e2e/test/crds-apiserver.test.ts: one
+ * fully-populated, valid object per CRD kind — every field of the schema set somewhere
+ * (`crd-schema.test.ts` checks that), both forms of AuthorizationPolicy entries; the repository's
+ * examples; the malformed policies of `fixtures/crd-invalid/`; a helper that records which fields
+ * a parser reads.
  */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import type { Schema } from '../src/crd-schema';
 
 export const FULL_TRAFFIC_POLICY = {
@@ -159,4 +164,69 @@ export function valuePaths(v: unknown, schema: Schema, path = '', out = new Set<
     }
   }
   return out;
+}
+
+/** A `weft.dev` object found in the repository, and where. */
+export interface Example {
+  readonly where: string;
+  readonly obj: Record<string, unknown>;
+}
+
+/** Every `weft.dev` object of the sample manifests (`manifests/`, not `crds/`) and of docs' YAML examples. */
+export function weftExamples(root: string): Example[] {
+  const out: Example[] = [];
+  const add = (where: string, text: string): void => {
+    for (const doc of parseAllDocuments(text)) {
+      const obj = doc.toJS() as unknown;
+      if (typeof obj === 'object' && obj !== null && (obj as { apiVersion?: unknown }).apiVersion === 'weft.dev/v1alpha1') {
+        out.push({ where, obj: obj as Record<string, unknown> });
+      }
+    }
+  };
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) {
+        if (name !== 'crds') walk(path);
+      } else if (/\.ya?ml$/.test(name)) add(relative(root, path), readFileSync(path, 'utf8'));
+    }
+  };
+  walk(join(root, 'manifests'));
+  const docs = join(root, 'docs');
+  for (const name of readdirSync(docs).filter((n) => n.endsWith('.md')).sort()) {
+    const text = readFileSync(join(docs, name), 'utf8');
+    for (const m of text.matchAll(/```yaml\n([\s\S]*?)```/g)) add(`docs/${name}`, m[1]);
+  }
+  return out;
+}
+
+/** One file of `api/test/fixtures/crd-invalid/`: a policy the API server must refuse. */
+export interface InvalidFixture {
+  /** Its absolute path (for `kubectl apply -f`). */
+  readonly path: string;
+  readonly file: string;
+  readonly obj: Record<string, unknown>;
+  /** Which layer refuses it: the OpenAPI schema or a CEL rule (annotation `weft.dev/test-layer`). */
+  readonly layer: 'schema' | 'cel';
+  /** A substring of the API server's error (annotation `weft.dev/test-expect`). */
+  readonly expect: string;
+  /** The parser accepts it (a limit only the API server has; annotation `weft.dev/test-parser: accepts`). */
+  readonly parserAccepts: boolean;
+}
+
+/** The malformed-policy table, read from `api/test/fixtures/crd-invalid/*.yaml`; throws on a malformed entry. */
+export function invalidFixtures(root: string): InvalidFixture[] {
+  const dir = join(root, 'api', 'test', 'fixtures', 'crd-invalid');
+  return readdirSync(dir)
+    .filter((n) => n.endsWith('.yaml'))
+    .sort()
+    .map((file) => {
+      const obj = parseAllDocuments(readFileSync(join(dir, file), 'utf8'))[0].toJS() as Record<string, unknown>;
+      const ann = (obj.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+      const layer = ann['weft.dev/test-layer'];
+      const expect = ann['weft.dev/test-expect'];
+      if (layer !== 'schema' && layer !== 'cel') throw new Error(`${file}: weft.dev/test-layer must be schema or cel`);
+      if (!expect) throw new Error(`${file}: weft.dev/test-expect is required`);
+      return { path: join(dir, file), file, obj, layer, expect, parserAccepts: ann['weft.dev/test-parser'] === 'accepts' };
+    });
 }

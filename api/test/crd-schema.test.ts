@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { CRD_KINDS, type CrdKind, rootSchema } from '../src/crd-define';
 import type { Schema } from '../src/crd-schema';
 import { REPO_ROOT } from '../src/crd-gen';
 import { parseKubeObject } from '../src/kube-parse';
 import { re2Error } from '../src/kube-parse-fields';
-import { FULL_AUTHORIZATION_POLICY, FULL_PEER_AUTHENTICATION, FULL_TRAFFIC_POLICY, REFUSED_AUTHZ_FIELDS, recordReads, schemaPaths, valuePaths } from './crd-samples';
+import {
+  FULL_AUTHORIZATION_POLICY, FULL_PEER_AUTHENTICATION, FULL_TRAFFIC_POLICY, REFUSED_AUTHZ_FIELDS,
+  invalidFixtures, recordReads, schemaPaths, valuePaths, weftExamples,
+} from './crd-samples';
 import { loadCel, validateAgainst } from './crd-validate';
 
 const kind = (name: CrdKind['kind']): CrdKind => CRD_KINDS.find((k) => k.kind === name)!;
@@ -110,37 +110,9 @@ test('the fully-populated samples are valid for the parser, the schema and its C
   }
 });
 
-/** Every `weft.dev` object in the repository's sample manifests and in docs' YAML examples. */
-function examples(): { where: string; obj: Record<string, unknown> }[] {
-  const out: { where: string; obj: Record<string, unknown> }[] = [];
-  const add = (where: string, text: string): void => {
-    for (const doc of parseAllDocuments(text)) {
-      const obj = doc.toJS() as unknown;
-      if (typeof obj === 'object' && obj !== null && (obj as { apiVersion?: unknown }).apiVersion === 'weft.dev/v1alpha1') {
-        out.push({ where, obj: obj as Record<string, unknown> });
-      }
-    }
-  };
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir).sort()) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) {
-        if (name !== 'crds') walk(path);
-      } else if (/\.ya?ml$/.test(name)) add(relative(REPO_ROOT, path), readFileSync(path, 'utf8'));
-    }
-  };
-  walk(join(REPO_ROOT, 'manifests'));
-  const docs = join(REPO_ROOT, 'docs');
-  for (const name of readdirSync(docs).filter((n) => n.endsWith('.md')).sort()) {
-    const text = readFileSync(join(docs, name), 'utf8');
-    for (const m of text.matchAll(/```yaml\n([\s\S]*?)```/g)) add(`docs/${name}`, m[1]);
-  }
-  return out;
-}
-
 test('every weft.dev object under manifests/ and in docs/ examples passes the schema and its CEL rules (and the parser)', async () => {
   const cel = await loadCel();
-  const found = examples();
+  const found = weftExamples(REPO_ROOT);
   const kinds = new Set(found.map((e) => e.obj.kind));
   for (const k of CRD_KINDS) assert.ok(kinds.has(k.kind), `no example of ${k.kind} found`);
   for (const { where, obj } of found) {
@@ -150,33 +122,9 @@ test('every weft.dev object under manifests/ and in docs/ examples passes the sc
   }
 });
 
-const FIXTURES = join(REPO_ROOT, 'api', 'test', 'fixtures', 'crd-invalid');
-
-interface Fixture {
-  readonly file: string;
-  readonly obj: Record<string, unknown>;
-  readonly layer: 'schema' | 'cel';
-  readonly expect: string;
-  readonly parserAccepts: boolean;
-}
-
-function fixtures(): Fixture[] {
-  return readdirSync(FIXTURES)
-    .filter((n) => n.endsWith('.yaml'))
-    .sort()
-    .map((file) => {
-      const obj = parseAllDocuments(readFileSync(join(FIXTURES, file), 'utf8'))[0].toJS() as Record<string, unknown>;
-      const ann = (obj.metadata as { annotations: Record<string, string> }).annotations;
-      const layer = ann['weft.dev/test-layer'];
-      assert.ok(layer === 'schema' || layer === 'cel', `${file}: weft.dev/test-layer must be schema or cel`);
-      assert.ok(ann['weft.dev/test-expect'], `${file}: weft.dev/test-expect is required`);
-      return { file, obj, layer, expect: ann['weft.dev/test-expect'], parserAccepts: ann['weft.dev/test-parser'] === 'accepts' };
-    });
-}
-
 test('each malformed policy of fixtures/crd-invalid is refused with its expected message, by the layer it names', async () => {
   const cel = await loadCel();
-  const all = fixtures();
+  const all = invalidFixtures(REPO_ROOT);
   assert.ok(all.length >= 40, `only ${all.length} fixtures`);
   for (const f of all) {
     const schema = rootSchema(byKind(String(f.obj.kind)));
@@ -195,7 +143,7 @@ test('each malformed policy of fixtures/crd-invalid is refused with its expected
 });
 
 test('every CEL rule of the CRDs is exercised by a fixture that expects its message', () => {
-  const expects = fixtures().filter((f) => f.layer === 'cel').map((f) => f.expect);
+  const expects = invalidFixtures(REPO_ROOT).filter((f) => f.layer === 'cel').map((f) => f.expect);
   for (const k of CRD_KINDS) {
     for (const [path, n] of nodes(rootSchema(k), k.kind)) {
       for (const rule of n['x-kubernetes-validations'] ?? []) {
