@@ -60,13 +60,23 @@ export function duration(description: string): Schema {
 }
 
 /**
- * A map of label values. Keys are not checked here (a CEL rule over map keys is costly to
- * estimate); the validating webhook and the control plane check them.
+ * A Kubernetes label key (`names.labelKey`): an optional DNS-subdomain prefix (at most 253) and
+ * `/`, then a name of at most 63.
  */
+const LABEL_KEY =
+  '^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+
+/** A map of label values; the keys are checked by a CEL rule (a schema cannot reach map keys). */
 export function labels(description: string, minProperties?: number): Schema {
   return s.map(s.string({ maxLength: LIMITS.labelValue, pattern: PATTERNS.labelValue }), {
     description,
     maxProperties: LIMITS.labels,
+    rules: [
+      {
+        rule: `self.all(k, k.indexOf('/') <= 253 && k.matches('${LABEL_KEY}'))`,
+        message: 'every key must be a label key: an optional DNS-subdomain prefix and /, then a name of at most 63 (letters, digits, -, _, .)',
+      },
+    ],
     ...(minProperties !== undefined ? { minProperties } : {}),
   });
 }
