@@ -13,3 +13,4 @@ export * from './spiffe';
 export * from './x509-der';
 export * from './x509-csr';
 export * from './x509-cert';
+export * from './crd-define';

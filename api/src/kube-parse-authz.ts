@@ -11,10 +11,10 @@ import type { AuthorizationPolicy, AuthzOperation, AuthzRule, AuthzSource } from
 import { FieldChecker, absent } from './kube-parse-fields';
 
 const SPEC_FIELDS = ['selector', 'action', 'rules', 'provider', 'targetRef', 'targetRefs'];
-const SOURCE_FIELDS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const;
-const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
+export const SOURCE_FIELDS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const;
+export const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 /** Istio fields this version does not implement: a clear error rather than "unknown field". */
-const UNSUPPORTED: Record<string, string> = {
+export const UNSUPPORTED: Readonly<Record<string, string>> = {
   requestPrincipals: 'request principals (JWT) are not supported by this version',
   notRequestPrincipals: 'request principals (JWT) are not supported by this version',
   remoteIpBlocks: 'remoteIpBlocks (X-Forwarded-For) is not supported by this version; use ipBlocks',
