@@ -134,7 +134,10 @@ export class KubeClient {
           fail(err);
         }
       });
-      res.on('error', (err) => (signal.aborted ? resolve() : fail(err)));
+      // readline re-emits its input's errors (a reset connection): one handler for both.
+      const onError = (err: Error): void => (signal.aborted ? resolve() : fail(err));
+      res.on('error', onError);
+      lines.on('error', onError);
       lines.on('close', () => {
         if (!failed) resolve();
       });

@@ -36,8 +36,11 @@ export interface InformerOptions<T> {
   readonly type: ResourceType;
   readonly client: KubeClient;
   readonly log: Logger;
-  /** What the store keeps of an object (kind and apiVersion are filled in first): small and immutable. */
-  readonly transform: (raw: Record<string, unknown>) => T;
+  /**
+   * What the store keeps of an object (kind and apiVersion are filled in first): small and
+   * immutable. `previous` is what the store held for the same object, if anything.
+   */
+  readonly transform: (raw: Record<string, unknown>, previous: T | undefined) => T;
   readonly onChange: () => void;
   readonly metrics?: InformerMetrics;
   /** Items per list page (default 500). */
@@ -141,7 +144,7 @@ export class Informer<T> {
     do {
       const page = await client.request<{ items?: Record<string, unknown>[]; metadata?: { resourceVersion?: string; continue?: string } }>(
         'GET', resourcePath(type), { query: { limit: this.opts.pageSize ?? 500, continue: cont } });
-      for (const item of page.items ?? []) seen.set(keyOf(item), this.transform(item));
+      for (const item of page.items ?? []) seen.set(keyOf(item), this.transform(item, this.store.get(keyOf(item))));
       rv = page.metadata?.resourceVersion ?? '';
       cont = page.metadata?.continue || undefined;
     } while (cont !== undefined && !this.abort.signal.aborted);
@@ -189,8 +192,9 @@ export class Informer<T> {
       if (!this.store.delete(key)) return;
       metrics?.events.inc({ kind: type.kind, event: 'deleted' });
     } else {
-      const existed = this.store.has(key);
-      this.store.set(key, this.transform(e.object));
+      const previous = this.store.get(key);
+      const existed = previous !== undefined;
+      this.store.set(key, this.transform(e.object, previous));
       metrics?.events.inc({ kind: type.kind, event: existed ? 'updated' : 'added' });
       const changedAt = lastChange(meta);
       if (changedAt !== undefined) metrics?.lag.observe(this.kindLabel, Math.max(0, (Date.now() - changedAt) / 1000));
@@ -198,9 +202,9 @@ export class Informer<T> {
     this.opts.onChange();
   }
 
-  private transform(raw: Record<string, unknown>): T {
+  private transform(raw: Record<string, unknown>, previous: T | undefined): T {
     const { type } = this.opts;
-    return this.opts.transform({ ...raw, apiVersion: apiVersionOf(type), kind: type.kind });
+    return this.opts.transform({ ...raw, apiVersion: apiVersionOf(type), kind: type.kind }, previous);
   }
 }
 

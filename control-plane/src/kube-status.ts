@@ -24,13 +24,17 @@ export interface DesiredStatus {
 /** The world's decisions plus the refused policies, as one list of desired statuses. */
 export function desiredStatuses(policyStatus: readonly PolicyStatus[], invalid: readonly InvalidPolicy[]): DesiredStatus[] {
   const out: DesiredStatus[] = [];
+  const refused = new Set(invalid.map((i) => i.key));
   for (const s of policyStatus) {
     const parsed = splitKey(s.key);
-    if (parsed) out.push({ ...parsed, conditions: s.conditions });
+    // A retained last valid version is in the world too: its object's status says Invalid.
+    if (parsed && !refused.has(s.key)) out.push({ ...parsed, conditions: s.conditions });
   }
   for (const i of invalid) {
     const parsed = splitKey(i.key);
-    if (parsed) out.push({ ...parsed, conditions: [{ type: 'Accepted', status: 'False', reason: 'Invalid', message: i.errors.join('; ').slice(0, 1000) }] });
+    if (!parsed) continue;
+    const kept = i.retainedGeneration !== undefined ? `; its last valid version (generation ${i.retainedGeneration}) stays in effect until this is fixed` : '';
+    out.push({ ...parsed, conditions: [{ type: 'Accepted', status: 'False', reason: 'Invalid', message: `${i.errors.join('; ').slice(0, 900)}${kept}` }] });
   }
   return out;
 }

@@ -3,8 +3,10 @@
  * kind Weft reads — Services, Pods, EndpointSlices, Namespaces and the three `weft.dev` CRDs —
  * whose stores hold the parsed, typed objects (never the raw ones: a Pod's spec is mostly what Weft
  * does not need). Changes are coalesced and published as the same snapshot the files registry
- * publishes, so translation is the same code in both modes. A policy the parser refuses is not in
- * the snapshot; it is listed in `invalid`, for its `Accepted=False` status.
+ * publishes, so translation is the same code in both modes. A policy the parser refuses is listed
+ * in `invalid`, for its `Accepted=False` status; as in local mode, a bad update never takes down
+ * what was working: the object's last valid version stays in the snapshot until it is fixed or
+ * deleted (docs/operations.md).
  */
 import { objectKey, parseKubeObject, type KubeObject, type Logger } from '@weft/api';
 import * as prom from 'prom-client';
@@ -34,8 +36,10 @@ export interface StoredObject {
   readonly key: string;
   readonly kind: string;
   readonly value?: KubeObject;
-  /** Why the parser refused it. */
+  /** Why the parser refused its current version (`value`, if any, is then its last valid one). */
   readonly errors?: readonly string[];
+  /** The generation of `value` when it is a retained last valid version. */
+  readonly retainedGeneration?: number;
   readonly generation?: number;
   /** The conditions the object carries now (CRDs only): the status writer writes only differences. */
   readonly conditions?: readonly Record<string, unknown>[];
@@ -53,6 +57,8 @@ export interface NamespaceInfo {
 export interface InvalidPolicy {
   readonly key: string;
   readonly errors: readonly string[];
+  /** The generation of the last valid version still in effect, if there is one. */
+  readonly retainedGeneration?: number;
 }
 
 export interface KubeSnapshot {
@@ -168,8 +174,9 @@ export class KubeRegistry {
     const invalid: InvalidPolicy[] = [];
     for (const s of stored) {
       if (s.value) objects.push(s.value);
-      else if (s.kind in POLICY_TYPES) invalid.push({ key: s.key, errors: s.errors ?? [] });
-      else if (s.errors) diagnostics.push({ file: s.key, severity: 'error', reason: s.errors.join('; ') });
+      if (!s.errors) continue;
+      if (s.kind in POLICY_TYPES) invalid.push({ key: s.key, errors: s.errors, ...(s.retainedGeneration !== undefined ? { retainedGeneration: s.retainedGeneration } : {}) });
+      else diagnostics.push({ file: s.key, severity: 'error', reason: s.errors.join('; ') });
     }
     this.snapshot = { objects, diagnostics, invalid, generation: this.snapshot.generation + 1 };
     for (const l of this.listeners) {
@@ -182,7 +189,7 @@ export class KubeRegistry {
   }
 }
 
-function store(raw: Record<string, unknown>): StoredObject {
+function store(raw: Record<string, unknown>, previous: StoredObject | undefined): StoredObject {
   const meta = (raw.metadata ?? {}) as { name?: string; namespace?: string; generation?: number; creationTimestamp?: string };
   const key = `${String(raw.kind)}/${meta.namespace ?? ''}/${meta.name ?? ''}`;
   const outcome = parseKubeObject(raw);
@@ -197,8 +204,13 @@ function store(raw: Record<string, unknown>): StoredObject {
   };
   switch (outcome.kind) {
     case 'object': return { key: objectKey(outcome.value), value: outcome.value, ...common };
-    case 'invalid': return { key, errors: outcome.errors, ...common };
-    case 'ignored': return { key, errors: [outcome.reason], ...common };
+    case 'invalid':
+    case 'ignored': {
+      const errors = outcome.kind === 'invalid' ? outcome.errors : [outcome.reason];
+      // A bad update keeps the last valid version in effect (as a bad edit does in local mode).
+      const kept = previous?.value ? { value: previous.value, retainedGeneration: previous.retainedGeneration ?? previous.generation ?? 0 } : {};
+      return { key: previous?.key ?? key, errors, ...kept, ...common };
+    }
   }
 }
 

@@ -6,33 +6,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { CRD_GROUP, CRD_KINDS, YAML_OPTIONS } from '@weft/api';
 import { FULL_AUTHORIZATION_POLICY, FULL_PEER_AUTHENTICATION, FULL_TRAFFIC_POLICY, invalidFixtures, weftExamples } from '@weft/api/dist/test/crd-samples';
+import { installCrds, startKubeCluster } from './kube-cluster';
 
 const ROOT = resolve(__dirname, '../../..');
-
-interface Cluster {
-  kubectl(args: readonly string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
-  close(): Promise<void>;
-}
-
-/** The test cluster, or why there is none (the fixture comes with e2e/cluster). */
-async function startCluster(): Promise<Cluster | string> {
-  let mod: { startKubeCluster(): Promise<Cluster | string> };
-  try {
-    mod = require('./kube-cluster') as typeof mod;
-  } catch {
-    return 'no test-cluster fixture (e2e/test/kube-cluster.ts) on this branch';
-  }
-  return mod.startKubeCluster();
-}
 
 const yaml = (obj: unknown): string => stringify(obj, YAML_OPTIONS);
 
 test('kube-apiserver enforces the weft.dev CRDs: examples accepted, malformed policies refused with their messages, status only through its subresource', async (t) => {
-  const cluster = await startCluster();
+  const cluster = await startKubeCluster();
   if (typeof cluster === 'string') return t.skip(cluster);
   const ok = async (args: string[], input?: string): Promise<string> => {
     const r = await cluster.kubectl(args, input);
@@ -41,8 +26,8 @@ test('kube-apiserver enforces the weft.dev CRDs: examples accepted, malformed po
   };
   try {
     await t.test('the generated CRDs install and become Established', async () => {
-      await ok(['apply', '-f', join(ROOT, 'manifests', 'crds')]);
-      await ok(['wait', '--for=condition=Established', '--timeout=60s', ...CRD_KINDS.map((k) => `crd/${k.plural}.${CRD_GROUP}`)]);
+      await installCrds(cluster);
+      for (const k of CRD_KINDS) assert.match(await ok(['get', 'crd', `${k.plural}.${CRD_GROUP}`, '-o', 'name']), new RegExp(`${k.plural}\\.${CRD_GROUP}`));
       for (const ns of ['shop', 'demo', 'crd-invalid']) await ok(['create', 'namespace', ns]);
     });
 

@@ -178,3 +178,21 @@ export async function waitUntil<T>(what: string, timeoutMs: number, check: () =>
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Applies the generated weft.dev CRDs (manifests/crds) and waits until each is Established.
+ * (`kubectl wait --for=condition=Established` right after the apply can fail while the status
+ * has no conditions yet, so this polls.)
+ */
+export async function installCrds(cluster: KubeCluster, timeoutMs = 30_000): Promise<void> {
+  const dir = path.join(ROOT, 'manifests', 'crds');
+  const applied = await cluster.kubectl(['apply', '-f', dir]);
+  if (applied.code !== 0) throw new Error(`kubectl apply -f ${dir} failed: ${applied.stderr.trim()}`);
+  const names = fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/^weft\.dev_(.*)\.yaml$/, '$1.weft.dev'));
+  for (const name of names) {
+    await waitUntil(`CRD ${name} to be Established`, timeoutMs, async () => {
+      const r = await cluster.kubectl(['get', 'crd', name, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
+      return r.code === 0 && r.stdout.trim() === 'True' ? true : undefined;
+    });
+  }
+}

@@ -2,21 +2,24 @@
  * High availability against a real API server: two control-plane replicas both serve xDS; the
  * Lease elects one to write status; when the leader dies without releasing its Lease, the other
  * takes over within the lease duration (under 15 s with the defaults) and a sidecar connected to
- * it notices nothing. Pods' sidecars and apps run on 127.0.50.x.
+ * it notices nothing. Pods' sidecars and apps run on 10.249.50.x (added to lo: the API server
+refuses loopback endpoints), the replicas on 127.0.50.x.
  */
 import { strict as assert } from 'node:assert';
 import { after, before, test } from 'node:test';
 import { KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { closeServer, eventually, getJson, httpApp, log, MeshClient, steadyTraffic } from './mesh';
-import { setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
+import { installCrds, setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
+import { addPodAddresses, type PodAddresses } from './pod-addresses';
 
 const NS = 'ha';
 const HOST = `echo.${NS}.svc.cluster.local:8080`;
-const CLIENT = { name: 'client', ip: '127.0.50.10' };
-const SERVER = { name: 'echo-0', ip: '127.0.50.11' };
+const CLIENT = { name: 'client', ip: '10.249.50.10' };
+const SERVER = { name: 'echo-0', ip: '10.249.50.11' };
 
 let cluster: KubeCluster | undefined;
+let addresses: PodAddresses | undefined;
 let skip: string | undefined;
 const cps = new Map<string, ControlPlane>();
 let side: Sidecar | undefined;
@@ -46,13 +49,19 @@ async function holder(): Promise<string> {
 }
 
 before(async () => {
+  const a = addPodAddresses([CLIENT.ip, SERVER.ip]);
+  if (typeof a === 'string') {
+    skip = a;
+    return;
+  }
+  addresses = a;
   const c = await startKubeCluster();
   if (typeof c === 'string') {
     skip = c;
     return;
   }
   cluster = c;
-  await kubectl(['apply', '-f', `${__dirname}/../../../manifests/crds`]);
+  await installCrds(cluster);
   await kubectl(['create', 'namespace', NS]);
   await kubectl(['create', 'namespace', 'weft-system']);
   await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 8080, targetPort: 8080 }] } }));
@@ -69,6 +78,7 @@ after(async () => {
   for (const cp of cps.values()) await cp.close();
   await closeServer(app);
   await cluster?.close();
+  addresses?.remove();
 });
 
 test('two replicas: one leader through the Lease; it dies without releasing and the other leads within 15 s while its sidecar\'s traffic loses nothing', async (t) => {

@@ -4,7 +4,8 @@
  * status written through the status subresource, a dropped watch recovers without a lost update,
  * the CA lives in a Secret and tokens are checked with TokenReview, and scoped pushes keep other
  * namespaces' Services away from a sidecar. Pods are API objects whose status the test sets as a
- * kubelet would; their sidecars and apps run on 127.0.49.x.
+ * kubelet would; their sidecars and apps run on 10.249.49.x, addresses added to lo
+(pod-addresses.ts: the API server refuses loopback endpoints), the control plane on 127.0.49.1.
  */
 import { strict as assert } from 'node:assert';
 import { X509Certificate } from 'node:crypto';
@@ -15,19 +16,20 @@ import { after, before, test } from 'node:test';
 import { KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { closeServer, eventually, getJson, httpApp, log, MeshClient, sleep, tempDir } from './mesh';
-import { setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
+import { installCrds, setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
+import { addPodAddresses, type PodAddresses } from './pod-addresses';
 
 const CP = '127.0.49.1';
 const NS = 'shop';
-const ROOT = path.resolve(__dirname, '../../..');
 const PODS = {
-  productpage: { name: 'productpage', ip: '127.0.49.10', labels: { app: 'productpage' }, sa: 'productpage' },
-  v1: { name: 'reviews-v1', ip: '127.0.49.11', labels: { app: 'reviews', version: 'v1' }, sa: 'reviews' },
-  v2: { name: 'reviews-v2', ip: '127.0.49.12', labels: { app: 'reviews', version: 'v2' }, sa: 'reviews' },
+  productpage: { name: 'productpage', ip: '10.249.49.10', labels: { app: 'productpage' }, sa: 'productpage' },
+  v1: { name: 'reviews-v1', ip: '10.249.49.11', labels: { app: 'reviews', version: 'v1' }, sa: 'reviews' },
+  v2: { name: 'reviews-v2', ip: '10.249.49.12', labels: { app: 'reviews', version: 'v2' }, sa: 'reviews' },
 };
 const HOST = `reviews.${NS}.svc.cluster.local:9080`;
 
 let cluster: KubeCluster | undefined;
+let addresses: PodAddresses | undefined;
 let skip: string | undefined;
 let cp: ControlPlane | undefined;
 let proxy: CuttableProxy | undefined;
@@ -127,14 +129,19 @@ class CuttableProxy {
 }
 
 before(async () => {
+  const a = addPodAddresses(Object.values(PODS).map((p) => p.ip));
+  if (typeof a === 'string') {
+    skip = a;
+    return;
+  }
+  addresses = a;
   const c = await startKubeCluster();
   if (typeof c === 'string') {
     skip = c;
     return;
   }
   cluster = c;
-  await kubectl(['apply', '-f', path.join(ROOT, 'manifests', 'crds')]);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/trafficpolicies.weft.dev', 'crd/peerauthentications.weft.dev', 'crd/authorizationpolicies.weft.dev']);
+  await installCrds(cluster);
   await kubectl(['create', 'namespace', NS]);
   await kubectl(['create', 'namespace', 'weft-system']);
   await kubectl(['create', 'namespace', 'other']);
@@ -181,6 +188,7 @@ after(async () => {
   proxy?.close();
   for (const a of apps) await closeServer(a);
   await cluster?.close();
+  addresses?.remove();
 });
 
 test('the CA keeps its root in the Secret weft-ca, and a sidecar got its certificate with a service-account token checked by TokenReview', async (t) => {
@@ -219,18 +227,19 @@ test('a TrafficPolicy applied with kubectl steers traffic and gets Accepted=True
   assert.equal(c.reason, 'Accepted');
 });
 
-test('a second policy for the same Service is Conflicted; a policy the schema admits but Weft refuses is Accepted=False Invalid and never pushed', async (t) => {
+test('a second policy for the same Service is Conflicted; an update the schema admits but Weft refuses is Accepted=False Invalid, never pushed, and the last valid version stays in effect', async (t) => {
   if (skip) return t.skip(skip);
   await kubectl(['apply', '-f', '-'], policyYaml('reviews-late', 100, 0));
   const late = await eventually('the late policy\'s status', async () => (await conditions('trafficpolicy', 'reviews-late')).Accepted, 5_000);
   assert.deepEqual([late.status, late.reason], ['False', 'Conflicted']);
+  assert.match(late.message, /older TrafficPolicy reviews/);
   // The older policy still governs: all traffic stays on v2.
   const client = new MeshClient(PODS.productpage.ip);
   clients.push(client);
-  const { counts } = await client.spread(HOST, 20, 4);
-  assert.equal(counts.get('reviews-v2'), 20);
+  assert.equal((await client.spread(HOST, 20, 4)).counts.get('reviews-v2'), 20);
+  await kubectl(['delete', 'trafficpolicy', 'reviews-late', '-n', NS]);
 
-  // A regular expression JavaScript cannot compile: no schema rule catches it, the parser does.
+  // A regular expression RE2 and JavaScript cannot compile: no schema or CEL rule catches it, the parser does.
   const bad = policyYaml('reviews', 100, 0, '  - name: bad\n    match: [{path: {regex: "(unclosed"}}]\n    backends: [{subset: v1}]\n');
   await kubectl(['apply', '-f', '-'], bad);
   const refused = await eventually('Accepted=False Invalid', async () => {
@@ -239,11 +248,11 @@ test('a second policy for the same Service is Conflicted; a policy the schema ad
   }, 5_000);
   assert.equal(refused.status, 'False');
   assert.match(refused.message, /regex/);
-  // Never pushed: the v1 weight 100 it asks for did not reach the sidecar; the conflicting late policy now wins (older is gone from the world).
+  assert.match(refused.message, /last valid version \(generation 1\) stays in effect/);
+  // Never pushed: its 100% to v1 did not reach the sidecar; the last valid version (100% to v2) still rules.
   await sleep(300);
   const after = await client.spread(HOST, 20, 4);
-  assert.equal(after.failures.length, 0);
-  await kubectl(['delete', 'trafficpolicy', 'reviews-late', '-n', NS]);
+  assert.deepEqual([after.counts.get('reviews-v2'), after.failures], [20, []]);
 });
 
 test('a dropped watch recovers: changes made while the API server was unreachable arrive after it comes back', async (t) => {
