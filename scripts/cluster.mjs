@@ -158,7 +158,7 @@ async function ensureBuilt({ allowBuild }) {
 async function build(go) {
   const { version } = pinnedVersion();
   const hash = sourceHash(); // taken first: a source edited during the build makes the stamp stale, not wrong
-  log(`building ${rel(BINARY)} (k8s.io/kubernetes ${version}, ${go}); the first build downloads the modules and compiles Kubernetes: about 13 minutes on 2 cores`);
+  log(`building ${rel(BINARY)} (k8s.io/kubernetes ${version}, ${go}); the first build downloads the modules and compiles Kubernetes: about 12 minutes on 2 cores`);
   const started = Date.now();
   const tmp = `${BINARY}.tmp-${process.pid}`;
   const args = ['-n', '10', 'go', ...buildArgs(), '-o', tmp, '.'];

@@ -23,7 +23,7 @@ before(async () => {
   const c = await startKubeCluster();
   if (typeof c === 'string') {
     skip = c;
-    console.log(`# skipping test cluster tests: ${c}`);
+    console.log(`skipping test cluster tests: ${c}`);
   } else cluster = c;
 });
 after(() => cluster?.close());
