@@ -39,19 +39,13 @@ metadata: {name: cart, namespace: shop}
 spec:
   selector: {app: cart}
   ports: [{name: http, port: 80, targetPort: 8080}]
----
+${['cart-a', 'cart-b'].map((name) => `---
 apiVersion: v1
 kind: Pod
-metadata: {name: cart-a, namespace: shop, labels: {app: cart}}
+metadata: {name: ${name}, namespace: shop, labels: {app: cart}}
 spec:
   containers: [{name: app, image: cart:1, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: cart-b, namespace: shop, labels: {app: cart}}
-spec:
-  containers: [{name: app, image: cart:1, ports: [{containerPort: 8080}]}]
-`;
+`).join('')}`;
 
 interface EndpointSliceList {
   items: { endpoints?: { addresses: string[]; conditions?: { ready?: boolean }; targetRef?: { name: string } }[] }[];
