@@ -10,6 +10,8 @@
 //                         ServiceAccount exists. Writes DIR/kubeconfig (admin), DIR/bin/kubectl,
 //                         DIR/state.json (pids, ports), DIR/logs/. Default DIR: .cluster/
 //      [--no-build]       fail (exit 3) instead of building when the binary is missing or stale
+//      [--owner-pid PID]  and stop it when process PID exits (a test killed before its close()):
+//                         a watcher process (`watch`, internal) checks every second
 //   down [--dir DIR]      stops them all (SIGTERM, then SIGKILL after 10 s)
 //   status [--dir DIR]    says whether it is up (exit 0) or not (exit 1)
 //
@@ -285,8 +287,9 @@ function writeState(state) {
 function isOurs(pid, dir) {
   if (!pid || !pidAlive(pid)) return false;
   try {
-    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('weft-kube') && cmdline.includes(`${dir}/`);
+    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const isWatcher = args.some((a) => a.endsWith('cluster.mjs')) && args.includes('watch') && args.includes(dir);
+    return isWatcher || (args[0]?.endsWith('weft-kube') === true && args.some((a) => a.includes(`${dir}/`)));
   } catch {
     return false;
   }
@@ -375,6 +378,7 @@ async function stopPid(pid, dir) {
 /** Stops every recorded component (clients first, etcd last) and removes state.json. */
 async function stopAll(state) {
   const pids = state.pids ?? {};
+  if (pids.watcher !== process.pid) await stopPid(pids.watcher, state.dir);
   await Promise.all(['node', 'controllerManager'].map((c) => stopPid(pids[c], state.dir)));
   await stopPid(pids.apiServer, state.dir);
   await stopPid(pids.etcd, state.dir);
@@ -384,7 +388,7 @@ async function stopAll(state) {
 // ---------------------------------------------------------------------------------------------
 // commands
 
-async function up(dir, { allowBuild }) {
+async function up(dir, { allowBuild, ownerPid }) {
   const old = readState(dir);
   if (old) {
     if (await isUp(old)) {
@@ -416,6 +420,7 @@ async function up(dir, { allowBuild }) {
   };
   writeState(state);
   try {
+    if (ownerPid) startWatcher(state, ownerPid);
     const etcd = startComponent(state, 'etcd', 'etcd', [
       `--data-dir=${join(dir, 'etcd')}`, `--listen-client-url=http://127.0.0.1:${etcdClient}`, `--listen-peer-url=http://127.0.0.1:${etcdPeer}`,
     ]);
@@ -468,6 +473,32 @@ async function up(dir, { allowBuild }) {
   log(`  kubeconfig ${rel(state.kubeconfig)}; kubectl ${rel(state.kubectl)} --kubeconfig ${rel(state.kubeconfig)} get ns`);
 }
 
+/** Starts `cluster.mjs watch` detached: it stops the cluster when `ownerPid` exits. */
+function startWatcher(state, ownerPid) {
+  const fd = fs.openSync(join(state.dir, 'logs', 'watcher.log'), 'a');
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'watch', '--dir', state.dir, '--owner-pid', String(ownerPid)], {
+    detached: true, stdio: ['ignore', fd, fd],
+  });
+  fs.closeSync(fd);
+  child.unref();
+  state.pids.watcher = child.pid;
+  writeState(state);
+}
+
+/** The watcher's loop: ends when the cluster is gone or taken over; stops it when the owner exits. */
+async function watch(dir, ownerPid) {
+  for (;;) {
+    await sleep(1000);
+    const state = readState(dir);
+    if (state?.pids?.watcher !== process.pid) return; // stopped by down, or a new up
+    if (!pidAlive(ownerPid)) {
+      log(`process ${ownerPid} that owned the cluster in ${dir} exited: stopping it`);
+      await stopAll(state);
+      return;
+    }
+  }
+}
+
 async function down(dir) {
   const state = readState(dir);
   if (!state) {
@@ -488,13 +519,13 @@ async function status(dir) {
   return 1;
 }
 
-const USAGE = 'usage: npm run cluster -- build | up [--dir DIR] [--no-build] | down [--dir DIR] | status [--dir DIR]';
+const USAGE = 'usage: npm run cluster -- build | up [--dir DIR] [--no-build] [--owner-pid PID] | down [--dir DIR] | status [--dir DIR]';
 
 async function main(argv) {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: {
-      dir: { type: 'string' }, 'no-build': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      dir: { type: 'string' }, 'no-build': { type: 'boolean' }, 'owner-pid': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     } });
   } catch (err) {
     const option = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'([^']+)'/.exec(err.message)?.[1] : undefined;
@@ -510,6 +541,9 @@ async function main(argv) {
   if (extra.length > 0) throw new ClusterError('usage', `unexpected argument '${extra[0]}' (${USAGE})`, 2);
   if (values.dir === '') throw new ClusterError('usage', '--dir needs a directory', 2);
   if (command !== 'up' && values['no-build']) throw new ClusterError('usage', `--no-build applies to up, not ${command}`, 2);
+  const ownerPid = values['owner-pid'] === undefined ? undefined : Number(values['owner-pid']);
+  if (ownerPid !== undefined && !(Number.isInteger(ownerPid) && ownerPid > 0)) throw new ClusterError('usage', `--owner-pid needs a process id, not '${values['owner-pid']}'`, 2);
+  if (ownerPid !== undefined && command !== 'up' && command !== 'watch') throw new ClusterError('usage', `--owner-pid applies to up, not ${command}`, 2);
   if (command === 'build' && values.dir !== undefined) throw new ClusterError('usage', '--dir applies to up, down and status, not build', 2);
   // npm runs scripts from the package root; a relative --dir means the caller's directory.
   const dir = values.dir === undefined ? join(ROOT, '.cluster') : resolve(process.env.INIT_CWD ?? process.cwd(), values.dir);
@@ -520,7 +554,11 @@ async function main(argv) {
       return 0;
     case 'up':
       fs.mkdirSync(dir, { recursive: true });
-      await up(dir, { allowBuild: !values['no-build'] });
+      await up(dir, { allowBuild: !values['no-build'], ownerPid });
+      return 0;
+    case 'watch': // internal: started by `up --owner-pid`
+      if (ownerPid === undefined || values.dir === undefined) throw new ClusterError('usage', 'watch needs --dir and --owner-pid', 2);
+      await watch(dir, ownerPid);
       return 0;
     case 'down':
       await down(dir);

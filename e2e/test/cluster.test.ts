@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -74,6 +74,28 @@ test('a state.json whose processes are gone is reported stale and cleaned by dow
     assert.equal(down.code, 0, down.stderr);
     assert.equal(fs.existsSync(path.join(dir, 'state.json')), false);
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('when the process that owns a cluster exits, its watcher stops every process of the cluster', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-kube-watch-'));
+  const owner = spawn('sleep', ['60'], { stdio: 'ignore' });
+  // Stand-ins for the components: idle processes that look like weft-kube of this directory.
+  fs.symlinkSync(process.execPath, path.join(dir, 'weft-kube'));
+  const parts = ['etcd', 'apiServer', 'controllerManager', 'node'].map((name) =>
+    [name, spawn(path.join(dir, 'weft-kube'), ['-e', 'setInterval(() => {}, 1000)', `${dir}/${name}`], { stdio: 'ignore' })] as const);
+  const watcher = spawn(process.execPath, [CLUSTER_SCRIPT, 'watch', '--dir', dir, '--owner-pid', String(owner.pid)], { stdio: 'ignore' });
+  const pids = Object.fromEntries([...parts.map(([name, c]) => [name, c.pid!]), ['watcher', watcher.pid!]]);
+  fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ dir, pids }));
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(parts.every(([, c]) => running(c.pid!)), 'the owner is alive: nothing is stopped');
+    owner.kill('SIGKILL');
+    await waitUntil('the watcher to stop the cluster', 15_000, async () => (parts.every(([, c]) => !running(c.pid!)) ? true : undefined));
+    await waitUntil('the watcher to exit and remove state.json', 5_000, async () => (!running(watcher.pid!) && !fs.existsSync(path.join(dir, 'state.json')) ? true : undefined));
+  } finally {
+    for (const c of [owner, watcher, ...parts.map(([, p]) => p)]) c.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -156,7 +178,7 @@ test('down stops every process and the API server no longer answers', async (t) 
   if (skip || !cluster) return t.skip(skip || 'no cluster');
   const c = cluster;
   const pids = Object.values(c.pids);
-  assert.equal(pids.length, 4);
+  assert.equal(pids.length, 5); // etcd, apiServer, controllerManager, node and the watcher
   // The binary behind DIR/bin/kubectl, and a copy of the admin kubeconfig: close() removes the directory.
   const weftKube = fs.realpathSync(path.join(c.dir, 'bin', 'kubectl'));
   const kubeconfig = path.join(path.dirname(c.dir), `${path.basename(c.dir)}.kubeconfig`);

@@ -78,7 +78,8 @@ process.once('exit', () => {
 export async function startKubeCluster(): Promise<KubeCluster | SkipReason> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-kube-'));
   open.add(dir);
-  const up = await clusterCommand('up', '--dir', dir, '--no-build');
+  // --owner-pid: a watcher stops the cluster if this process dies before close() (a killed test).
+  const up = await clusterCommand('up', '--dir', dir, '--no-build', '--owner-pid', String(process.pid));
   if (up.code !== 0) {
     await clusterCommand('down', '--dir', dir);
     open.delete(dir);
