@@ -135,6 +135,8 @@ test('the controller manager lists both pods in the Service\'s EndpointSlice onc
     return addrs.length === 2 ? addrs : undefined;
   });
   assert.deepEqual(ready, ['10.1.0.11', '10.1.0.12']);
+  const pods = await c.kubectl(['get', 'pods', '-n', 'shop', '--no-headers', '-o', 'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,IP:.status.podIP,READY:.status.containerStatuses[0].ready']);
+  assert.equal(pods.stdout.trim().replace(/ +/g, ' '), 'cart-a weft-node 10.1.0.11 true\ncart-b weft-node 10.1.0.12 true');
   t.diagnostic(`EndpointSlice ready ${Date.now() - started} ms after the status patches`);
 
   // Not ready any more: the controller marks the address not ready.
