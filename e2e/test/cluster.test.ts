@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,7 +23,7 @@ before(async () => {
   const c = await startKubeCluster();
   if (typeof c === 'string') {
     skip = c;
-    console.log(`# skipping test cluster tests: ${c}`);
+    console.log(`skipping test cluster tests: ${c}`);
   } else cluster = c;
 });
 after(() => cluster?.close());
@@ -39,19 +39,13 @@ metadata: {name: cart, namespace: shop}
 spec:
   selector: {app: cart}
   ports: [{name: http, port: 80, targetPort: 8080}]
----
+${['cart-a', 'cart-b'].map((name) => `---
 apiVersion: v1
 kind: Pod
-metadata: {name: cart-a, namespace: shop, labels: {app: cart}}
+metadata: {name: ${name}, namespace: shop, labels: {app: cart}}
 spec:
   containers: [{name: app, image: cart:1, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: cart-b, namespace: shop, labels: {app: cart}}
-spec:
-  containers: [{name: app, image: cart:1, ports: [{containerPort: 8080}]}]
-`;
+`).join('')}`;
 
 interface EndpointSliceList {
   items: { endpoints?: { addresses: string[]; conditions?: { ready?: boolean }; targetRef?: { name: string } }[] }[];
@@ -80,6 +74,28 @@ test('a state.json whose processes are gone is reported stale and cleaned by dow
     assert.equal(down.code, 0, down.stderr);
     assert.equal(fs.existsSync(path.join(dir, 'state.json')), false);
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('when the process that owns a cluster exits, its watcher stops every process of the cluster', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-kube-watch-'));
+  const owner = spawn('sleep', ['60'], { stdio: 'ignore' });
+  // Stand-ins for the components: idle processes that look like weft-kube of this directory.
+  fs.symlinkSync(process.execPath, path.join(dir, 'weft-kube'));
+  const parts = ['etcd', 'apiServer', 'controllerManager', 'node'].map((name) =>
+    [name, spawn(path.join(dir, 'weft-kube'), ['-e', 'setInterval(() => {}, 1000)', `${dir}/${name}`], { stdio: 'ignore' })] as const);
+  const watcher = spawn(process.execPath, [CLUSTER_SCRIPT, 'watch', '--dir', dir, '--owner-pid', String(owner.pid)], { stdio: 'ignore' });
+  const pids = Object.fromEntries([...parts.map(([name, c]) => [name, c.pid!]), ['watcher', watcher.pid!]]);
+  fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ dir, pids }));
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(parts.every(([, c]) => running(c.pid!)), 'the owner is alive: nothing is stopped');
+    owner.kill('SIGKILL');
+    await waitUntil('the watcher to stop the cluster', 15_000, async () => (parts.every(([, c]) => !running(c.pid!)) ? true : undefined));
+    await waitUntil('the watcher to exit and remove state.json', 5_000, async () => (!running(watcher.pid!) && !fs.existsSync(path.join(dir, 'state.json')) ? true : undefined));
+  } finally {
+    for (const c of [owner, watcher, ...parts.map(([, p]) => p)]) c.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -119,6 +135,8 @@ test('the controller manager lists both pods in the Service\'s EndpointSlice onc
     return addrs.length === 2 ? addrs : undefined;
   });
   assert.deepEqual(ready, ['10.1.0.11', '10.1.0.12']);
+  const pods = await c.kubectl(['get', 'pods', '-n', 'shop', '--no-headers', '-o', 'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,IP:.status.podIP,READY:.status.containerStatuses[0].ready']);
+  assert.equal(pods.stdout.trim().replace(/ +/g, ' '), 'cart-a weft-node 10.1.0.11 true\ncart-b weft-node 10.1.0.12 true');
   t.diagnostic(`EndpointSlice ready ${Date.now() - started} ms after the status patches`);
 
   // Not ready any more: the controller marks the address not ready.
@@ -162,7 +180,7 @@ test('down stops every process and the API server no longer answers', async (t) 
   if (skip || !cluster) return t.skip(skip || 'no cluster');
   const c = cluster;
   const pids = Object.values(c.pids);
-  assert.equal(pids.length, 4);
+  assert.equal(pids.length, 5); // etcd, apiServer, controllerManager, node and the watcher
   // The binary behind DIR/bin/kubectl, and a copy of the admin kubeconfig: close() removes the directory.
   const weftKube = fs.realpathSync(path.join(c.dir, 'bin', 'kubectl'));
   const kubeconfig = path.join(path.dirname(c.dir), `${path.basename(c.dir)}.kubeconfig`);

@@ -78,7 +78,8 @@ process.once('exit', () => {
 export async function startKubeCluster(): Promise<KubeCluster | SkipReason> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-kube-'));
   open.add(dir);
-  const up = await clusterCommand('up', '--dir', dir, '--no-build');
+  // --owner-pid: a watcher stops the cluster if this process dies before close() (a killed test).
+  const up = await clusterCommand('up', '--dir', dir, '--no-build', '--owner-pid', String(process.pid));
   if (up.code !== 0) {
     await clusterCommand('down', '--dir', dir);
     open.delete(dir);
@@ -144,11 +145,15 @@ export interface PodStatusOptions {
 
 /**
  * Sets a pod's status as a kubelet would, through the status subresource: phase, podIP(s),
- * hostIP (127.0.0.1) and the Ready conditions. Rejects with kubectl's message when it fails.
+ * hostIP (127.0.0.1), the Ready conditions and a running status for each container (so
+ * `kubectl get pods` shows READY 1/1). Rejects with kubectl's message when it fails.
  */
 export async function setPodStatus(cluster: KubeCluster, namespace: string, name: string, opts: PodStatusOptions): Promise<void> {
   const ready = (opts.ready ?? true) ? 'True' : 'False';
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const got = await cluster.kubectl(['get', 'pod', name, '-n', namespace, '-o', 'json']);
+  if (got.code !== 0) throw new Error(`reading pod ${namespace}/${name} failed: ${got.stderr.trim()}`);
+  const containers = (JSON.parse(got.stdout) as { spec: { containers: { name: string; image: string }[] } }).spec.containers;
   const condition = (type: string, status: string) => ({ type, status, lastTransitionTime: now });
   const patch = {
     status: {
@@ -162,6 +167,9 @@ export async function setPodStatus(cluster: KubeCluster, namespace: string, name
         condition('PodScheduled', 'True'), condition('Initialized', 'True'),
         condition('ContainersReady', ready), condition('Ready', ready),
       ],
+      containerStatuses: containers.map((c) => ({
+        name: c.name, image: c.image, imageID: '', ready: ready === 'True', started: true, restartCount: 0, state: { running: { startedAt: now } },
+      })),
     },
   };
   const r = await cluster.kubectl(['patch', 'pod', name, '-n', namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify(patch)]);
