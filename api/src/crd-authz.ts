@@ -129,6 +129,7 @@ export const AUTHORIZATION_POLICY_SPEC: Schema = s.object(
     targetRefs: s.list(s.anyObject(), { description: 'Not supported: refused (use selector).', maxItems: 16 }),
   },
   {
+    description: 'AuthorizationPolicy spec (docs/configuration.md, "AuthorizationPolicy").',
     rules: [
       { rule: '!has(self.provider)', message: 'CUSTOM authorization providers are not supported by this version' },
       { rule: '!has(self.targetRef) && !has(self.targetRefs)', message: 'targetRef: not supported by this version: select workloads with spec.selector.matchLabels' },
