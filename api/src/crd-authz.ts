@@ -13,8 +13,16 @@ import { LIMITS, selector } from './crd-fields';
 
 /** A value that is exact, `*`, `*suffix` or `prefix*`, whose bare part matches `bare`. */
 const wildcard = (bare: string): string => `^(\\*|\\*?${bare}|${bare}\\*)$`;
+/**
+ * A percent-escape a normalized path keeps: two upper-case hex digits, never `%00`, `/`, `\\` or
+ * an unreserved character (letters, digits, `-`, `.`, `_`, `~`), which normalization decodes.
+ */
+const ESCAPE = '%(0[1-9A-F]|1[0-9A-F]|2[0-9A-C]|3[A-F]|40|5[BDE]|60|7[BCDF]|[89A-F][0-9A-F])';
+/** A path character, and one that is not a dot. */
+const PCHAR = `([^/?#\\\\*%]|${ESCAPE})`;
+const PCHAR_NOT_DOT = `([^/.?#\\\\*%]|${ESCAPE})`;
 /** A path segment other than "", "." and ".." (those a normalized path never holds). */
-const SEGMENT = '([^/.?#\\\\*]|\\.[^/.?#\\\\*]|\\.\\.[^/?#\\\\*])[^/?#\\\\*]*';
+const SEGMENT = `(${PCHAR_NOT_DOT}|\\.${PCHAR_NOT_DOT}|\\.\\.${PCHAR})${PCHAR}*`;
 
 const PATTERNS = {
   principal: '^(\\*?[^*\\s,]*|[^*\\s,]+\\*)$',
@@ -22,7 +30,7 @@ const PATTERNS = {
   ipBlock: '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$',
   host: wildcard('[a-zA-Z0-9.\\-:\\[\\]_]+'),
   method: wildcard("[A-Z][A-Z0-9!#$%&'+.^_`|~-]*"),
-  /** `*suffix`, or a normalized path (no //, /./, /../, ?, #, \) optionally ending in `*`. */
+  /** `*suffix`, or a normalized path (no //, /./, /../, ?, #, \, decodable escapes) optionally ending in `*`. */
   path: `^(\\*[^*?]*|/(${SEGMENT}(/${SEGMENT})*/?)?\\*?)$`,
 } as const;
 
@@ -121,6 +129,7 @@ export const AUTHORIZATION_POLICY_SPEC: Schema = s.object(
     targetRefs: s.list(s.anyObject(), { description: 'Not supported: refused (use selector).', maxItems: 16 }),
   },
   {
+    description: 'AuthorizationPolicy spec (docs/configuration.md, "AuthorizationPolicy").',
     rules: [
       { rule: '!has(self.provider)', message: 'CUSTOM authorization providers are not supported by this version' },
       { rule: '!has(self.targetRef) && !has(self.targetRefs)', message: 'targetRef: not supported by this version: select workloads with spec.selector.matchLabels' },

@@ -27,6 +27,7 @@ export const PEER_AUTHENTICATION_SPEC: Schema = s.object(
     }),
   },
   {
+    description: 'PeerAuthentication spec (docs/configuration.md, "PeerAuthentication").',
     rules: [
       {
         rule: '!has(self.portLevelMtls) || size(self.portLevelMtls) == 0 || (has(self.selector) && has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0)',

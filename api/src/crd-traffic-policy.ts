@@ -62,6 +62,7 @@ const backend = s.object(
     weight: s.integer({ description: 'Relative weight, 0-100; 100 when the route has one backend.', minimum: 0, maximum: 100 }),
   },
   {
+    description: 'A subset of the target, or another Service.',
     rules: [
       { rule: celExactlyOne(['subset', 'service']), message: 'must set exactly one of subset, service' },
       { rule: '!has(self.port) || has(self.service)', message: 'port is only allowed with service' },
@@ -93,7 +94,7 @@ const retries = s.object(
     retryNonIdempotent: s.boolean({ description: 'Retry POST, PATCH, ... even after the upstream may have read them.' }),
     bufferLimitBytes: s.integer({ description: 'Request bytes kept for replay; a larger body is not retried.', minimum: 0, maximum: 0xffffffff }),
   },
-  { required: ['attempts'] },
+  { description: 'Absent: the default retries (docs/configuration.md, "Retries").', required: ['attempts'] },
 );
 
 const fault = s.object(
@@ -138,12 +139,12 @@ const route = s.object(
       { required: ['service'] },
     ),
   },
-  { required: ['name', 'backends'] },
+  { description: 'A route: its matches and where matching requests go.', required: ['name', 'backends'] },
 );
 
 const subset = s.object(
   { name: dnsLabel('Unique within the policy.'), labels: labels('The pods whose labels include all of these.', 1) },
-  { required: ['name', 'labels'] },
+  { description: 'A named group of the target\'s pods.', required: ['name', 'labels'] },
 );
 
 const nonNegative = (description: string): Schema => s.integer({ description, minimum: 0 });
@@ -156,7 +157,7 @@ export const TRAFFIC_POLICY_SPEC: Schema = s.object(
         kind: s.enum(['Service'], { description: 'Service.' }),
         name: dns1035Label('A Service of the policy\'s namespace.'),
       },
-      { required: ['kind', 'name'] },
+      { description: 'The Service this policy governs (calls to it, from every client in the mesh).', required: ['kind', 'name'] },
     ),
     subsets: s.list(subset, {
       description: 'Named groups of the target\'s pods.',
@@ -168,24 +169,25 @@ export const TRAFFIC_POLICY_SPEC: Schema = s.object(
       maxItems: LIMITS.routes,
       rules: [{ rule: 'self.all(x, self.exists_one(y, y.name == x.name))', message: 'route names must be unique' }],
     }),
-    loadBalancer: s.object({ algorithm: s.enum(LB_ALGORITHMS, { description: 'Default EWMA.' }) }),
+    loadBalancer: s.object({ algorithm: s.enum(LB_ALGORITHMS, { description: 'Default EWMA.' }) }, { description: 'How a backend\'s endpoint is picked.' }),
     connectionPool: s.object({
       maxConnections: nonNegative('0: Envoy\'s default (1024).'),
       maxPendingRequests: nonNegative('0: Envoy\'s default (1024).'),
       maxRequestsPerConnection: nonNegative('0: unlimited.'),
-    }),
+    }, { description: 'Circuit-breaker limits per upstream cluster.' }),
     outlierDetection: s.object({
       consecutive5xxErrors: nonNegative('Default 5; 0 turns ejection off.'),
       interval: duration('Default 10s.'),
       baseEjectionTime: duration('Default 30s.'),
       maxEjectionPercent: s.integer({ description: 'Default 10.', minimum: 0, maximum: 100 }),
-    }),
+    }, { description: 'Ejects endpoints that keep failing; absent: none.' }),
     retryBudget: s.object({
       percent: percent('Default 20.'),
       minRetriesPerSecond: nonNegative('Default 10.'),
-    }),
+    }, { description: 'Retries add at most this share of the requests of the last 10 s, plus a rate.' }),
   },
   {
+    description: 'TrafficPolicy spec (docs/configuration.md, "TrafficPolicy").',
     required: ['targetRef'],
     rules: [
       {
