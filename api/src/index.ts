@@ -13,3 +13,5 @@ export * from './spiffe';
 export * from './x509-der';
 export * from './x509-csr';
 export * from './x509-cert';
+export * from './node-flags';
+export { FieldChecker, isPlainObject } from './kube-parse-fields';
