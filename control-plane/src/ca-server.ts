@@ -15,7 +15,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '@weft/api';
 import { AdsServer } from './ads-server';
 import type { AdsHooks } from './ads-hooks';
-import type { CertificateAuthority } from './ca-authority';
+import { ipBytes, type CertificateAuthority } from './ca-authority';
 import { CertificateRefusal, type SigningService } from './ca-service';
 
 export const CA_SERVICE = 'weft.ca.v1.CertificateService';
@@ -133,16 +133,4 @@ export class CaServer {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
   }
-}
-
-function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  // IPv6: expand "::" and write 8 groups of 16 bits.
-  const [head, tail] = ip.includes('::') ? ip.split('::') as [string, string] : [ip, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g || '0', 16), i * 2));
-  return b;
 }

@@ -12,3 +12,13 @@ export { buildWorld } from './world';
 export type { IdentityOptions } from './control-plane';
 export { CertificateAuthority } from './ca-authority';
 export { tokenPath } from './token-files';
+// Sidecar injection and the admission webhooks (issue 8).
+export { DEFAULT_INJECTION_CONFIG, injectionConfigFromText, loadInjectionConfig, parseInjectionConfig } from './inject-config';
+export type { InjectionConfig } from './inject-config';
+export { InjectError, InjectionConfigError } from './inject-errors';
+export { injectPod } from './inject-pod';
+export type { InjectOutcome } from './inject-pod';
+export { createJsonPatch } from './inject-patch';
+export { injectManifests, ManifestInjectError } from './inject-manifests';
+export { DEFAULT_WEBHOOK_ADDRESS, WebhookServer } from './webhook-server';
+export type { ServingKeyPair, WebhookServerOptions } from './webhook-server';

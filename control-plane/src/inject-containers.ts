@@ -39,7 +39,7 @@ function resourcesJson(r: Resources): Obj {
 
 /** The sidecar container. `native`: an init container that keeps running (`restartPolicy: Always`). */
 export function proxyContainer(config: InjectionConfig, resources: Resources, appProbes: string | undefined, native: boolean): Obj {
-  const readyProbe = { httpGet: { path: READY_PATH, port: SIDECAR_HEALTH_PORT, scheme: 'HTTP' }, timeoutSeconds: 3 };
+  const readyProbe = (): Obj => ({ httpGet: { path: READY_PATH, port: SIDECAR_HEALTH_PORT, scheme: 'HTTP' }, timeoutSeconds: 3 });
   return {
     name: PROXY_CONTAINER,
     image: config.image,
@@ -62,8 +62,8 @@ export function proxyContainer(config: InjectionConfig, resources: Resources, ap
     resources: resourcesJson(resources),
     // Until the first config is applied the app must not start (native) and the pod is not ready;
     // 10 minutes of one-second tries, as Istio's native sidecar.
-    startupProbe: { ...readyProbe, periodSeconds: 1, failureThreshold: 600 },
-    readinessProbe: { ...readyProbe, periodSeconds: 15, failureThreshold: 4 },
+    startupProbe: { ...readyProbe(), periodSeconds: 1, failureThreshold: 600 },
+    readinessProbe: { ...readyProbe(), periodSeconds: 15, failureThreshold: 4 },
     securityContext: {
       runAsUser: config.proxyUid,
       runAsGroup: config.proxyUid,
