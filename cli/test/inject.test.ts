@@ -1,0 +1,141 @@
+/**
+ * `weft inject -f` as a user runs it (the built CLI as a child process): multi-document YAML in,
+ * pods and pod templates injected exactly as the webhook injects them, other documents byte for
+ * byte; stdin; --injection-config; one clear line and a non-zero exit for bad input.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { DEFAULT_INJECTION_CONFIG, injectPod } from '@weft/control-plane';
+
+const MAIN = join(__dirname, '..', 'src', 'main.js');
+const FIXTURES = join(__dirname, '..', '..', '..', 'control-plane', 'test', 'fixtures', 'admission');
+
+function weft(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const SERVICE = `# the Service stays exactly as written, comments and flow style included
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+`;
+const DEPLOYMENT = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:1.4.2
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /ready, port: http}}
+`;
+const CRONJOB = `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: shop}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata:
+          annotations: {sidecar.weft.dev/proxyCPU: 100m}
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: report, image: registry.example/report:1}]
+`;
+const OPTED_OUT = `apiVersion: v1
+kind: Pod
+metadata: {name: debug, namespace: shop, annotations: {weft.dev/inject: "false"}}
+spec: {containers: [{name: sh, image: busybox}]}
+`;
+
+describe('weft inject -f', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-inject-cli-'));
+  const file = join(dir, 'app.yaml');
+  writeFileSync(file, [SERVICE, DEPLOYMENT, CRONJOB, OPTED_OUT].join('---\n'));
+
+  it('injects every pod template as the webhook would and copies other documents byte for byte', () => {
+    const r = weft(['inject', '-f', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.startsWith(SERVICE + '---\n'), 'the Service document is unchanged');
+    assert.ok(r.stdout.endsWith('---\n' + OPTED_OUT), 'the opted-out pod is unchanged');
+    assert.match(r.stderr, /^weft inject: .*app\.yaml: document 4 \(Pod shop\/debug\) left as it is: opted out: annotation weft\.dev\/inject: "false"\n$/);
+    const docs = parseAllDocuments(r.stdout) as ReturnType<typeof parseAllDocuments> & unknown[];
+    assert.equal(docs.length, 4);
+    const deployment = (docs[1] as any).toJS();
+    const input = (parseAllDocuments(DEPLOYMENT) as any)[0].toJS();
+    const expected = injectPod(input.spec.template, 'shop', DEFAULT_INJECTION_CONFIG);
+    assert.equal(expected.kind, 'injected');
+    assert.deepEqual(deployment.spec.template, JSON.parse(JSON.stringify((expected as any).pod)), 'the same function as the webhook');
+    assert.deepEqual(deployment.spec.template.spec.initContainers.map((c: any) => c.name), ['weft-init', 'weft-proxy']);
+    assert.equal(deployment.spec.template.spec.containers[0].readinessProbe.httpGet.path, '/app-health/web/readyz');
+    const cron = (docs[2] as any).toJS();
+    const tpl = cron.spec.jobTemplate.spec.template;
+    assert.equal(tpl.spec.initContainers[1].restartPolicy, 'Always', 'a native sidecar, so the Job completes');
+    assert.equal(tpl.spec.initContainers[1].resources.requests.cpu, '100m', 'the annotation overrides the CPU request');
+    assert.doesNotMatch(r.stdout, /[&*]a\d+\b/, 'no YAML anchors or aliases in the output');
+  });
+
+  it('reads stdin with -f -, and injecting the output again changes nothing', () => {
+    const once = weft(['inject', '-f', '-'], readFileSync(file, 'utf8'));
+    assert.equal(once.code, 0, once.stderr);
+    const twice = weft(['inject', '-f', '-'], once.stdout);
+    assert.equal(twice.code, 0, twice.stderr);
+    assert.equal(twice.stdout, once.stdout);
+    assert.match(twice.stderr, /document 2 \(Deployment shop\/web\) left as it is: already injected/);
+  });
+
+  it('gives the pod of a recorded AdmissionReview the same result as the webhook golden file', () => {
+    const review = JSON.parse(readFileSync(join(FIXTURES, 'pod-job.request.json'), 'utf8'));
+    const r = weft(['inject', '-f', '-'], JSON.stringify(review.request.object));
+    assert.equal(r.code, 0, r.stderr);
+    const golden = (parseAllDocuments(readFileSync(join(FIXTURES, 'pod-job.pod.yaml'), 'utf8')) as any)[0].toJS();
+    assert.deepEqual((parseAllDocuments(r.stdout) as any)[0].toJS(), golden);
+  });
+
+  it('uses --injection-config', () => {
+    const cfg = join(dir, 'config.yaml');
+    writeFileSync(cfg, 'image: registry.local/weft:dev\nnativeSidecar: false\n');
+    const r = weft(['inject', '-f', file, '--injection-config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const deployment = (parseAllDocuments(r.stdout) as any)[1].toJS();
+    assert.deepEqual(deployment.spec.template.spec.containers.map((c: any) => [c.name, c.image]), [['weft-proxy', 'registry.local/weft:dev'], ['web', 'registry.example/web:1.4.2']]);
+  });
+
+  it('invalid YAML: one line with where it is, exit 1, nothing on stdout', () => {
+    const r = weft(['inject', '-f', '-'], 'apiVersion: v1\nkind: Pod\nspec: {containers: [\n');
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^weft inject: stdin: line \d+, column \d+: .+\n$/);
+  });
+
+  it('a bad injector annotation, a missing file and a bad config each give one line and a non-zero exit', () => {
+    const bad = weft(['inject', '-f', '-'], 'apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {traffic.weft.dev/excludeOutboundPorts: "http"}}\nspec: {containers: [{name: a, image: x}]}\n');
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stdout, '');
+    assert.equal(bad.stderr, 'weft inject: stdin: document 1 (Pod default/p): injection refused: annotation traffic.weft.dev/excludeOutboundPorts: "http" is not a port (1-65535)\n');
+    const missing = weft(['inject', '-f', join(dir, 'nope.yaml')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^weft inject: -f .*nope\.yaml: no such file/);
+    const cfg = join(dir, 'bad-config.yaml');
+    writeFileSync(cfg, 'nativeSidecar: maybe\nproxyUid: root\n');
+    const badCfg = weft(['inject', '-f', file, '--injection-config', cfg]);
+    assert.equal(badCfg.code, 2);
+    assert.equal(badCfg.stdout, '');
+    assert.match(badCfg.stderr, /^weft inject: .*bad-config\.yaml: nativeSidecar: must be true or false \(and 1 more\)\nweft inject: proxyUid: must be an integer/);
+    const noFile = weft(['inject']);
+    assert.equal(noFile.code, 2);
+    assert.match(noFile.stderr, /-f FILE is required/);
+  });
+});
