@@ -22,3 +22,5 @@ export { createJsonPatch } from './inject-patch';
 export { injectManifests, ManifestInjectError } from './inject-manifests';
 export { DEFAULT_WEBHOOK_ADDRESS, WebhookServer } from './webhook-server';
 export type { ServingKeyPair, WebhookServerOptions } from './webhook-server';
+export { ServingCertificate, servingNamesFor } from './ca-serving-cert';
+export type { ServingPair } from './ca-serving-cert';

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '@weft/api';
 import * as prom from 'prom-client';
 import { CertificateAuthority } from '../src/ca-authority';
+import { ServingCertificate, servingNamesFor } from '../src/ca-serving-cert';
 import { FileCaStore } from '../src/ca-store-files';
 import { DEFAULT_INJECTION_CONFIG } from '../src/inject-config';
 import { WebhookServer, type ServingKeyPair } from '../src/webhook-server';
@@ -163,6 +164,30 @@ describe('webhook server over HTTPS', () => {
     assert.equal(still.serial.toLowerCase(), renewed.serialHex.toLowerCase());
     assert.ok(lines.some((l) => l.level === 'error' && /does not load/.test(String(l.msg))));
     pair = { key: renewed.keyPem, cert: renewed.chainPem };
+  });
+
+  it('with a ServingCertificate as provider, a root rotation reaches the next connection', async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), 'weft-webhook-rot-'));
+    const ca2 = await CertificateAuthority.open({ store: new FileCaStore(dir2), log: silentLogger });
+    const serving = new ServingCertificate(ca2, servingNamesFor('127.0.0.1:0', DNS), silentLogger);
+    const other = new WebhookServer({ address: '127.0.0.1:0', tls: () => serving.current(), injection: DEFAULT_INJECTION_CONFIG, metrics: new prom.Registry(), log: silentLogger });
+    try {
+      const port = await other.listen();
+      const oldRoot = ca2.rootPem();
+      const first = await call(port, oldRoot, 'GET', '/healthz');
+      assert.equal(first.serial.toLowerCase(), serving.current().serialHex.toLowerCase());
+      await ca2.rotateRoot();
+      assert.notEqual(ca2.rootPem(), oldRoot);
+      const second = await call(port, ca2.rootPem(), 'GET', '/healthz');
+      assert.equal(second.status, 200, 'the new certificate verifies against the new root');
+      assert.equal(second.serial.toLowerCase(), serving.current().serialHex.toLowerCase());
+      assert.notEqual(second.serial, first.serial);
+      await assert.rejects(call(port, oldRoot, 'GET', '/healthz'), /certificate/i, 'a client trusting only the old root no longer verifies it');
+    } finally {
+      serving.close();
+      await other.close();
+      ca2.close();
+    }
   });
 
   it('close() is idempotent and stops accepting', async () => {
