@@ -16,11 +16,6 @@ export class InjectionConfigError extends InjectError {
   }
 }
 
-/** A pod cannot be injected as asked: an annotation of the injector has a bad value. The pod is refused, not injected half-way. */
-export class InjectionRefusal extends InjectError {
-  override readonly code = 'INJECTION_REFUSED';
-}
-
 /** An admission request body that is not an AdmissionReview v1 (answered 400). */
 export class AdmissionBodyError extends InjectError {
   override readonly code = 'ADMISSION_BODY_INVALID';
