@@ -139,3 +139,19 @@ describe('weft inject -f', () => {
     assert.match(noFile.stderr, /-f FILE is required/);
   });
 });
+
+describe('weft control-plane --webhook-address / --injection-config', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cp-webhook-'));
+  it('refuses bad combinations and a bad InjectionConfig with one line each, exit 2, before starting anything', () => {
+    const alone = weft(['control-plane', '--manifests', dir, '--injection-config', join(dir, 'c.yaml')]);
+    assert.equal(alone.code, 2);
+    assert.match(alone.stderr, /^weft control-plane: --injection-config needs --webhook-address/);
+    const noCa = weft(['control-plane', '--manifests', dir, '--no-ca', '--webhook-address', '127.0.0.1:0']);
+    assert.equal(noCa.code, 2);
+    assert.match(noCa.stderr, /^weft control-plane: --webhook-address cannot be combined with --no-ca/);
+    writeFileSync(join(dir, 'c.yaml'), 'capture: {inboundPorts: "80,http"}\nimage: 7\n');
+    const bad = weft(['control-plane', '--manifests', dir, '--webhook-address', '127.0.0.1:0', '--injection-config', join(dir, 'c.yaml'), '--data-dir', join(tmpdir(), 'weft-cp-webhook-data')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^weft control-plane: .*c\.yaml: image: must be a string \(and 1 more\)\nweft control-plane: capture\.inboundPorts: "http" is not a port/);
+  });
+});

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '@weft/api';
 import * as prom from 'prom-client';
 import { CertificateAuthority } from '../src/ca-authority';
+import { startControlPlane } from '../src/control-plane';
 import { ServingCertificate, servingNamesFor } from '../src/ca-serving-cert';
 import { FileCaStore } from '../src/ca-store-files';
 import { DEFAULT_INJECTION_CONFIG } from '../src/inject-config';
@@ -197,5 +198,39 @@ describe('webhook server over HTTPS', () => {
     await Promise.all([other.close(), other.close()]);
     other.destroy();
     await assert.rejects(call(port, ca.rootPem(), 'GET', '/healthz'), /ECONNREFUSED/);
+  });
+});
+
+describe('weft control-plane --webhook-address (startControlPlane with webhooks)', () => {
+  it('serves /inject with a certificate from its own CA that names the control plane Service', async () => {
+    const manifests = mkdtempSync(join(tmpdir(), 'weft-webhook-m-'));
+    const dataDir = mkdtempSync(join(tmpdir(), 'weft-webhook-d-'));
+    const cp = await startControlPlane({
+      manifestsDir: manifests, xdsAddress: '127.0.0.1:0', debugAddress: '127.0.0.1:0', debounceMs: 10, log: silentLogger,
+      identity: { dataDir, caAddress: '127.0.0.1:0' },
+      webhooks: { address: '127.0.0.1:0', injection: DEFAULT_INJECTION_CONFIG, namespace: 'mesh' },
+    });
+    try {
+      assert.ok(cp.webhookPort! > 0);
+      const review = readFixture('pod-job.request.json');
+      const r = await call(cp.webhookPort!, cp.ca!.rootPem(), 'POST', '/inject', JSON.stringify(review));
+      assert.equal(r.status, 200);
+      assert.equal(JSON.parse(r.body).response.patchType, 'JSONPatch');
+      const peer = await new Promise<X509Certificate>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: cp.webhookPort!, path: '/healthz', ca: cp.ca!.rootPem(), agent: false }, (res) => {
+          resolve(new X509Certificate((res.socket as TLSSocket).getPeerX509Certificate()!.raw));
+          res.resume();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.match(peer.subjectAltName ?? '', /DNS:weft-control-plane\.mesh\.svc, DNS:weft-control-plane\.mesh\.svc\.cluster\.local/);
+      const metrics = await (await fetch(`http://127.0.0.1:${cp.debugPort}/metrics`)).text();
+      assert.match(metrics, /weft_webhook_requests_total\{webhook="inject",result="injected"\} 1/, 'on the control plane\'s /metrics');
+    } finally {
+      await cp.close();
+    }
+    await assert.rejects(startControlPlane({ manifestsDir: manifests, xdsAddress: '127.0.0.1:0', debugAddress: '127.0.0.1:0', log: silentLogger, webhooks: { address: '127.0.0.1:0', injection: DEFAULT_INJECTION_CONFIG } }),
+      /the admission webhooks need identity/);
   });
 });
