@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_INJECTION_CONFIG, injectPod } from '@weft/control-plane';
+import { sidecarOptionsFromEnv } from '@weft/sidecar';
 
 const MAIN = join(__dirname, '..', 'src', 'main.js');
 const FIXTURES = join(__dirname, '..', '..', '..', 'control-plane', 'test', 'fixtures', 'admission');
@@ -153,5 +154,46 @@ describe('weft control-plane --webhook-address / --injection-config', () => {
     const bad = weft(['control-plane', '--manifests', dir, '--webhook-address', '127.0.0.1:0', '--injection-config', join(dir, 'c.yaml'), '--data-dir', join(tmpdir(), 'weft-cp-webhook-data')]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^weft control-plane: .*c\.yaml: image: must be a string \(and 1 more\)\nweft control-plane: capture\.inboundPorts: "http" is not a port/);
+  });
+});
+
+describe('what the injector writes is what the weft commands accept', () => {
+  const POD = {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: 'web-1', namespace: 'shop', annotations: { 'traffic.weft.dev/includeInboundPorts': '8080', 'traffic.weft.dev/excludeOutboundIPRanges': '10.96.0.1,169.254.0.0/16', 'traffic.weft.dev/excludeOutboundPorts': '5432' } },
+    spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'x', ports: [{ name: 'http', containerPort: 8080 }], livenessProbe: { httpGet: { path: '/live', port: 'http' } } }] },
+  };
+  const out = injectPod(POD, 'shop', DEFAULT_INJECTION_CONFIG) as { kind: string; pod: any };
+
+  it('weft-init: weft capture-init takes its arguments (checked with --dry-run)', () => {
+    assert.equal(out.kind, 'injected');
+    const init = out.pod.spec.initContainers[0];
+    assert.deepEqual(init.command.slice(1), ['/opt/weft/cli/dist/src/main.js', 'capture-init']);
+    const r = weft(['capture-init', ...init.args, '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\*nat$/m);
+    assert.match(r.stdout, /-d 10\.96\.0\.1(\/32)? -j RETURN/);
+    assert.match(r.stdout, /--dport 5432 -j RETURN/);
+    assert.match(r.stdout, /--uid-owner 1337 -j RETURN/);
+    assert.match(r.stdout, /--dport 8080 -j WEFT_IN_REDIRECT/, 'includeInboundPorts "8080" captures that port');
+  });
+
+  it('weft-proxy: its environment, with the downward API filled in as the kubelet would, is a valid sidecar configuration', () => {
+    const proxy = out.pod.spec.initContainers[1];
+    const downward: Record<string, string> = { 'metadata.name': 'web-1', 'metadata.namespace': 'shop', 'status.podIP': '10.0.0.7', 'spec.serviceAccountName': 'web' };
+    const env = Object.fromEntries(proxy.env.map((e: any) => [e.name, e.value ?? downward[e.valueFrom.fieldRef.fieldPath]]));
+    const r = sidecarOptionsFromEnv(env);
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.options!.podIp, '10.0.0.7');
+    assert.equal(r.options!.serviceAccount, 'web');
+    assert.equal(r.options!.capture, true);
+    assert.deepEqual(r.options!.identity, { tokenPath: '/var/run/secrets/tokens/weft-token', rootCertPath: '/var/run/weft/ca/root-cert.pem', caAddress: 'weft-control-plane.weft-system.svc:15012' });
+    assert.ok(r.options!.appProbes, 'the rewritten probe is handed over');
+    const mounts = Object.fromEntries(proxy.volumeMounts.map((m: any) => [m.name, m.mountPath]));
+    assert.ok(env.WEFT_TOKEN_PATH.startsWith(mounts['weft-token'] + '/'), 'the token path is inside the token volume');
+    assert.ok(env.WEFT_CA_ROOT_CERT.startsWith(mounts['weft-root-ca'] + '/'), 'the root path is inside the ConfigMap volume');
+    const help = weft(['sidecar', '--help']);
+    assert.match(help.stdout, /--drain-timeout/, 'the sidecar takes the --drain-timeout the injector passes');
+    assert.deepEqual(proxy.args, ['--drain-timeout', '5000']);
   });
 });

@@ -8,10 +8,10 @@
 import { isIP } from 'node:net';
 
 export interface CaptureSettings {
-  /** `*` (all), `` (none) or `80,443`. */
+  /** `*` (all) or `80,443`. */
   readonly inboundPorts: string;
   readonly excludeInboundPorts: string;
-  /** `*` (all), `` (none) or `10.0.0.0/8,192.168.1.1`. */
+  /** `*` (all) or `10.0.0.0/8,192.168.1.1`. */
   readonly outboundCidrs: string;
   readonly excludeOutboundCidrs: string;
   readonly excludeOutboundPorts: string;
@@ -39,7 +39,9 @@ export const CAPTURE_FIELDS: readonly { readonly key: keyof CaptureSettings; rea
 export function checkCaptureValue(value: string, kind: Kind, star: boolean): { value: string } | { error: string } {
   const v = value.trim();
   if (v === '*') return star ? { value: v } : { error: '"*" is not allowed here (exclusions are explicit)' };
-  if (v === '') return { value: '' };
+  // `weft capture-init` has no way to say "capture none" (an empty flag value is a usage error);
+  // an empty include would silently mean "all", so it is refused here.
+  if (v === '') return star ? { error: 'must be "*" or a list (capturing nothing is not supported: exclude ports or ranges instead)' } : { value: '' };
   const items = v.split(',').map((s) => s.trim());
   for (const item of items) {
     const why = kind === 'ports' ? portError(item) : cidrError(item);

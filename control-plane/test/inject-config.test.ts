@@ -42,6 +42,7 @@ describe('InjectionConfig', () => {
     ['a string boolean', { nativeSidecar: 'yes' }, /^nativeSidecar: must be true or false$/],
     ['a bad quantity', { initResources: { limits: { memory: '64 MB' } } }, /^initResources\.limits\.memory: "64 MB" is not a Kubernetes quantity/],
     ['a bad capture port', { capture: { excludeInboundPorts: '22,0' } }, /^capture\.excludeInboundPorts: "0" is not a port/],
+    ['an empty include (capture-init cannot capture nothing)', { capture: { inboundPorts: '' } }, /^capture\.inboundPorts: must be "\*" or a list/],
     ['a star exclusion', { capture: { excludeOutboundCidrs: '*' } }, /^capture\.excludeOutboundCidrs: "\*" is not allowed/],
     ['an IPv6 CIDR', { capture: { outboundCidrs: 'fd00::/8' } }, /^capture\.outboundCidrs: "fd00::\/8" is not an IPv4 address or CIDR/],
     ['a bad log level', { logLevel: 'verbose' }, /^logLevel: must be one of debug, info, warn, error, silent$/],
