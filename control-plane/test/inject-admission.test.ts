@@ -131,6 +131,16 @@ describe('POST /inject on AdmissionReview v1 requests (golden)', () => {
     assert.deepEqual(probes['/app-health/web/startupz'], { grpc: { port: 9090, service: '' }, timeoutSeconds: 1 });
   });
 
+  it('a probe that cannot be rewritten is left as it is, with a warning kubectl shows', () => {
+    const r = readFixture('pod-deployment.request.json');
+    r.request.object.spec.containers[0].livenessProbe = { httpGet: { path: '/live', port: 'admin', scheme: 'HTTP' }, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 };
+    const res = reviewInject(parseAdmissionReview(JSON.stringify(r)), DEFAULT_INJECTION_CONFIG).review.response;
+    assert.equal(res.allowed, true);
+    assert.deepEqual(res.warnings, ['weft injection: container web livenessProbe: port "admin" is not a port of the container; probe left unchanged']);
+    const pod = patchedPod(r, res);
+    assert.deepEqual(pod.spec.containers[0].livenessProbe.httpGet, { path: '/live', port: 'admin', scheme: 'HTTP' });
+  });
+
   it('a bad injector annotation refuses the pod, naming each annotation', () => {
     const r = readFixture('pod-bad-annotation.request.json');
     const res = reviewInject(parseAdmissionReview(JSON.stringify(r)), DEFAULT_INJECTION_CONFIG).review.response;
