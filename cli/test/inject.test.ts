@@ -105,6 +105,15 @@ describe('weft inject -f', () => {
     assert.deepEqual((parseAllDocuments(r.stdout) as any)[0].toJS(), golden);
   });
 
+  it('injects the items of a v1 List, as kubectl get -o yaml prints several objects', () => {
+    const list = { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '' }, items: [(parseAllDocuments(DEPLOYMENT) as any)[0].toJS(), (parseAllDocuments(SERVICE) as any)[0].toJS()] };
+    const r = weft(['inject', '-f', '-'], JSON.stringify(list));
+    assert.equal(r.code, 0, r.stderr);
+    const out = (parseAllDocuments(r.stdout) as any)[0].toJS();
+    assert.deepEqual(out.items[0].spec.template.spec.initContainers.map((c: any) => c.name), ['weft-init', 'weft-proxy']);
+    assert.deepEqual(out.items[1], list.items[1], 'the Service item is unchanged');
+  });
+
   it('uses --injection-config', () => {
     const cfg = join(dir, 'config.yaml');
     writeFileSync(cfg, 'image: registry.local/weft:dev\nnativeSidecar: false\n');

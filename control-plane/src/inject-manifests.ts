@@ -4,7 +4,8 @@
  * injected (other kinds, opted-out, already injected) are copied byte for byte, comments and all;
  * an injected document is written anew (its comments are lost). Pod templates are found where
  * the workload kinds keep them: `spec.template` (Deployment, StatefulSet, DaemonSet, ReplicaSet,
- * Job, ReplicationController) and `spec.jobTemplate.spec.template` (CronJob).
+ * Job, ReplicationController) and `spec.jobTemplate.spec.template` (CronJob); the items of a `v1`
+ * `List` (what `kubectl get -o yaml` prints for several objects) are injected one by one.
  */
 import { parseAllDocuments, stringify } from 'yaml';
 import type { InjectionConfig } from './inject-config';
@@ -81,6 +82,16 @@ export function injectManifests(text: string, config: InjectionConfig): { output
 function injectDocument(raw: unknown, index: number, config: InjectionConfig, reports: DocumentReport[]): Obj | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
   const doc = raw as Obj;
+  // `kubectl get -o yaml` of several objects: a v1 List whose items are injected one by one.
+  if (doc.apiVersion === 'v1' && doc.kind === 'List' && Array.isArray(doc.items)) {
+    let changed = false;
+    const items = doc.items.map((item: unknown) => {
+      const injected = injectDocument(item, index, config, reports);
+      changed ||= injected !== undefined;
+      return injected ?? item;
+    });
+    return changed ? { ...doc, items } : undefined;
+  }
   const meta: Obj = doc.metadata ?? {};
   const object = `${doc.kind ?? '?'} ${meta.namespace ?? 'default'}/${meta.name ?? meta.generateName ?? '?'}`;
   const path = TEMPLATE_PATHS[`${doc.apiVersion}/${doc.kind}`];
