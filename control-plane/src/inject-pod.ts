@@ -55,6 +55,8 @@ export function injectPod(pod: Obj, namespace: string, config: InjectionConfig):
   const annotations: Record<string, unknown> = pod.metadata?.annotations ?? {};
   const spec: Obj | undefined = pod.spec;
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return { kind: 'refused', reason: 'the pod has no spec' };
+  const shape = shapeError(pod, spec);
+  if (shape) return { kind: 'refused', reason: shape };
   if (annotations[INJECT_ANNOTATION] === 'false') return { kind: 'skipped', reason: `opted out: annotation ${INJECT_ANNOTATION}: "false"` };
   const all = [...(spec.initContainers ?? []), ...(spec.containers ?? [])] as Obj[];
   if (annotations[STATUS_ANNOTATION] !== undefined || all.some((c) => c?.name === PROXY_CONTAINER)) {
@@ -93,6 +95,22 @@ export function injectPod(pod: Obj, namespace: string, config: InjectionConfig):
     spec: newSpec,
   };
   return { kind: 'injected', pod: injected, status, warnings: probes.problems };
+}
+
+/** What the API server guarantees and `weft inject` input may lack: lists where lists belong, objects in them. */
+function shapeError(pod: Obj, spec: Obj): string | undefined {
+  const meta = pod.metadata;
+  if (meta !== undefined && meta !== null && (typeof meta !== 'object' || Array.isArray(meta))) return 'metadata must be an object';
+  const ann = meta?.annotations;
+  if (ann !== undefined && ann !== null && (typeof ann !== 'object' || Array.isArray(ann))) return 'metadata.annotations must be an object';
+  for (const field of ['containers', 'initContainers', 'volumes'] as const) {
+    const v = spec[field];
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v)) return `spec.${field} must be a list`;
+    const bad = v.findIndex((x) => typeof x !== 'object' || x === null || Array.isArray(x));
+    if (bad >= 0) return `spec.${field}[${bad}] must be an object`;
+  }
+  return undefined;
 }
 
 function captureFor(annotations: Record<string, unknown>, base: CaptureSettings, problems: string[]): CaptureSettings {

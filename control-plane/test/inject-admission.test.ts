@@ -141,6 +141,26 @@ describe('POST /inject on AdmissionReview v1 requests (golden)', () => {
     assert.deepEqual(pod.spec.containers[0].livenessProbe.httpGet, { path: '/live', port: 'admin', scheme: 'HTTP' });
   });
 
+  it('a malformed pod is refused with the field, never a crash', () => {
+    const cases: [unknown, RegExp][] = [
+      [{ metadata: { name: 'p' } }, /the pod has no spec/],
+      [{ metadata: 'x', spec: { containers: [] } }, /metadata must be an object/],
+      [{ metadata: { annotations: ['a'] }, spec: { containers: [] } }, /metadata\.annotations must be an object/],
+      [{ spec: { containers: { name: 'a' } } }, /spec\.containers must be a list/],
+      [{ spec: { containers: [{ name: 'a' }], initContainers: [null] } }, /spec\.initContainers\[0\] must be an object/],
+      [{ spec: { containers: [{ name: 'a' }], volumes: 'v' } }, /spec\.volumes must be a list/],
+    ];
+    for (const [pod, reason] of cases) {
+      const out = injectPod(pod as Record<string, unknown>, 'shop', DEFAULT_INJECTION_CONFIG);
+      assert.equal(out.kind, 'refused', JSON.stringify(pod));
+      assert.match((out as { reason: string }).reason, reason);
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'shop', object: pod } };
+      const res = reviewInject(parseAdmissionReview(JSON.stringify(review)), DEFAULT_INJECTION_CONFIG).review.response;
+      assert.equal(res.allowed, false);
+      assert.match(res.status.message, reason);
+    }
+  });
+
   it('a bad injector annotation refuses the pod, naming each annotation', () => {
     const r = readFixture('pod-bad-annotation.request.json');
     const res = reviewInject(parseAdmissionReview(JSON.stringify(r)), DEFAULT_INJECTION_CONFIG).review.response;
