@@ -55,7 +55,8 @@ export class WebhookServer {
   constructor(private readonly opts: WebhookServerOptions) {
     this.current = opts.tls();
     const timeout = opts.requestTimeoutMs ?? 10_000;
-    this.server = createServer({ key: this.current.key, cert: this.current.cert, minVersion: 'TLSv1.2' }, (req, res) => this.handle(req, res));
+    // The request deadline is enforced by a sweep every `connectionsCheckingInterval` (Node's default, 30 s, would let a stalled request outlive it threefold).
+    this.server = createServer({ key: this.current.key, cert: this.current.cert, minVersion: 'TLSv1.2', connectionsCheckingInterval: Math.min(1000, timeout) }, (req, res) => this.handle(req, res));
     this.server.requestTimeout = timeout;
     this.server.headersTimeout = Math.min(timeout, 10_000);
     this.server.keepAliveTimeout = 30_000;

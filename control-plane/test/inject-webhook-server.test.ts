@@ -191,6 +191,26 @@ describe('webhook server over HTTPS', () => {
     }
   });
 
+  it('a request that does not finish within the deadline gets 408 and its connection closed', async () => {
+    const slow = new WebhookServer({ address: '127.0.0.1:0', tls: () => pair, injection: DEFAULT_INJECTION_CONFIG, metrics: new prom.Registry(), log: silentLogger, requestTimeoutMs: 500 });
+    const port = await slow.listen();
+    try {
+      const started = Date.now();
+      const status = await new Promise<number | string>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/inject', ca: ca.rootPem(), agent: false, headers: { 'content-length': '100' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        req.write('{"apiVersion":'); // and never the rest
+      });
+      assert.ok(status === 408 || status === 'ECONNRESET', `got ${status}`);
+      assert.ok(Date.now() - started < 5000, 'ended by the server, well before any client timeout');
+    } finally {
+      slow.destroy();
+    }
+  });
+
   it('close() is idempotent and stops accepting', async () => {
     const other = new WebhookServer({ address: '127.0.0.1:0', tls: () => pair, injection: DEFAULT_INJECTION_CONFIG, metrics: new prom.Registry(), log: silentLogger });
     const port = await other.listen();
