@@ -14,3 +14,5 @@ export * from './x509-der';
 export * from './x509-csr';
 export * from './x509-cert';
 export * from './crd-define';
+export * from './node-flags';
+export { FieldChecker, isPlainObject } from './kube-parse-fields';

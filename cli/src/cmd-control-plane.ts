@@ -141,6 +141,25 @@ async function loadKubeClient(
   }
 }
 
+/** The admission webhooks (--webhook-address, --injection-config): off unless an address is given; they need the CA. */
+async function webhookOptions(args: ParsedArgs, identity: boolean) {
+  const address = stringFlag(args, 'webhook-address');
+  const configFile = stringFlag(args, 'injection-config');
+  if (address === undefined) {
+    if (configFile !== undefined) throw new UsageError('--injection-config needs --webhook-address (the injector runs in the webhook server)');
+    return undefined;
+  }
+  if (!identity) throw new UsageError('--webhook-address cannot be combined with --no-ca: the webhooks\' certificate comes from the CA');
+  const { DEFAULT_INJECTION_CONFIG, InjectionConfigError, loadInjectionConfig } = await import('@weft/control-plane');
+  try {
+    const injection = configFile !== undefined ? await loadInjectionConfig(configFile) : DEFAULT_INJECTION_CONFIG;
+    return { address: parseHostPort(address, '--webhook-address'), injection };
+  } catch (e) {
+    if (e instanceof InjectionConfigError) throw new UsageError(e.message, { more: e.problems.slice(1) });
+    throw e;
+  }
+}
+
 async function run(args: ParsedArgs): Promise<number> {
   const manifests = stringFlag(args, 'manifests');
   const kubeconfig = stringFlag(args, 'kubeconfig');
@@ -167,6 +186,7 @@ async function run(args: ParsedArgs): Promise<number> {
     throw new UsageError(`--root-namespace: "${rootNamespace}" is not a namespace name (a DNS label)`);
   }
   const tracing = tracingOptions(args) ?? mesh.tracing;
+  const webhooks = await webhookOptions(args, identity !== undefined);
   const log = createLogger({ component: 'control-plane' });
 
   return serveUntilStopped(
@@ -180,7 +200,7 @@ async function run(args: ParsedArgs): Promise<number> {
           ...(kube.leaderElect ? {} : { leaderElection: false as const }), ...(mesh.defaultReach ? { defaultReach: mesh.defaultReach } : {}),
         } }
         : { manifestsDir: dir! };
-      const cp = await startControlPlane({ ...source, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}), ...(tracing ? { tracing } : {}) });
+      const cp = await startControlPlane({ ...source, xdsAddress, debugAddress, identity, log, ...(rootNamespace ? { rootNamespace } : {}), ...(tracing ? { tracing } : {}), ...(webhooks ? { webhooks } : {}) });
       log.info('control plane serving', { ...(dir ? { manifests: dir } : { namespace: kube?.namespace }), xdsPort: cp.xdsPort, debugPort: cp.debugPort, ...(cp.caPort !== undefined ? { caPort: cp.caPort, dataDir: identity?.dataDir } : {}) });
       return cp;
     },
@@ -193,7 +213,7 @@ export const controlPlaneCommand: Command = {
   summary: 'run the control plane (--manifests DIR, --kubeconfig FILE or --in-cluster)',
   usage: 'weft control-plane (--manifests DIR | --kubeconfig FILE | --in-cluster) [--namespace NS] [--no-leader-elect] [--xds-address HOST:PORT] [--debug-address HOST:PORT] [--data-dir DIR] [--ca-address HOST:PORT]\n' +
     '                         [--ca-cert FILE --ca-key FILE [--ca-chain FILE]] [--rotate-root] [--cert-ttl DURATION] [--root-overlap DURATION] [--no-ca]\n' +
-    '                         [--tracing-endpoint URL [--tracing-sampling PERCENT]]',
+    '                         [--tracing-endpoint URL [--tracing-sampling PERCENT]] [--webhook-address HOST:PORT [--injection-config FILE]]',
   description: [
     'Runs the control plane. With --manifests it watches DIR, a directory of Kubernetes YAML\n' +
       '(Services, Pods with status.podIP, EndpointSlices, weft.dev policies), and serves the\n' +
@@ -215,6 +235,10 @@ export const controlPlaneCommand: Command = {
       '$POD_NAMESPACE, else weft-system) and checks sidecar tokens with TokenReview. Replicas elect a\n' +
       'leader through the Lease weft-control-plane-leader; only the leader writes (--no-leader-elect:\n' +
       'this replica always does). See docs/operations.md.',
+    'Admission webhooks: with --webhook-address the control plane serves the sidecar injector\n' +
+      '(POST /inject) and the weft.dev validator (POST /validate) over HTTPS, with a certificate\n' +
+      'from its CA (15017 in a cluster); --injection-config is what the injector adds\n' +
+      '(docs/configuration.md, "InjectionConfig"; default: the built-in defaults).',
     'Logs are JSON lines on stderr (level from WEFT_LOG_LEVEL). SIGINT or SIGTERM stops\n' +
       'gracefully and exits 0; a second signal stops at once.',
   ],
@@ -239,6 +263,8 @@ export const controlPlaneCommand: Command = {
     { name: 'root-namespace', type: 'string', placeholder: 'NS', help: 'where a PeerAuthentication without selector is mesh-wide (default weft-system)' },
     { name: 'tracing-endpoint', type: 'string', placeholder: 'URL', help: 'OTLP/HTTP endpoint for the sidecars\' spans, e.g. http://127.0.0.1:4318/v1/traces (default: tracing off)' },
     { name: 'tracing-sampling', type: 'string', placeholder: 'PERCENT', help: 'percent of new traces sampled, 0-100 (default 1)' },
+    { name: 'webhook-address', type: 'string', placeholder: 'HOST:PORT', help: 'HTTPS listen address of the admission webhooks (default: off; 0.0.0.0:15017 in a cluster)' },
+    { name: 'injection-config', type: 'string', placeholder: 'FILE', help: 'InjectionConfig YAML/JSON for the sidecar injector (needs --webhook-address)' },
     EXIT_WITH_PARENT_FLAG,
   ],
   available: true,

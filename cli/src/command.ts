@@ -46,9 +46,9 @@ export function formatMainHelp(commands: readonly Command[]): string {
     '',
     'Commands:',
     ...commands.filter((c) => c.available).map(row),
-    '',
-    'Coming in later versions (they print "not available" for now):',
-    ...commands.filter((c) => !c.available).map(row),
+    ...(commands.some((c) => !c.available)
+      ? ['', 'Coming in later versions (they print "not available" for now):', ...commands.filter((c) => !c.available).map(row)]
+      : []),
     '',
     'Run "weft <command> --help" for a command\'s flags; "weft --version" prints the version.',
     '',

@@ -110,16 +110,6 @@ describe('bad input', () => {
   });
 });
 
-describe('commands not built yet', () => {
-  for (const cmd of ['inject']) {
-    it(`weft ${cmd} prints one line saying so and exits 2`, () => {
-      const r = weft([cmd]);
-      assert.equal(r.code, 2);
-      assert.equal(r.stderr, `weft ${cmd}: not available in this version yet\n`);
-    });
-  }
-});
-
 describe('weft check', () => {
   it('--pre is refused with one line (it needs Kubernetes mode) and exit 2', () => {
     const r = weft(['check', '--pre']);

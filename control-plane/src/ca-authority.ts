@@ -9,6 +9,7 @@
  */
 import { createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { derName, fromPem, keyIdentifier, OID, signCertificate, toPem, type Issuer, type Logger } from '@weft/api';
 import { children, parseDer, readExtensions, toDer, content, contextChild } from './ca-asn1';
 import { CaConfigError } from './ca-errors';
@@ -126,6 +127,18 @@ export class CertificateAuthority {
   /** The control plane's own serving certificate (DNS and IP SANs). */
   issueServing(publicKey: KeyObject, dnsNames: readonly string[], ips: readonly Buffer[], ttlMs = this.workloadTtlMs): IssuedCertificate {
     return this.issue(publicKey, derName([[OID.organization, 'Weft'], [OID.commonName, dnsNames[0] ?? 'weft-control-plane']]), { dns: dnsNames, ips }, ttlMs);
+  }
+
+  /**
+   * A fresh P-256 key and a serving certificate for it with these DNS names and IP addresses
+   * (strings: `10.0.0.1`, `::1`), as PEM: what an HTTPS server such as the admission webhooks
+   * (15017) loads. The chain includes intermediates, not the root. Throws on an invalid IP.
+   */
+  issueServingKeyPair(dnsNames: readonly string[], ips: readonly string[] = [], ttlMs = this.workloadTtlMs): IssuedCertificate & { readonly keyPem: string } {
+    for (const ip of ips) if (!isIP(ip)) throw new CaConfigError(`"${ip}" is not an IP address`);
+    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+    const cert = this.issueServing(key, dnsNames, ips.map(ipBytes), ttlMs);
+    return { ...cert, keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string };
   }
 
   /** What `GET /debug/ca` and `weft check` show: the signing certificate and every trusted root. */
@@ -317,4 +330,17 @@ export async function loadOperatorCa(op: OperatorCa): Promise<Signer> {
     throw new CaConfigError(`the chain ends at "${top.subject.replace(/\n/g, ', ')}", which is not a self-signed root: give the certificates up to the root with --ca-chain`);
   }
   return signerFrom(cert!, key, above);
+}
+
+/** An IP address as the bytes of an iPAddress SAN (4 or 16). */
+export function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
+  // IPv6: expand "::" and write 8 groups of 16 bits.
+  const [head, tail] = ip.includes('::') ? ip.split('::') as [string, string] : [ip, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g || '0', 16), i * 2));
+  return b;
 }

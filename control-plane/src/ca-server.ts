@@ -5,9 +5,7 @@
  * with DNS/IP SANs for where it listens and `weft-control-plane.weft-system.svc`; it is
  * re-issued at 80% of its lifetime and after a root rotation (new handshakes only).
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { isIP } from 'node:net';
-import { hostname, networkInterfaces } from 'node:os';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -16,6 +14,7 @@ import type { Logger } from '@weft/api';
 import { AdsServer } from './ads-server';
 import type { AdsHooks } from './ads-hooks';
 import type { CertificateAuthority } from './ca-authority';
+import { ServingCertificate, servingNamesFor, type ServingPair } from './ca-serving-cert';
 import { CertificateRefusal, type SigningService } from './ca-service';
 
 export const CA_SERVICE = 'weft.ca.v1.CertificateService';
@@ -59,14 +58,14 @@ export interface CaServerOptions {
 export class CaServer {
   private readonly ads: AdsServer;
   private readonly credentials: RotatingServerCredentials;
-  private readonly key: KeyObject = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
-  private renewTimer?: NodeJS.Timeout;
-  private unsubscribe?: () => void;
+  private readonly serving: ServingCertificate;
   port = 0;
 
   constructor(private readonly opts: CaServerOptions) {
     this.ads = new AdsServer(opts.hooks, opts.log.child({ module: 'ads-tls' }), opts.identifier);
-    this.credentials = new RotatingServerCredentials(this.servingContext());
+    this.serving = new ServingCertificate(opts.ca, servingNamesFor(opts.address, [...SERVING_DNS_NAMES, hostname()]), opts.log);
+    this.credentials = new RotatingServerCredentials(tlsOptions(this.serving.current()));
+    this.serving.onChange((pair) => this.credentials.update(tlsOptions(pair)));
     this.ads.addService(loadCaService(), {
       CreateCertificate: (call: grpc.ServerUnaryCall<WireRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const auth = String(call.metadata.get('authorization')[0] ?? '');
@@ -80,7 +79,6 @@ export class CaServer {
           });
       },
     });
-    this.unsubscribe = opts.ca.onBundleChange(() => this.renew('root changed'));
   }
 
   async listen(): Promise<number> {
@@ -89,33 +87,8 @@ export class CaServer {
   }
 
   /** The serving certificate chain in use (PEM), for tests and `openssl s_client` comparisons. */
-  servingChainPem = '';
-
-  private servingContext(): SecureContextOptions {
-    const host = this.opts.address.slice(0, this.opts.address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-    const ips = new Set<string>();
-    const dns = new Set<string>([...SERVING_DNS_NAMES, hostname()]);
-    if (host === '0.0.0.0' || host === '::' || host === '') {
-      for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) ips.add(a.address.replace(/%.*$/, ''));
-    } else if (isIP(host)) {
-      ips.add(host);
-    } else {
-      dns.add(host);
-    }
-    ips.add('127.0.0.1');
-    const cert = this.opts.ca.issueServing(this.key, [...dns], [...ips].map(ipBytes));
-    this.servingChainPem = cert.chainPem;
-    clearTimeout(this.renewTimer);
-    const ttl = cert.notAfter.getTime() - Date.now();
-    this.renewTimer = setTimeout(() => this.renew('80% of its lifetime'), Math.min(Math.max(ttl * 0.8, 1000), 2 ** 31 - 1));
-    this.renewTimer.unref();
-    this.opts.log.info('serving certificate issued', { serial: cert.serialHex, notAfter: cert.notAfter.toISOString(), dns: [...dns], ips: [...ips] });
-    return { key: this.key.export({ type: 'pkcs8', format: 'pem' }), cert: cert.chainPem, minVersion: 'TLSv1.2' };
-  }
-
-  private renew(why: string): void {
-    this.opts.log.info('renewing the serving certificate', { why });
-    this.credentials.update(this.servingContext());
+  get servingChainPem(): string {
+    return this.serving.current().cert;
   }
 
   close(): Promise<void> {
@@ -129,20 +102,10 @@ export class CaServer {
   }
 
   private stop(): void {
-    clearTimeout(this.renewTimer);
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
+    this.serving.close();
   }
 }
 
-function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  // IPv6: expand "::" and write 8 groups of 16 bits.
-  const [head, tail] = ip.includes('::') ? ip.split('::') as [string, string] : [ip, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g || '0', 16), i * 2));
-  return b;
+function tlsOptions(pair: ServingPair): SecureContextOptions {
+  return { key: pair.key, cert: pair.cert, minVersion: 'TLSv1.2' };
 }

@@ -12,6 +12,9 @@ import { CertificateAuthority, type OperatorCa } from './ca-authority';
 import { CaConfigError } from './ca-errors';
 import { DEFAULT_RATE_LIMIT, type RateLimit } from './ca-rate-limit';
 import { CaServer } from './ca-server';
+import { ServingCertificate, servingNamesFor } from './ca-serving-cert';
+import type { InjectionConfig } from './inject-config';
+import { WebhookServer } from './webhook-server';
 import { SigningService } from './ca-service';
 import { FileCaStore } from './ca-store-files';
 import { loadTokenKey, TokenFiles } from './token-files';
@@ -45,7 +48,17 @@ export interface ControlPlaneOptions {
   readonly rootNamespace?: string;
   /** Mesh tracing: OTLP endpoint and sampling percent (docs/tracing.md). Absent: off. */
   readonly tracing?: MeshTracing;
+  /** The admission webhooks on HTTPS (webhook-server.ts), with a serving certificate from the CA: needs `identity`. Absent: off. */
+  readonly webhooks?: WebhookOptions;
   readonly log?: Logger;
+}
+
+export interface WebhookOptions {
+  /** host:port (15017 in a cluster; port 0 picks one). */
+  readonly address: string;
+  readonly injection: InjectionConfig;
+  /** The control plane's namespace, for the certificate's `weft-control-plane.<ns>.svc` names (default `weft-system`). */
+  readonly namespace?: string;
 }
 
 export interface IdentityOptions {
@@ -81,6 +94,8 @@ export interface ControlPlane {
   readonly caPort?: number;
   /** The CA, when identity is on (root rotation, the trust bundle). */
   readonly ca?: CertificateAuthority;
+  /** The admission webhooks' HTTPS port, when they are on. */
+  readonly webhookPort?: number;
   /** Graceful: stops watching, ends streams, closes listeners. Idempotent. */
   close(): Promise<void>;
   /** Immediate. Idempotent. */
@@ -90,6 +105,7 @@ export interface ControlPlane {
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const log = opts.log ?? createLogger({ component: 'control-plane' });
   if ((opts.manifestsDir === undefined) === (opts.kube === undefined)) throw new Error('startControlPlane: give exactly one of manifestsDir (local mode) and kube (Kubernetes mode)');
+  if (opts.webhooks && !opts.identity) throw new Error('the admission webhooks need identity (their serving certificate comes from the CA)');
   const metrics = new prom.Registry();
   const kube = opts.kube ? new KubeMode(opts.kube, log, metrics) : undefined;
   const registry = kube?.registry ?? new FilesRegistry(opts.manifestsDir ?? '', log.child({ module: 'registry-files' }));
@@ -103,6 +119,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   let ca: CertificateAuthority | undefined;
   let tokens: TokenFiles | undefined;
   let caServer: CaServer | undefined;
+  let webhooks: WebhookServer | undefined;
+  let webhookCert: ServingCertificate | undefined;
   if (id) {
     try {
       const store = opts.kube ? new SecretCaStore(opts.kube.client, opts.kube.namespace) : new FileCaStore(requireDataDir(id));
@@ -134,8 +152,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         rateLimit: id.rateLimit ?? DEFAULT_RATE_LIMIT, metrics, log: log.child({ module: 'ca-signing' }),
       });
       caServer = new CaServer({ address: id.caAddress ?? '127.0.0.1:15012', ca, signing, hooks: state.hooks, identifier, log: log.child({ module: 'ca-server' }) });
+      if (opts.webhooks) {
+        const ns = opts.webhooks.namespace ?? opts.kube?.namespace ?? 'weft-system';
+        const cert = new ServingCertificate(ca, servingNamesFor(opts.webhooks.address, [`weft-control-plane.${ns}.svc`, `weft-control-plane.${ns}.svc.cluster.local`, 'localhost']), log.child({ module: 'webhook-cert' }));
+        webhookCert = cert;
+        webhooks = new WebhookServer({ address: opts.webhooks.address, tls: () => cert.current(), injection: opts.webhooks.injection, metrics, log: log.child({ module: 'webhooks' }) });
+      }
     } catch (err) {
       state.stop();
+      webhookCert?.close();
       ca?.close();
       throw err;
     }
@@ -159,11 +184,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const debug = http.createServer((req, res) => void state.serveDebug(req, res, ca, kube));
   const stopIdentity = (): void => {
     tokens?.close();
+    webhookCert?.close();
     ca?.close();
   };
   try {
     const xdsPort = await ads.listen(opts.xdsAddress ?? '127.0.0.1:15010');
     const caPort = caServer ? await caServer.listen() : undefined;
+    const webhookPort = webhooks ? await webhooks.listen() : undefined;
     const [dHost, dPort] = splitHostPort(opts.debugAddress ?? '127.0.0.1:15014');
     await new Promise<void>((resolve, reject) => {
       debug.once('error', (e: NodeJS.ErrnoException) =>
@@ -171,18 +198,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       debug.listen(dPort, dHost, () => resolve());
     });
     const debugPort = (debug.address() as { port: number }).port;
-    log.info('control plane ready', { ...(opts.manifestsDir ? { manifests: opts.manifestsDir } : { kubernetes: opts.kube?.client.serverUrl }), xdsPort, debugPort, ...(caPort !== undefined ? { caPort, dataDir: id?.dataDir } : {}) });
+    log.info('control plane ready', { ...(opts.manifestsDir ? { manifests: opts.manifestsDir } : { kubernetes: opts.kube?.client.serverUrl }), xdsPort, debugPort, ...(caPort !== undefined ? { caPort, dataDir: id?.dataDir } : {}), ...(webhookPort !== undefined ? { webhookPort } : {}) });
     let closing: Promise<void> | undefined;
     return {
       xdsPort,
       debugPort,
       caPort,
       ca,
+      webhookPort,
       close: () => (closing ??= (async () => {
         state.stop();
         stopIdentity();
         await (kube ?? registry).close();
-        await Promise.all([ads.close(), caServer?.close()]);
+        await Promise.all([ads.close(), caServer?.close(), webhooks?.close()]);
         await new Promise<void>((r) => debug.close(() => r()));
         debug.closeAllConnections();
       })()),
@@ -192,6 +220,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         void (kube ?? registry).close();
         ads.destroy();
         caServer?.destroy();
+        webhooks?.destroy();
         debug.closeAllConnections();
         debug.close();
       },
@@ -202,6 +231,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await (kube ?? registry).close();
     ads.destroy();
     caServer?.destroy();
+    webhooks?.destroy();
     debug.close();
     throw err;
   }

@@ -16,3 +16,15 @@ export { KubeClient, KubeApiError } from './kube-client';
 export type { KubeModeOptions } from './control-plane-kube';
 export { loadMeshConfig, parseMeshConfig, MeshConfigError } from './mesh-config';
 export type { MeshConfig } from './mesh-config';
+// Sidecar injection and the admission webhooks (issue 8).
+export { DEFAULT_INJECTION_CONFIG, injectionConfigFromText, loadInjectionConfig, parseInjectionConfig } from './inject-config';
+export type { InjectionConfig } from './inject-config';
+export { InjectError, InjectionConfigError } from './inject-errors';
+export { injectPod } from './inject-pod';
+export type { InjectOutcome } from './inject-pod';
+export { createJsonPatch } from './inject-patch';
+export { injectManifests, ManifestInjectError } from './inject-manifests';
+export { DEFAULT_WEBHOOK_ADDRESS, WebhookServer } from './webhook-server';
+export type { ServingKeyPair, WebhookServerOptions } from './webhook-server';
+export { ServingCertificate, servingNamesFor } from './ca-serving-cert';
+export type { ServingPair } from './ca-serving-cert';
