@@ -15,6 +15,7 @@
  * `nativeSidecar: false`, as the first regular container; the volumes; the app's probes rewritten
  * to the sidecar (inject-probes.ts); annotation `weft.dev/status` saying what was added.
  */
+import { TLS_MODE_LABEL } from './world';
 import { CAPTURE_FIELDS, checkCaptureValue, type CaptureSettings } from './inject-capture';
 import { quantityError, type InjectionConfig, type Resources } from './inject-config';
 import { INIT_CONTAINER, initContainer, injectedVolumes, PROXY_CONTAINER, proxyContainer } from './inject-containers';
@@ -51,6 +52,8 @@ export type InjectOutcome =
  * Injects `pod` (a Pod, or a template `{metadata, spec}`) of `namespace`. Never changes its input
  * and never throws for any decoded JSON object; `warnings` are probes that could not be rewritten.
  */
+export { TLS_MODE_LABEL };
+
 export function injectPod(pod: Obj, namespace: string, config: InjectionConfig): InjectOutcome {
   const annotations: Record<string, unknown> = pod.metadata?.annotations ?? {};
   const spec: Obj | undefined = pod.spec;
@@ -91,7 +94,12 @@ export function injectPod(pod: Obj, namespace: string, config: InjectionConfig):
   };
   const injected: Obj = {
     ...pod,
-    metadata: { ...(pod.metadata ?? {}), annotations: { ...annotations, [STATUS_ANNOTATION]: JSON.stringify(status) } },
+    metadata: {
+      ...(pod.metadata ?? {}),
+      // Callers use mTLS to this pod whichever control-plane replica its sidecar talks to (world.ts).
+      labels: { ...(pod.metadata?.labels ?? {}), [TLS_MODE_LABEL]: 'weft' },
+      annotations: { ...annotations, [STATUS_ANNOTATION]: JSON.stringify(status) },
+    },
     spec: newSpec,
   };
   return { kind: 'injected', pod: injected, status, warnings: probes.problems };
