@@ -100,7 +100,7 @@ export class KubeMode {
 
   async close(): Promise<void> {
     this.status.close();
-    this.publisher.close();
+    await this.publisher.close();
     await this.elector?.stop();
     await this.registry.close();
     this.opts.client.close();

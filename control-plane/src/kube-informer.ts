@@ -43,6 +43,8 @@ export interface InformerOptions<T> {
   readonly transform: (raw: Record<string, unknown>, previous: T | undefined) => T;
   readonly onChange: () => void;
   readonly metrics?: InformerMetrics;
+  /** Only objects matching this field selector (`metadata.name=X`). */
+  readonly fieldSelector?: string;
   /** Items per list page (default 500). */
   readonly pageSize?: number;
   /** First and longest pause after a failure (default 250 ms and 30 s). */
@@ -143,7 +145,7 @@ export class Informer<T> {
     let rv = '';
     do {
       const page = await client.request<{ items?: Record<string, unknown>[]; metadata?: { resourceVersion?: string; continue?: string } }>(
-        'GET', resourcePath(type), { query: { limit: this.opts.pageSize ?? 500, continue: cont } });
+        'GET', resourcePath(type), { query: { limit: this.opts.pageSize ?? 500, continue: cont, fieldSelector: this.opts.fieldSelector } });
       for (const item of page.items ?? []) seen.set(keyOf(item), this.transform(item, this.store.get(keyOf(item))));
       rv = page.metadata?.resourceVersion ?? '';
       cont = page.metadata?.continue || undefined;
@@ -175,6 +177,7 @@ export class Informer<T> {
       resourceVersion: this.resourceVersion,
       allowWatchBookmarks: true,
       timeoutSeconds: timeout,
+      fieldSelector: this.opts.fieldSelector,
     }, (e) => this.apply(e), this.abort.signal);
   }
 

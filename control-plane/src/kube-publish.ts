@@ -6,18 +6,20 @@
  * - the `caBundle` of each webhook in the MutatingWebhookConfiguration `weft-sidecar-injector`
  *   and the ValidatingWebhookConfiguration `weft-validator`, so the API server trusts the
  *   webhook's serving certificate, which our CA signs.
- * It runs on every trust-bundle or namespace change and every `resyncMs` (a `helm upgrade` or a
- * person may have overwritten something); writes happen only where the content differs.
+ * It runs on every trust-bundle or namespace change, whenever one of the two webhook
+ * configurations changes (watched: `helm install` creates them with an empty caBundle, an upgrade
+ * or a person may overwrite it), and every `resyncMs`; writes happen only where the content differs.
  */
 import type { Logger } from '@weft/api';
 import { KubeApiError, type KubeClient } from './kube-client';
+import { Informer } from './kube-informer';
 import type { NamespaceInfo } from './registry-kube';
 
 export const ROOT_CA_CONFIGMAP = 'weft-root-ca';
 export const INJECT_LABEL = 'weft.dev/inject';
 export const WEBHOOK_CONFIGS = [
-  { path: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', name: 'weft-sidecar-injector' },
-  { path: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', name: 'weft-validator' },
+  { path: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', name: 'weft-sidecar-injector', plural: 'mutatingwebhookconfigurations', kind: 'MutatingWebhookConfiguration' },
+  { path: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', name: 'weft-validator', plural: 'validatingwebhookconfigurations', kind: 'ValidatingWebhookConfiguration' },
 ] as const;
 
 export interface PublisherOptions {
@@ -47,7 +49,16 @@ export class ClusterPublisher {
   private timer?: NodeJS.Timeout;
   private readonly missingReported = new Set<string>();
 
-  constructor(private readonly opts: PublisherOptions) {}
+  private readonly watchers: Informer<string>[];
+
+  constructor(private readonly opts: PublisherOptions) {
+    this.watchers = WEBHOOK_CONFIGS.map((w) => new Informer<string>({
+      type: { group: 'admissionregistration.k8s.io', version: 'v1', plural: w.plural, kind: w.kind },
+      client: opts.client, log: opts.log, fieldSelector: `metadata.name=${w.name}`,
+      transform: (raw) => String((raw.metadata as { resourceVersion?: string } | undefined)?.resourceVersion ?? ''),
+      onChange: () => this.kick(),
+    }));
+  }
 
   /** Leader only. */
   setActive(on: boolean): void {
@@ -55,6 +66,7 @@ export class ClusterPublisher {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     if (on) {
+      for (const w of this.watchers) void w.start();
       this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
       this.timer.unref();
       this.kick();
@@ -82,8 +94,9 @@ export class ClusterPublisher {
     while (this.running) await this.running;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.setActive(false);
+    await Promise.all(this.watchers.map((w) => w.stop()));
   }
 
   private async publish(): Promise<void> {

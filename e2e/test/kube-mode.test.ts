@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
+import { DEFAULT_INJECTION_CONFIG, KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { closeServer, eventually, getJson, httpApp, log, MeshClient, sleep, tempDir } from './mesh';
 import { installCrds, setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
@@ -165,6 +165,7 @@ before(async () => {
     kube: { client, namespace: 'weft-system', identity: 'cp-test', leaderElection: false, backoff: { initialMs: 100, maxMs: 500 } },
     xdsAddress: `${CP}:0`, debugAddress: `${CP}:0`, debounceMs: 20, log: log.child({ c: 'cp' }),
     identity: { caAddress: `${CP}:0` },
+    webhooks: { address: `${CP}:0`, injection: DEFAULT_INJECTION_CONFIG },
   });
 
   // The productpage sidecar proves its identity with a real service-account token (audience weft).
@@ -292,4 +293,50 @@ test('the leader writes the root certificate ConfigMap weft-root-ca into each na
   const pem = await eventually('the ConfigMap in the labelled namespace', get.bind(null, NS), 5_000);
   assert.equal(pem, cp!.ca!.trustBundlePem());
   assert.equal(await get('other'), undefined, 'no ConfigMap in a namespace without the label');
+});
+
+test('the real API server calls the webhooks: a pod created in a labelled namespace comes back injected, an opted-out one does not, and a policy Weft refuses is refused at admission', async (t) => {
+  if (skip) return t.skip(skip);
+  // As the chart installs them, but pointed at this control plane by URL, with an empty caBundle
+  // the leader fills in (the chart's Service reference needs a cluster network).
+  const webhook = (path: string): Record<string, unknown> => ({ url: `https://${CP}:${cp!.webhookPort}${path}` });
+  await kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'weft-sidecar-injector' },
+    webhooks: [{
+      name: 'sidecar-injector.weft.dev', clientConfig: webhook('/inject'), admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail',
+      namespaceSelector: { matchLabels: { 'weft.dev/inject': 'enabled' } }, timeoutSeconds: 10,
+      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+    }],
+  }));
+  await kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'weft-validator' },
+    webhooks: [{
+      name: 'validation.weft.dev', clientConfig: webhook('/validate'), admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 10,
+      rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: ['weft.dev'], apiVersions: ['v1alpha1'], resources: ['trafficpolicies', 'peerauthentications', 'authorizationpolicies'] }],
+    }],
+  }));
+  const bundle = Buffer.from(cp!.ca!.trustBundlePem()).toString('base64');
+  await eventually('the leader to fill in both caBundles', async () => {
+    const m = await kubectl(['get', 'mutatingwebhookconfiguration', 'weft-sidecar-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
+    const v = await kubectl(['get', 'validatingwebhookconfiguration', 'weft-validator', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
+    return m === bundle && v === bundle;
+  }, 10_000);
+  // The namespace is labelled weft.dev/inject=enabled by the ConfigMap test before this one.
+  const pod = (name: string, annotations: Record<string, string> = {}): string => JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels: { app: 'details' }, annotations },
+    spec: { containers: [{ name: 'app', image: 'details', readinessProbe: { httpGet: { path: '/ready', port: 9080 } } }] },
+  });
+  const created = JSON.parse(await kubectl(['create', '-o', 'json', '-f', '-'], pod('details-1'))) as { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: { initContainers?: { name: string; restartPolicy?: string }[]; containers: { name: string; readinessProbe?: { httpGet?: { port: number } } }[] } };
+  assert.deepEqual(created.spec.initContainers?.map((c) => [c.name, c.restartPolicy ?? '']), [['weft-init', ''], ['weft-proxy', 'Always']], 'the iptables init container, then the proxy as a native sidecar');
+  assert.equal(created.metadata.labels['security.weft.dev/tlsMode'], 'weft');
+  assert.ok(created.metadata.annotations['weft.dev/status'], 'the injection status annotation');
+  assert.equal(created.spec.containers[0]!.readinessProbe?.httpGet?.port, 15021, 'the app\'s HTTP probe now goes through the sidecar\'s health port');
+  const optedOut = JSON.parse(await kubectl(['create', '-o', 'json', '-f', '-'], pod('details-2', { 'weft.dev/inject': 'false' }))) as { spec: { initContainers?: unknown[]; containers: { name: string }[] } };
+  assert.equal(optedOut.spec.initContainers, undefined);
+  assert.deepEqual(optedOut.spec.containers.map((c) => c.name), ['app']);
+
+  const bad = policyYaml('refused-at-admission', 100, 0, '  - name: bad\n    match: [{path: {regex: "(unclosed"}}]\n    backends: [{subset: v1}]\n');
+  const r = await cluster!.kubectl(['apply', '-f', '-'], bad);
+  assert.notEqual(r.code, 0, 'the validating webhook refused it');
+  assert.match(r.stderr, /admission webhook "validation\.weft\.dev" denied the request: .*regex/);
 });
