@@ -292,6 +292,21 @@ async function down(dir) {
   log(`stopped the cluster in ${rel(dir)}`);
 }
 
+/**
+ * Stops kube-apiserver and starts it again with the same flags (tests: its watch cache starts
+ * afresh, so a watch from an older resourceVersion gets 410 Gone, as after a real restart).
+ */
+async function restartApiServer(dir) {
+  const state = readState(dir);
+  if (!state || !(await isUp(state))) throw new ClusterError('not-running', `not running in ${rel(dir)}`, 1);
+  const pid = state.pids.apiServer;
+  const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(2);
+  await stopPid(pid, state.dir);
+  const apiServer = startComponent(state, 'apiServer', 'kube-apiserver', args);
+  await waitFor('kube-apiserver /readyz', Date.now() + UP_TIMEOUT_MS, [apiServer], async () => (await apiGet(state, '/readyz', 2000))?.status === 200);
+  log(`restarted kube-apiserver in ${rel(dir)} (pid ${state.pids.apiServer})`);
+}
+
 async function status(dir) {
   const state = readState(dir);
   if (state && (await isUp(state))) {
@@ -302,7 +317,7 @@ async function status(dir) {
   return 1;
 }
 
-const USAGE = 'usage: npm run cluster -- build | up [--dir DIR] [--no-build] [--owner-pid PID] | down [--dir DIR] | status [--dir DIR]';
+const USAGE = 'usage: npm run cluster -- build | up [--dir DIR] [--no-build] [--owner-pid PID] | down [--dir DIR] | status [--dir DIR] | restart-apiserver [--dir DIR]';
 
 async function main(argv) {
   let parsed;
@@ -348,6 +363,9 @@ async function main(argv) {
       return 0;
     case 'status':
       return status(dir);
+    case 'restart-apiserver':
+      await restartApiServer(dir);
+      return 0;
     default:
       throw new ClusterError('usage', `unknown command '${command}' (${USAGE})`, 2);
   }

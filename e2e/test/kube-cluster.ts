@@ -45,6 +45,8 @@ export interface KubeCluster {
   readonly pids: Readonly<Record<string, number>>;
   /** Runs kubectl as the admin; `input` goes to its stdin (for `apply -f -`). Never rejects on a non-zero exit. */
   kubectl(args: readonly string[], input?: string): Promise<CommandResult>;
+  /** Stops kube-apiserver and starts it again with the same flags; resolves when it is ready. */
+  restartApiServer(): Promise<void>;
   /** Stops every process and removes the directory. Idempotent. */
   close(): Promise<void>;
 }
@@ -106,6 +108,10 @@ export async function startKubeCluster(): Promise<KubeCluster | SkipReason> {
     nodeName: state.nodeName,
     pids: { ...state.pids },
     kubectl: (args, input) => runCommand(state.kubectl, ['--kubeconfig', state.kubeconfig, ...args], input),
+    restartApiServer: async () => {
+      const r = await clusterCommand('restart-apiserver', '--dir', dir);
+      if (r.code !== 0) throw new Error(`npm run cluster -- restart-apiserver failed (exit ${r.code}): ${r.stderr.trim()}`);
+    },
     close: () => {
       closing ??= (async () => {
         const down = await clusterCommand('down', '--dir', dir);

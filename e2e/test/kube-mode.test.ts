@@ -273,6 +273,25 @@ test('a dropped watch recovers: changes made while the API server was unreachabl
   assert.match(metrics, /^weft_informer_watch_failures_total\{kind="TrafficPolicy"\} [1-9]/m);
 });
 
+test('a compacted resourceVersion: after an API server restart the watch from the old version gets 410 Gone, the informers relist, and the change made meanwhile arrives', async (t) => {
+  if (skip) return t.skip(skip);
+  const client = new MeshClient(PODS.productpage.ip);
+  clients.push(client);
+  await eventually('all traffic on v1', async () => (await client.spread(HOST, 10, 2)).counts.get('reviews-v1') === 10, 10_000);
+  const relists = async (): Promise<number> => {
+    const text = await (await fetch(`http://${CP}:${cp!.debugPort}/metrics`)).text();
+    return [...text.matchAll(/^weft_informer_relists_total\{kind="[A-Za-z]+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+  const before = await relists();
+  proxy!.drop();
+  await kubectl(['apply', '-f', '-'], policyYaml('reviews', 0, 100));
+  // Its watch cache starts afresh from etcd's current revision: older versions are gone.
+  await cluster!.restartApiServer();
+  proxy!.restore();
+  await eventually('all traffic on v2 after the relist', async () => (await client.spread(HOST, 10, 2)).counts.get('reviews-v2') === 10, 15_000);
+  assert.ok(await relists() > before, 'the informers relisted (410 Gone)');
+});
+
 test('scoped pushes: a sidecar is sent its own namespace\'s Services, not another namespace\'s, until its Namespace reaches it', async (t) => {
   if (skip) return t.skip(skip);
   const has = async (): Promise<boolean> => (await sidecarClusters(PODS.productpage.ip)).some((n) => n.includes('elsewhere'));
