@@ -3,7 +3,7 @@
  * `scripts/helm.mjs` (extracted once to node_modules/.cache/weft/helm), and the chart rendered
  * into parsed objects. Shared by chart.test.ts and the cluster tests that install the chart.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,6 +43,22 @@ export function helm(args: string[], env: NodeJS.ProcessEnv = helmEnv()): HelmRe
   const r = spawnSync(process.execPath, [HELM_SCRIPT, ...args], { cwd: REPO_ROOT, encoding: 'utf8', env, timeout: 60_000 });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Runs `helm ARGS` against the cluster of `kubeconfig`, without blocking the event loop (a
+ * release takes seconds); never rejects on a non-zero exit.
+ */
+export function helmAsync(args: string[], kubeconfig: string): Promise<HelmResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HELM_SCRIPT, ...args], { cwd: REPO_ROOT, env: helmEnv(kubeconfig), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c; });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 /** A rendered Kubernetes object, loosely typed: tests read the fields they assert. */
