@@ -267,6 +267,10 @@ describe('bad values fail with the schema message and render nothing', () => {
     { what: 'zero replicas', args: ['--set', 'controlPlane.replicas=0'], message: /at '\/controlPlane\/replicas': minimum: got 0, want 1/ },
     { what: 'an unknown anti-affinity', args: ['--set', 'controlPlane.antiAffinity=sometimes'], message: /at '\/controlPlane\/antiAffinity': value must be one of/ },
     { what: 'a malformed quantity', args: ['--set', 'injection.resources.limits.memory=lots'], message: /at '\/injection\/resources\/limits\/memory': 'lots' does not match pattern/ },
+    { what: 'a resource the injector does not take', args: ['--set', 'injection.resources.limits.ephemeral-storage=1Gi'], message: /at '\/injection\/resources\/limits': additional properties 'ephemeral-storage' not allowed/ },
+    { what: 'an IPv6 capture range (capture is IPv4 only)', args: ['--set', 'injection.capture.excludeOutboundCidrs=fd00::/8'], message: /at '\/injection\/capture\/excludeOutboundCidrs': 'fd00::\/8' does not match pattern/ },
+    { what: 'a wildcard exclusion', args: ['--set', 'injection.capture.excludeInboundPorts=*'], message: /at '\/injection\/capture\/excludeInboundPorts'/ },
+    { what: 'an xDS address without a port', args: ['--set', 'injection.xdsAddress=cp.example'], message: /at '\/injection\/xdsAddress'/ },
     { what: 'sampling above 100', args: ['--set', 'mesh.tracing.sampling=150'], message: /at '\/mesh\/tracing\/sampling': maximum: got 150, want 100/ },
   ];
   for (const c of cases) {
