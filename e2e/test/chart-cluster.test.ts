@@ -141,9 +141,9 @@ test('helm upgrade keeps the caBundle the control plane wrote, even when it repl
   assert.equal((await kubectlJson(c, ['get', 'deployment', 'weft-control-plane', '-n', NS])).spec.replicas, 3);
   assert.equal((await kubectlJson(c, ['get', 'mutatingwebhookconfiguration', 'weft-sidecar-injector'])).webhooks[0].timeoutSeconds, 7);
 
-  // Replacing the objects (delete and create) would lose a field the chart did not render: the
-  // chart read it with `lookup` and rendered it.
-  const replace = await helmAsync(['upgrade', 'weft', CHART_DIR, '--namespace', NS, '--reuse-values', '--force-replace'], c.kubeconfig);
+  // Replacing the objects (client-side: Helm 4 refuses --force-replace with server-side apply)
+  // would lose a field the chart did not render: the chart read it with `lookup` and rendered it.
+  const replace = await helmAsync(['upgrade', 'weft', CHART_DIR, '--namespace', NS, '--reuse-values', '--server-side=false', '--force-replace'], c.kubeconfig);
   assert.equal(replace.code, 0, replace.stderr);
   assert.deepEqual(await caBundles(c), [bundle, bundle]);
   const manifest = await helmAsync(['get', 'manifest', 'weft', '--namespace', NS], c.kubeconfig);
