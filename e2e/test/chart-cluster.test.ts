@@ -9,8 +9,9 @@
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { CHART_DIR, helmAsync, renderChart } from './helm';
 import { startKubeCluster, waitUntil, type KubeCluster } from './kube-cluster';
 
@@ -44,6 +45,15 @@ async function kubectlJson(c: KubeCluster, args: string[]): Promise<any> {
 /** kind/name of every object the chart renders with its default values. */
 const chartObjects = renderChart({ namespace: NS }).map((o) => ({ kind: o.kind, name: o.metadata.name, rendered: o }));
 
+/** metadata.name of every CustomResourceDefinition in the chart's crds/. */
+function shippedCrds(): string[] {
+  const dir = path.join(CHART_DIR, 'crds');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f))
+    .flatMap((f) => parseAllDocuments(readFileSync(path.join(dir, f), 'utf8')).map((d) => d.toJS()))
+    .filter((o) => o?.kind === 'CustomResourceDefinition').map((o) => o.metadata.name as string);
+}
+
 /** The caBundle of each of the chart's webhook configurations, as the API server has it. */
 async function caBundles(c: KubeCluster): Promise<[string | undefined, string | undefined]> {
   const m = await kubectlJson(c, ['get', 'mutatingwebhookconfiguration', 'weft-sidecar-injector']);
@@ -72,6 +82,8 @@ test('helm install lands every object, and the control-plane pods pass the restr
     assert.equal(live.metadata.labels['app.kubernetes.io/managed-by'], 'Helm', `${o.kind}/${o.name}`);
     if (o.kind === 'ClusterRole' || o.kind === 'Role') assert.deepEqual(live.rules, o.rendered.rules, `${o.kind} rules as rendered`);
   }
+  // Helm installs the chart's crds/ (generated from api/) before the templates.
+  for (const crd of shippedCrds()) assert.equal((await c.kubectl(['get', 'crd', crd])).code, 0, `CRD ${crd}`);
   // The Deployment's ReplicaSet creates both pods: the API server's Pod Security admission let
   // them in (a refused pod would leave a FailedCreate condition instead).
   const pods = await waitUntil('two control-plane pods', 30_000, async () => {
@@ -118,6 +130,12 @@ test('the API server grants the chart ServiceAccount what the control plane need
     ['create', 'clusterrolebindings.rbac.authorization.k8s.io'], ['escalate', 'clusterroles.rbac.authorization.k8s.io'],
     ['impersonate', 'serviceaccounts', '-A'], ['create', 'serviceaccounts/token', '-A'],
   ];
+  // kubectl resolves weft.dev resources through discovery: only once the chart's CRDs exist.
+  if (shippedCrds().length > 0) {
+    allowed.push(['watch', 'trafficpolicies.weft.dev', '-A'], ['list', 'authorizationpolicies.weft.dev', '-A'],
+      ['update', 'peerauthentications.weft.dev', '--subresource=status', '-n', 'shop']);
+    refused.push(['update', 'trafficpolicies.weft.dev', '-n', 'shop'], ['create', 'authorizationpolicies.weft.dev', '-n', 'shop']);
+  }
   const wrong: string[] = [];
   for (const a of allowed) if ((await canI(a)) !== 'yes') wrong.push(`should be allowed: ${a.join(' ')}`);
   for (const a of refused) if ((await canI(a)) !== 'no') wrong.push(`should be refused: ${a.join(' ')}`);
