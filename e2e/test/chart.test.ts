@@ -78,6 +78,7 @@ describe('default values', () => {
   test('the control plane runs as the contract says: args, downward API, probes, ports, config mounts', () => {
     const deploy = findObject(objects, 'Deployment', 'weft-control-plane');
     assert.equal(deploy.spec.replicas, 2);
+    assert.deepEqual(deploy.spec.strategy.rollingUpdate, { maxUnavailable: 0, maxSurge: 1 }); // a new replica is ready before an old one stops
     assert.equal(deploy.spec.template.metadata.labels['app.kubernetes.io/name'], 'weft-control-plane');
     const pod = deploy.spec.template.spec;
     assert.equal(pod.serviceAccountName, 'weft-control-plane');
@@ -224,7 +225,10 @@ describe('value variations', () => {
   });
 
   test('hard anti-affinity, none, and zone topology spread', () => {
-    const hard = controlPlanePod(renderChart({ set: ['controlPlane.antiAffinity=hard'] }));
+    const hardObjects = renderChart({ set: ['controlPlane.antiAffinity=hard'] });
+    const hard = controlPlanePod(hardObjects);
+    // A surge replica could find no node left: replace in place instead.
+    assert.deepEqual(findObject(hardObjects, 'Deployment', 'weft-control-plane').spec.strategy.rollingUpdate, { maxUnavailable: 1, maxSurge: 0 });
     const required = hard.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution;
     assert.equal(required[0].topologyKey, 'kubernetes.io/hostname');
     assert.equal(hard.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution, undefined);
