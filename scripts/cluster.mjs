@@ -110,15 +110,19 @@ function pidAlive(pid) {
   }
 }
 
-/** Takes the build lock (one Go build at a time on this machine); waits for another holder. */
+/** Takes the build lock (one Go build at a time on this machine); waits for another holder. Resolves its release. */
 async function takeBuildLock() {
   fs.mkdirSync(BIN_DIR, { recursive: true });
   let announced = false;
   for (;;) {
     try {
       fs.writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
-      process.on('exit', () => fs.rmSync(LOCK, { force: true }));
-      return;
+      const release = () => fs.rmSync(LOCK, { force: true });
+      process.once('exit', release);
+      return () => {
+        process.removeListener('exit', release);
+        release();
+      };
     } catch (err) {
       if (err.code !== 'EEXIST') throw err;
     }
@@ -142,9 +146,18 @@ async function ensureBuilt({ allowBuild }) {
   if (!go) {
     throw new ClusterError('go-missing', `${missing} and Go is not installed: install Go >= 1.26 (https://go.dev/dl/) to build the test cluster from e2e/cluster/`, 3);
   }
-  await takeBuildLock();
-  if (isBuilt()) return; // built by the process we waited for
+  const release = await takeBuildLock();
+  try {
+    if (!isBuilt()) await build(go); // else built by the process we waited for
+  } finally {
+    release();
+  }
+}
+
+/** Runs `go build` (niced) into a temp file, then moves it into place and stamps it with the hash of the sources it read. */
+async function build(go) {
   const { version } = pinnedVersion();
+  const hash = sourceHash(); // taken first: a source edited during the build makes the stamp stale, not wrong
   log(`building ${rel(BINARY)} (k8s.io/kubernetes ${version}, ${go}); the first build downloads the modules and compiles Kubernetes: about 13 minutes on 2 cores`);
   const started = Date.now();
   const tmp = `${BINARY}.tmp-${process.pid}`;
@@ -159,7 +172,7 @@ async function ensureBuilt({ allowBuild }) {
     throw new ClusterError('build-failed', `go build failed (exit ${code}) in ${rel(GO_DIR)}`);
   }
   fs.renameSync(tmp, BINARY);
-  fs.writeFileSync(STAMP, `${sourceHash()}\n`);
+  fs.writeFileSync(STAMP, `${hash}\n`);
   log(`built ${rel(BINARY)} in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
@@ -182,26 +195,33 @@ function writeKey(path, type) {
 
 /**
  * A CA, the API server's serving certificate, client certificates for the admin
- * (O=system:masters) and the controller manager, and the service-account signing key pair,
- * in `pki`. Keys from Node's crypto; certificates from openssl (Node cannot issue them).
+ * (O=system:masters) and the controller manager, a front-proxy CA and its client (the API
+ * server's identity towards aggregated API servers, and the request-header CA the controller
+ * manager's delegated authentication reads), and the service-account signing key pair, in `pki`.
+ * Keys from Node's crypto; certificates from openssl (Node cannot issue them).
  */
 function makePki(pki) {
   fs.mkdirSync(pki, { recursive: true });
   const cnf = (exts) => `[req]\ndistinguished_name = dn\n[dn]\n[ext]\n${exts.join('\n')}\n`;
-  writeKey(join(pki, 'ca.key'), 'ec');
-  fs.writeFileSync(join(pki, 'ca.cnf'), cnf(['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign, digitalSignature', 'subjectKeyIdentifier = hash']));
-  openssl(['req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=weft-test-cluster-ca', '-days', '3650', '-config', 'ca.cnf', '-extensions', 'ext', '-out', 'ca.crt'], pki);
-  const leaf = (name, subject, exts) => {
+  const ca = (name, cn) => {
+    writeKey(join(pki, `${name}.key`), 'ec');
+    fs.writeFileSync(join(pki, `${name}.cnf`), cnf(['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign, digitalSignature', 'subjectKeyIdentifier = hash']));
+    openssl(['req', '-x509', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-days', '3650', '-config', `${name}.cnf`, '-extensions', 'ext', '-out', `${name}.crt`], pki);
+  };
+  const leaf = (name, issuer, subject, exts) => {
     writeKey(join(pki, `${name}.key`), 'ec');
     fs.writeFileSync(join(pki, `${name}.cnf`), cnf(['basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature, keyEncipherment', ...exts]));
     openssl(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-config', `${name}.cnf`, '-out', `${name}.csr`], pki);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', `0x${createHash('sha1').update(name + Date.now()).digest('hex').slice(0, 16)}`,
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-set_serial', `0x${createHash('sha1').update(name + Date.now()).digest('hex').slice(0, 16)}`,
       '-days', '3650', '-extfile', `${name}.cnf`, '-extensions', 'ext', '-out', `${name}.crt`], pki);
   };
+  ca('ca', 'weft-test-cluster-ca');
   const sans = ['IP:127.0.0.1', 'IP:10.96.0.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local'];
-  leaf('apiserver', '/CN=kube-apiserver', ['extendedKeyUsage = serverAuth', `subjectAltName = ${sans.join(', ')}`]);
-  leaf('admin', '/O=system:masters/CN=kubernetes-admin', ['extendedKeyUsage = clientAuth']);
-  leaf('controller-manager', '/CN=system:kube-controller-manager', ['extendedKeyUsage = clientAuth']);
+  leaf('apiserver', 'ca', '/CN=kube-apiserver', ['extendedKeyUsage = serverAuth', `subjectAltName = ${sans.join(', ')}`]);
+  leaf('admin', 'ca', '/O=system:masters/CN=kubernetes-admin', ['extendedKeyUsage = clientAuth']);
+  leaf('controller-manager', 'ca', '/CN=system:kube-controller-manager', ['extendedKeyUsage = clientAuth']);
+  ca('front-proxy-ca', 'weft-test-cluster-front-proxy-ca');
+  leaf('front-proxy-client', 'front-proxy-ca', '/CN=front-proxy-client', ['extendedKeyUsage = clientAuth']);
   fs.writeFileSync(join(pki, 'sa.pub'), writeKey(join(pki, 'sa.key'), 'rsa'));
 }
 
@@ -266,7 +286,7 @@ function isOurs(pid, dir) {
   if (!pid || !pidAlive(pid)) return false;
   try {
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('weft-kube') && cmdline.includes(dir);
+    return cmdline.includes('weft-kube') && cmdline.includes(`${dir}/`);
   } catch {
     return false;
   }
@@ -406,6 +426,9 @@ async function up(dir, { allowBuild }) {
       '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`, `--cert-dir=${pki}`,
       `--tls-cert-file=${join(pki, 'apiserver.crt')}`, `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
       `--client-ca-file=${join(pki, 'ca.crt')}`,
+      `--requestheader-client-ca-file=${join(pki, 'front-proxy-ca.crt')}`, '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User', '--requestheader-group-headers=X-Remote-Group', '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${join(pki, 'front-proxy-client.crt')}`, `--proxy-client-key-file=${join(pki, 'front-proxy-client.key')}`,
       '--authorization-mode=Node,RBAC',
       `--service-account-issuer=${SA_ISSUER}`,
       `--service-account-key-file=${join(pki, 'sa.pub')}`, `--service-account-signing-key-file=${join(pki, 'sa.key')}`,

@@ -20,11 +20,7 @@ func runEtcd(args []string) int {
 	clientURL := fs.String("listen-client-url", "http://127.0.0.1:2379", "client URL (loopback)")
 	peerURL := fs.String("listen-peer-url", "http://127.0.0.1:2380", "peer URL (loopback)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *dataDir == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "etcd: --data-dir is required and no positional arguments are accepted")
+	if !parseFlags(fs, args, "data-dir") {
 		return 2
 	}
 	client, err := url.Parse(*clientURL)

@@ -16,6 +16,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,4 +55,17 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: weft-kube kube-apiserver|kube-controller-manager|kubectl|etcd|node [ARGS...]")
+}
+
+// parseFlags parses a subcommand's flags, requiring the flag named `required` and no positional
+// arguments; on a bad command line it says why on stderr and returns false.
+func parseFlags(fs *flag.FlagSet, args []string, required string) bool {
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	if fs.Lookup(required).Value.String() == "" || fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: --%s is required and no positional arguments are accepted\n", fs.Name(), required)
+		return false
+	}
+	return true
 }

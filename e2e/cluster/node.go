@@ -30,11 +30,7 @@ func runNode(args []string) int {
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig (required)")
 	nodeName := fs.String("node-name", "weft-node", "the Node's name")
 	nodeIP := fs.String("node-ip", "127.0.0.1", "the Node's InternalIP")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *kubeconfig == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "node: --kubeconfig is required and no positional arguments are accepted")
+	if !parseFlags(fs, args, "kubeconfig") {
 		return 2
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)

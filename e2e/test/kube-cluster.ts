@@ -35,6 +35,8 @@ export interface KubeCluster {
   readonly kubeconfig: string;
   /** `https://127.0.0.1:PORT`. */
   readonly apiServerUrl: string;
+  /** The CA (PEM file) that signed the API server's serving certificate. */
+  readonly caFile: string;
   /** The Kubernetes release it runs, e.g. `v1.37.2`. */
   readonly version: string;
   /** The Node pods are bound to. */
@@ -98,6 +100,7 @@ export async function startKubeCluster(): Promise<KubeCluster | SkipReason> {
     dir,
     kubeconfig: state.kubeconfig,
     apiServerUrl: state.apiServerUrl,
+    caFile: path.join(dir, 'pki', 'ca.crt'),
     version: state.version,
     nodeName: state.nodeName,
     pids: { ...state.pids },
@@ -112,6 +115,23 @@ export async function startKubeCluster(): Promise<KubeCluster | SkipReason> {
       return closing;
     },
   };
+}
+
+/**
+ * Writes a kubeconfig at `file` that authenticates with `token` alone (e.g. from `kubectl create
+ * token SA`), to act as a service account rather than the admin.
+ */
+export function writeTokenKubeconfig(cluster: KubeCluster, token: string, file: string): string {
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'weft-test', cluster: { server: cluster.apiServerUrl, 'certificate-authority-data': fs.readFileSync(cluster.caFile).toString('base64') } }],
+    users: [{ name: 'token', user: { token } }],
+    contexts: [{ name: 'weft-test', context: { cluster: 'weft-test', user: 'token' } }],
+    'current-context': 'weft-test',
+  };
+  fs.writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return file;
 }
 
 export interface PodStatusOptions {
