@@ -9,6 +9,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { CHART_DIR, REPO_ROOT, findObject, helm, removeHelmHomes, renderChart, type K8sObject } from './helm';
@@ -75,6 +76,28 @@ describe('default values', () => {
     }
   });
 
+  test('weft control-plane accepts the rendered command line and both rendered config files (it stops only at the missing in-cluster credentials)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-chart-args-'));
+    try {
+      const files: Record<string, string> = {
+        '/etc/weft/injection/config.yaml': findObject(objects, 'ConfigMap', 'weft-injection').data['config.yaml'],
+        '/etc/weft/mesh/mesh.yaml': findObject(objects, 'ConfigMap', 'weft-mesh').data['mesh.yaml'],
+      };
+      const local = (f: string): string => path.join(dir, path.basename(f));
+      for (const [f, text] of Object.entries(files)) writeFileSync(local(f), text);
+      const c = controlPlanePod(objects).containers[0];
+      const args = (c.args as string[]).map((a) => (a in files ? local(a) : a.replace('$(POD_NAMESPACE)', NS)));
+      // Inside a pod without its service-account files: everything before the client loads is checked.
+      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'cli/dist/src/main.js'), ...args], {
+        encoding: 'utf8', timeout: 30_000, env: { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: '1', POD_NAMESPACE: NS, POD_NAME: 'weft-control-plane-0' },
+      });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^weft control-plane: in-cluster configuration: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the control plane runs as the contract says: args, downward API, probes, ports, config mounts', () => {
     const deploy = findObject(objects, 'Deployment', 'weft-control-plane');
     assert.equal(deploy.spec.replicas, 2);
@@ -90,7 +113,7 @@ describe('default values', () => {
       'node', '/opt/weft/cli/dist/src/main.js', 'control-plane', '--in-cluster',
       '--ca-address', '0.0.0.0:15012', '--debug-address', '0.0.0.0:15014', '--webhook-address', '0.0.0.0:15017',
       '--namespace', '$(POD_NAMESPACE)', '--injection-config', '/etc/weft/injection/config.yaml',
-      '--mesh-config', '/etc/weft/mesh/mesh.yaml', '--leader-elect',
+      '--mesh-config', '/etc/weft/mesh/mesh.yaml',
     ]);
     assert.deepEqual(c.env, [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
