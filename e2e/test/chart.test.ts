@@ -176,7 +176,7 @@ describe('default values', () => {
 
   test('the ConfigMaps hold the contract defaults: InjectionConfig and mesh config', () => {
     assert.deepEqual(injectionConfig(objects), INJECTION_DEFAULTS);
-    assert.deepEqual(meshConfig(objects), { trustDomain: 'cluster.local', rootNamespace: NS }); // no endpoint: tracing off
+    assert.deepEqual(meshConfig(objects), { trustDomain: 'cluster.local', rootNamespace: NS, defaultReach: [] }); // no endpoint: tracing off
   });
 
   test('a PodDisruptionBudget keeps one of the two replicas', () => {
@@ -243,7 +243,7 @@ describe('value variations', () => {
     });
     assert.equal(injectionConfig(objects).xdsAddress, 'cp.mesh.example:15012');
     assert.deepEqual(meshConfig(objects), {
-      trustDomain: 'cluster.local', rootNamespace: 'mesh-root', tracing: { endpoint: 'http://otel.obs.svc:4318/v1/traces', sampling: 2.5 },
+      trustDomain: 'cluster.local', rootNamespace: 'mesh-root', defaultReach: [], tracing: { endpoint: 'http://otel.obs.svc:4318/v1/traces', sampling: 2.5 },
     });
   });
 
