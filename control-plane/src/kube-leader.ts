@@ -10,6 +10,7 @@
  */
 import type { Logger } from '@weft/api';
 import { KubeApiError, type KubeClient } from './kube-client';
+import { recordEvent } from './kube-events';
 
 export interface LeaderElectionOptions {
   readonly client: KubeClient;
@@ -104,7 +105,12 @@ export class LeaderElector {
 
   private setLeading(on: boolean): void {
     this.leading = on;
-    this.opts.log.info(on ? 'became the leader' : 'no longer the leader', { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity });
+    const { client, identity, log, name, namespace } = this.opts;
+    log.info(on ? 'became the leader' : 'no longer the leader', { lease: `${namespace}/${name}`, identity });
+    if (on) {
+      void recordEvent(client, log, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace, name },
+        'LeaderElection', `${identity} became leader`, 'weft-control-plane');
+    }
     try {
       if (on) this.opts.onStartedLeading();
       else this.opts.onStoppedLeading();

@@ -4,7 +4,7 @@
  * status written through the status subresource, a dropped watch recovers without a lost update,
  * the CA lives in a Secret and tokens are checked with TokenReview, and scoped pushes keep other
  * namespaces' Services away from a sidecar. Pods are API objects whose status the test sets as a
- * kubelet would; their sidecars and apps run on 10.249.49.x, addresses added to lo
+ * kubelet would. The control plane runs as the chart's ServiceAccount, with the chart's RBAC. Sidecars and apps run on 10.249.49.x, addresses added to lo
 (pod-addresses.ts: the API server refuses loopback endpoints), the control plane on 127.0.49.1.
  */
 import { strict as assert } from 'node:assert';
@@ -16,7 +16,8 @@ import { after, before, test } from 'node:test';
 import { DEFAULT_INJECTION_CONFIG, KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { closeServer, eventually, getJson, httpApp, log, MeshClient, sleep, tempDir } from './mesh';
-import { installCrds, setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
+import { installCrds, setPodStatus, startKubeCluster, writeTokenKubeconfig, type KubeCluster } from './kube-cluster';
+import { renderChart } from './helm';
 import { addPodAddresses, type PodAddresses } from './pod-addresses';
 
 const CP = '127.0.49.1';
@@ -154,15 +155,21 @@ before(async () => {
   }
   apps.push(await httpApp(PODS.v1.ip, 9080, 'reviews-v1'), await httpApp(PODS.v2.ip, 9080, 'reviews-v2'));
 
-  // The control plane reaches the API server through a proxy the test can cut.
+  // The control plane runs as the chart's ServiceAccount with the chart's RBAC, not as admin:
+  // everything below (watches, status, the CA Secret, TokenReview, the Lease, ConfigMaps,
+  // caBundles) must work with exactly those permissions.
+  const rbac = renderChart({ namespace: 'weft-system' }).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind));
+  await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }));
+  const cpToken = (await kubectl(['create', 'token', 'weft-control-plane', '-n', 'weft-system', '--duration', '2h'])).trim();
+  // It reaches the API server through a proxy the test can cut.
   const api = new URL(cluster.apiServerUrl);
   proxy = new CuttableProxy({ host: api.hostname, port: Number(api.port) });
   const proxyPort = await proxy.listen();
-  const kubeconfig = path.join(tempDir('kube-mode'), 'kubeconfig');
-  fs.writeFileSync(kubeconfig, fs.readFileSync(cluster.kubeconfig, 'utf8').replace(cluster.apiServerUrl, `https://127.0.0.1:${proxyPort}`));
+  const kubeconfig = writeTokenKubeconfig(cluster, cpToken, path.join(tempDir('kube-mode'), 'kubeconfig'));
+  fs.writeFileSync(kubeconfig, fs.readFileSync(kubeconfig, 'utf8').replace(cluster.apiServerUrl, `https://127.0.0.1:${proxyPort}`));
   const client = await KubeClient.load({ kubeconfig });
   cp = await startControlPlane({
-    kube: { client, namespace: 'weft-system', identity: 'cp-test', leaderElection: false, backoff: { initialMs: 100, maxMs: 500 } },
+    kube: { client, namespace: 'weft-system', identity: 'cp-test', backoff: { initialMs: 100, maxMs: 500 } },
     xdsAddress: `${CP}:0`, debugAddress: `${CP}:0`, debounceMs: 20, log: log.child({ c: 'cp' }),
     identity: { caAddress: `${CP}:0` },
     webhooks: { address: `${CP}:0`, injection: DEFAULT_INJECTION_CONFIG },
@@ -194,6 +201,11 @@ after(async () => {
 
 test('the CA keeps its root in the Secret weft-ca, and a sidecar got its certificate with a service-account token checked by TokenReview', async (t) => {
   if (skip) return t.skip(skip);
+  // Running with the chart's RBAC only: it leads through the Lease it may write.
+  await eventually('the Lease held by the control plane', async () =>
+    (await kubectl(['get', 'lease', 'weft-control-plane-leader', '-n', 'weft-system', '-o', 'jsonpath={.spec.holderIdentity}'])).trim() === 'cp-test', 10_000);
+  await eventually('the LeaderElection Event', async () =>
+    (await kubectl(['get', 'events', '-n', 'weft-system', '--field-selector', 'reason=LeaderElection', '-o', 'jsonpath={.items[*].message}'])).includes('cp-test became leader'), 5_000);
   const secret = JSON.parse(await kubectl(['get', 'secret', 'weft-ca', '-n', 'weft-system', '-o', 'json'])) as { data: Record<string, string> };
   const rootPem = Buffer.from(secret.data['ca-cert.pem']!, 'base64').toString('utf8');
   assert.equal(rootPem, cp!.ca!.rootPem());
