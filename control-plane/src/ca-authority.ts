@@ -172,6 +172,22 @@ export class CertificateAuthority {
     await this.activate(signer);
   }
 
+  /**
+   * Re-reads a generated root and the trust state from the store, after another control-plane
+   * replica rotated the root (Kubernetes mode watches the Secret). Resolves true when something
+   * changed and the new root is now the signer; false when nothing changed or the CA is the
+   * operator's (each replica reads the same files).
+   */
+  async reload(): Promise<boolean> {
+    if (this.opts.operator) return false;
+    const [pair, trust] = await Promise.all([this.opts.store.loadGeneratedRoot(), this.opts.store.loadTrust()]);
+    if (!pair) return false;
+    if (pair.certPem === this.signer.root.toString() && JSON.stringify(trust.previous) === JSON.stringify(this.trust.previous)) return false;
+    this.opts.log.info('the stored root or trust state changed: reloading');
+    await this.activate(await this.generatedSigner(false));
+    return true;
+  }
+
   /** Stops the overlap timer. Idempotent. */
   close(): void {
     clearTimeout(this.pruneTimer);

@@ -6,7 +6,9 @@
 import type { Logger } from '@weft/api';
 import type * as prom from 'prom-client';
 import type { KubeClient } from './kube-client';
+import { Informer } from './kube-informer';
 import { LeaderElector } from './kube-leader';
+import { CA_SECRET_NAME } from './ca-store-secret';
 import { ClusterPublisher } from './kube-publish';
 import { desiredStatuses, StatusWriter } from './kube-status';
 import { KubeRegistry, type NamespaceInfo } from './registry-kube';
@@ -37,6 +39,7 @@ export class KubeMode {
   private readonly status: StatusWriter;
   private readonly publisher: ClusterPublisher;
   private trustBundlePem?: string;
+  private caSecret?: Informer<string>;
   private readonly elector?: LeaderElector;
   private leaderNow = false;
   private readonly leaderHooks: ((leading: boolean) => void)[] = [];
@@ -82,6 +85,25 @@ export class KubeMode {
     return reachFrom(this.registry.namespaceList(), this.opts.defaultReach ?? []);
   }
 
+  /**
+   * Watches the CA Secret: when another replica rotated the root, `reload` makes this one sign
+   * with it and trust the same roots (calls are serialized).
+   */
+  watchCaSecret(reload: () => Promise<unknown>, log: Logger): void {
+    let chain = Promise.resolve();
+    let first = true;
+    this.caSecret = new Informer<string>({
+      type: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' }, client: this.opts.client, log,
+      namespace: this.opts.namespace, fieldSelector: `metadata.name=${CA_SECRET_NAME}`,
+      transform: (raw) => String((raw.metadata as { resourceVersion?: string } | undefined)?.resourceVersion ?? ''),
+      onChange: () => {
+        if (first) return void (first = false); // the initial list: what the CA just loaded
+        chain = chain.then(() => reload()).then(() => undefined, (e: Error) => log.warn('could not reload the CA from its Secret', { error: e.message }));
+      },
+    });
+    void this.caSecret.start();
+  }
+
   /** The CA's trust bundle (at start and after each change): published by the leader. */
   setTrustBundle(pem: string): void {
     this.trustBundlePem = pem;
@@ -102,6 +124,7 @@ export class KubeMode {
     this.status.close();
     await this.publisher.close();
     await this.elector?.stop();
+    await this.caSecret?.stop();
     await this.registry.close();
     this.opts.client.close();
   }

@@ -140,6 +140,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         state.setTrustBundle(pem);
         kube?.setTrustBundle(pem);
       });
+      const theCa = ca;
+      kube?.watchCaSecret(() => theCa.reload(), log.child({ module: 'ca-secret' }));
       let validator = id.tokenValidator;
       if (!opts.kube) {
         const tokenKey = await loadTokenKey(requireDataDir(id));
@@ -407,6 +409,12 @@ class MeshState {
       }
       case '/debug/ca/rotate-root': {
         // POST only: rotating is an action (docs/operations.md, "Root rotation").
+        if (req.method === 'POST' && ca && kube && !kube.isLeader) {
+          // Only the leader writes the CA Secret; the other replicas follow it (they watch it).
+          res.writeHead(409, { 'content-type': 'text/plain' });
+          res.end('this replica is not the leader: rotate on the leader (GET /debug/leader tells which replica leads)\n');
+          return;
+        }
         if (req.method !== 'POST' || !ca) {
           res.writeHead(req.method !== 'POST' ? 405 : 404, { 'content-type': 'text/plain' });
           res.end(ca ? 'POST to rotate the root\n' : 'this control plane runs without a CA (--no-ca)\n');

@@ -43,6 +43,8 @@ export interface InformerOptions<T> {
   readonly transform: (raw: Record<string, unknown>, previous: T | undefined) => T;
   readonly onChange: () => void;
   readonly metrics?: InformerMetrics;
+  /** Only this namespace's objects (default: every namespace). */
+  readonly namespace?: string;
   /** Only objects matching this field selector (`metadata.name=X`). */
   readonly fieldSelector?: string;
   /** Items per list page (default 500). */
@@ -145,7 +147,7 @@ export class Informer<T> {
     let rv = '';
     do {
       const page = await client.request<{ items?: Record<string, unknown>[]; metadata?: { resourceVersion?: string; continue?: string } }>(
-        'GET', resourcePath(type), { query: { limit: this.opts.pageSize ?? 500, continue: cont, fieldSelector: this.opts.fieldSelector } });
+        'GET', resourcePath(type, this.opts.namespace), { query: { limit: this.opts.pageSize ?? 500, continue: cont, fieldSelector: this.opts.fieldSelector } });
       for (const item of page.items ?? []) seen.set(keyOf(item), this.transform(item, this.store.get(keyOf(item))));
       rv = page.metadata?.resourceVersion ?? '';
       cont = page.metadata?.continue || undefined;
@@ -173,7 +175,7 @@ export class Informer<T> {
   private async watchOnce(): Promise<void> {
     const { client, type } = this.opts;
     const timeout = this.opts.watchTimeoutSeconds?.() ?? 300 + Math.floor(Math.random() * 300);
-    await client.watch(resourcePath(type), {
+    await client.watch(resourcePath(type, this.opts.namespace), {
       resourceVersion: this.resourceVersion,
       allowWatchBookmarks: true,
       timeoutSeconds: timeout,

@@ -37,6 +37,7 @@ async function replica(name: string, ip: string): Promise<ControlPlane> {
   const cp = await startControlPlane({
     kube: { client, namespace: 'weft-system', identity: name },
     xdsAddress: `${ip}:0`, debugAddress: `${ip}:0`, debounceMs: 20, log: log.child({ c: name }),
+    identity: { caAddress: `${ip}:0` },
   });
   cps.set(name, cp);
   return cp;
@@ -131,4 +132,20 @@ test('a replica that stops gracefully releases the Lease: its successor takes ov
   await eventually('cp-c to lead', () => leaderOf(c, '127.0.50.3'), 10_000);
   const took = Date.now() - stopped;
   assert.ok(took < 4_000, `handover after a graceful stop took ${took} ms (want about one retry period, 2 s)`);
+});
+
+test('a root rotation on the leader reaches the other replica through the CA Secret; a follower refuses to rotate', async (t) => {
+  if (skip) return t.skip(skip);
+  const leader = cps.get('cp-c')!;
+  const follower = await replica('cp-d', '127.0.50.4');
+  assert.equal(follower.ca!.rootPem(), leader.ca!.rootPem(), 'both replicas sign with the root of the Secret');
+  const refused = await fetch(`http://127.0.50.4:${follower.debugPort}/debug/ca/rotate-root`, { method: 'POST' });
+  assert.equal(refused.status, 409);
+  assert.match(await refused.text(), /not the leader/);
+  const rotated = await fetch(`http://127.0.50.3:${leader.debugPort}/debug/ca/rotate-root`, { method: 'POST' });
+  assert.equal(rotated.status, 200, await rotated.text());
+  const newRoot = leader.ca!.rootPem();
+  await eventually('the follower to sign with the new root and trust both', () =>
+    follower.ca!.rootPem() === newRoot && follower.ca!.trustBundlePem() === leader.ca!.trustBundlePem(), 10_000);
+  assert.equal((follower.ca!.trustBundlePem().match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'the old root stays trusted for the overlap');
 });
