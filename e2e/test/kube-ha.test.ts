@@ -10,27 +10,23 @@ import { after, before, test } from 'node:test';
 import { KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { closeServer, eventually, getJson, httpApp, log, MeshClient, steadyTraffic } from './mesh';
-import { installCrds, setPodStatus, startKubeCluster, type KubeCluster } from './kube-cluster';
-import { addPodAddresses, type PodAddresses } from './pod-addresses';
+import { setPodStatus, type KubeCluster } from './kube-cluster';
+import { podJson, serviceJson, startMeshCluster, type MeshCluster } from './kube-mesh';
 
 const NS = 'ha';
 const HOST = `echo.${NS}.svc.cluster.local:8080`;
 const CLIENT = { name: 'client', ip: '10.249.50.10' };
 const SERVER = { name: 'echo-0', ip: '10.249.50.11' };
 
+let mesh: MeshCluster | undefined;
 let cluster: KubeCluster | undefined;
-let addresses: PodAddresses | undefined;
 let skip: string | undefined;
 const cps = new Map<string, ControlPlane>();
 let side: Sidecar | undefined;
 let app: Awaited<ReturnType<typeof httpApp>> | undefined;
 const clients: MeshClient[] = [];
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cluster!.kubectl(args, input);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> => mesh!.kubectl(args, input);
 
 async function replica(name: string, ip: string): Promise<ControlPlane> {
   const client = await KubeClient.load({ kubeconfig: cluster!.kubeconfig });
@@ -50,24 +46,16 @@ async function holder(): Promise<string> {
 }
 
 before(async () => {
-  const a = addPodAddresses([CLIENT.ip, SERVER.ip]);
-  if (typeof a === 'string') {
-    skip = a;
+  const m = await startMeshCluster([CLIENT.ip, SERVER.ip], [NS, 'weft-system']);
+  if (typeof m === 'string') {
+    skip = m;
     return;
   }
-  addresses = a;
-  const c = await startKubeCluster();
-  if (typeof c === 'string') {
-    skip = c;
-    return;
-  }
-  cluster = c;
-  await installCrds(cluster);
-  await kubectl(['create', 'namespace', NS]);
-  await kubectl(['create', 'namespace', 'weft-system']);
-  await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 8080, targetPort: 8080 }] } }));
+  mesh = m;
+  cluster = m.cluster;
+  await kubectl(['apply', '-f', '-'], serviceJson(NS, 'echo', { app: 'echo' }, 8080));
   for (const p of [CLIENT, SERVER]) {
-    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.name, namespace: NS, labels: { app: p.name === 'client' ? 'client' : 'echo' } }, spec: { containers: [{ name: 'app', image: 'app' }] } }));
+    await kubectl(['apply', '-f', '-'], podJson(NS, p.name, { app: p.name === 'client' ? 'client' : 'echo' }));
     await setPodStatus(cluster, NS, p.name, { podIP: p.ip });
   }
   app = await httpApp(SERVER.ip, 8080, 'echo-0');
@@ -78,8 +66,7 @@ after(async () => {
   await side?.close();
   for (const cp of cps.values()) await cp.close();
   await closeServer(app);
-  await cluster?.close();
-  addresses?.remove();
+  await mesh?.close();
 });
 
 test('two replicas: one leader through the Lease; it dies without releasing and the other leads within 15 s while its sidecar\'s traffic loses nothing', async (t) => {

@@ -15,10 +15,10 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_INJECTION_CONFIG, KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
-import { closeServer, eventually, getJson, httpApp, log, MeshClient, sleep, tempDir } from './mesh';
-import { installCrds, setPodStatus, startKubeCluster, writeTokenKubeconfig, type KubeCluster } from './kube-cluster';
+import { closeServer, eventually, getJson, httpApp, log, MeshClient, sleep, splitPolicyYaml, tempDir } from './mesh';
+import { setPodStatus, writeTokenKubeconfig, type KubeCluster } from './kube-cluster';
+import { podJson, serviceJson, startMeshCluster, type MeshCluster } from './kube-mesh';
 import { renderChart } from './helm';
-import { addPodAddresses, type PodAddresses } from './pod-addresses';
 
 const CP = '127.0.49.1';
 const NS = 'shop';
@@ -29,8 +29,8 @@ const PODS = {
 };
 const HOST = `reviews.${NS}.svc.cluster.local:9080`;
 
+let mesh: MeshCluster | undefined;
 let cluster: KubeCluster | undefined;
-let addresses: PodAddresses | undefined;
 let skip: string | undefined;
 let cp: ControlPlane | undefined;
 let proxy: CuttableProxy | undefined;
@@ -38,39 +38,9 @@ let side: Sidecar | undefined;
 const apps: Awaited<ReturnType<typeof httpApp>>[] = [];
 const clients: MeshClient[] = [];
 
-function podManifest(p: (typeof PODS)[keyof typeof PODS], ns = NS): string {
-  return JSON.stringify({
-    apiVersion: 'v1', kind: 'Pod', metadata: { name: p.name, namespace: ns, labels: p.labels },
-    spec: { serviceAccountName: p.sa, containers: [{ name: 'app', image: 'app', ports: [{ containerPort: 9080 }] }] },
-  });
-}
+const policyYaml = (name: string, v1: number, v2: number, extra = ''): string => splitPolicyYaml(NS, 'reviews', v1, v2, extra, name);
 
-function serviceManifest(name: string, ns: string, selector: Record<string, string>, port = 9080): string {
-  return JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns }, spec: { selector, ports: [{ name: 'http', port, targetPort: port }] } });
-}
-
-function policyYaml(name: string, v1: number, v2: number, extra = ''): string {
-  return `apiVersion: weft.dev/v1alpha1
-kind: TrafficPolicy
-metadata: {name: ${name}, namespace: ${NS}}
-spec:
-  targetRef: {kind: Service, name: reviews}
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-  routes:
-${extra}  - name: default
-    backends:
-    - {subset: v1, weight: ${v1}}
-    - {subset: v2, weight: ${v2}}
-`;
-}
-
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cluster!.kubectl(args, input);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> => mesh!.kubectl(args, input);
 
 async function conditions(kind: string, name: string): Promise<Record<string, { status: string; reason: string; message: string }>> {
   const out = await kubectl(['get', kind, name, '-n', NS, '-o', 'json']);
@@ -130,27 +100,18 @@ class CuttableProxy {
 }
 
 before(async () => {
-  const a = addPodAddresses(Object.values(PODS).map((p) => p.ip));
-  if (typeof a === 'string') {
-    skip = a;
+  const m = await startMeshCluster(Object.values(PODS).map((p) => p.ip), [NS, 'weft-system', 'other']);
+  if (typeof m === 'string') {
+    skip = m;
     return;
   }
-  addresses = a;
-  const c = await startKubeCluster();
-  if (typeof c === 'string') {
-    skip = c;
-    return;
-  }
-  cluster = c;
-  await installCrds(cluster);
-  await kubectl(['create', 'namespace', NS]);
-  await kubectl(['create', 'namespace', 'weft-system']);
-  await kubectl(['create', 'namespace', 'other']);
+  mesh = m;
+  cluster = m.cluster;
   for (const sa of ['productpage', 'reviews']) await kubectl(['create', 'serviceaccount', sa, '-n', NS]);
-  await kubectl(['apply', '-f', '-'], serviceManifest('reviews', NS, { app: 'reviews' }));
-  await kubectl(['apply', '-f', '-'], serviceManifest('elsewhere', 'other', { app: 'elsewhere' }));
+  await kubectl(['apply', '-f', '-'], serviceJson(NS, 'reviews', { app: 'reviews' }, 9080));
+  await kubectl(['apply', '-f', '-'], serviceJson('other', 'elsewhere', { app: 'elsewhere' }, 9080));
   for (const p of Object.values(PODS)) {
-    await kubectl(['apply', '-f', '-'], podManifest(p));
+    await kubectl(['apply', '-f', '-'], podJson(NS, p.name, p.labels, p.sa, 9080));
     await setPodStatus(cluster, NS, p.name, { podIP: p.ip });
   }
   apps.push(await httpApp(PODS.v1.ip, 9080, 'reviews-v1'), await httpApp(PODS.v2.ip, 9080, 'reviews-v2'));
@@ -195,8 +156,7 @@ after(async () => {
   await cp?.close();
   proxy?.close();
   for (const a of apps) await closeServer(a);
-  await cluster?.close();
-  addresses?.remove();
+  await mesh?.close();
 });
 
 test('the CA keeps its root in the Secret weft-ca, and a sidecar got its certificate with a service-account token checked by TokenReview', async (t) => {
@@ -219,7 +179,7 @@ test('a Service applied with kubectl reaches the connected sidecar within a seco
   const client = new MeshClient(PODS.productpage.ip);
   clients.push(client);
   await eventually('reviews to answer through the sidecar', async () => (await client.get(HOST)).status === 200, 15_000);
-  await kubectl(['apply', '-f', '-'], serviceManifest('ratings', NS, { app: 'ratings' }, 9081));
+  await kubectl(['apply', '-f', '-'], serviceJson(NS, 'ratings', { app: 'ratings' }, 9081));
   const applied = Date.now();
   await eventually('the ratings cluster in the sidecar', async () => (await sidecarClusters(PODS.productpage.ip)).some((n) => n.includes('ratings')), 5_000);
   const took = Date.now() - applied;

@@ -78,11 +78,11 @@ ${ports.map((p) => `  - name: ${p.name}\n    port: ${p.port}\n    targetPort: ${
 }
 
 /** A TrafficPolicy splitting `svc` between subsets v1 and v2 by version label. */
-export function splitPolicyYaml(ns: string, svc: string, v1: number, v2: number, extraRoutes = ''): string {
+export function splitPolicyYaml(ns: string, svc: string, v1: number, v2: number, extraRoutes = '', name = svc): string {
   return `apiVersion: weft.dev/v1alpha1
 kind: TrafficPolicy
 metadata:
-  name: ${svc}
+  name: ${name}
   namespace: ${ns}
 spec:
   targetRef: {kind: Service, name: ${svc}}
