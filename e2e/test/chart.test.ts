@@ -12,29 +12,21 @@ import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { DEFAULT_INJECTION_CONFIG, injectionConfigFromText } from '@weft/control-plane';
 import { CHART_DIR, REPO_ROOT, findObject, helm, removeHelmHomes, renderChart, type K8sObject } from './helm';
 
 after(removeHelmHomes);
 
 const NS = 'mesh-ops'; // not weft-system: proves every reference follows the release namespace
 
-/** The contract's InjectionConfig defaults (issue 8), with the Service in the release namespace. */
-const INJECTION_DEFAULTS = {
-  image: 'ghcr.io/weft-dev/weft:0.1.0',
-  imagePullPolicy: 'IfNotPresent',
-  xdsAddress: `weft-control-plane.${NS}.svc:15012`,
-  trustDomain: 'cluster.local',
-  proxyUid: 1337,
-  nativeSidecar: true,
-  logLevel: 'info',
-  drainTimeoutMs: 5000,
-  resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '192Mi' } },
-  initResources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
-  capture: { inboundPorts: '*', excludeInboundPorts: '', outboundCidrs: '*', excludeOutboundCidrs: '', excludeOutboundPorts: '' },
-};
+/** The injector's own defaults (the contract's), with the Service in the release namespace. */
+const INJECTION_DEFAULTS = JSON.parse(JSON.stringify({ ...DEFAULT_INJECTION_CONFIG, xdsAddress: `weft-control-plane.${NS}.svc:15012` }));
 
+/** The rendered InjectionConfig, as the injector's own parser reads it (it throws on anything it refuses). */
 function injectionConfig(objects: K8sObject[]): Record<string, any> {
-  return parseYaml(findObject(objects, 'ConfigMap', 'weft-injection').data['config.yaml']);
+  const text: string = findObject(objects, 'ConfigMap', 'weft-injection').data['config.yaml'];
+  injectionConfigFromText(text, 'ConfigMap weft-injection');
+  return parseYaml(text);
 }
 function meshConfig(objects: K8sObject[]): Record<string, any> {
   return parseYaml(findObject(objects, 'ConfigMap', 'weft-mesh').data['mesh.yaml']);
