@@ -103,8 +103,11 @@ export class KubeClient {
   /**
    * Streams a watch until the server ends it (its `timeoutSeconds`), `signal` aborts it (resolves),
    * or it fails (rejects with KubeApiError). `onEvent` is called for each decoded event in order.
+   * A watch that receives nothing (no event, no bookmark: the API server sends one about every
+   * minute when asked) for `idleMs` is taken for a dead connection and fails, so a path that died
+   * without a reset is noticed in minutes, not when TCP keepalive gives up.
    */
-  async watch(path: string, query: RequestOptions['query'], onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+  async watch(path: string, query: RequestOptions['query'], onEvent: (e: WatchEvent) => void, signal: AbortSignal, idleMs = 150_000): Promise<void> {
     if (signal.aborted) return;
     const res = await this.send('GET', path, { query: { ...query, watch: true } }, 0, signal);
     const status = res.statusCode ?? 0;
@@ -115,11 +118,20 @@ export class KubeClient {
       const fail = (err: unknown): void => {
         if (failed) return;
         failed = true;
+        clearTimeout(idle);
         lines.close();
         res.destroy();
         reject(err instanceof KubeApiError ? err : new KubeApiError('GET', path, 0, 'StreamFailed', String((err as Error)?.message ?? err), { cause: err }));
       };
+      let idle: NodeJS.Timeout | undefined;
+      const arm = (): void => {
+        clearTimeout(idle);
+        idle = setTimeout(() => fail(new KubeApiError('GET', path, 0, 'Idle', `nothing received for ${idleMs} ms: the connection is taken for dead`)), idleMs);
+        idle.unref();
+      };
+      arm();
       lines.on('line', (line) => {
+        arm();
         if (failed || !line.trim()) return;
         let event: WatchEvent;
         try {
@@ -139,6 +151,7 @@ export class KubeClient {
       res.on('error', onError);
       lines.on('error', onError);
       lines.on('close', () => {
+        clearTimeout(idle);
         if (!failed) resolve();
       });
     });
