@@ -2,7 +2,7 @@
  * Port 15012: gRPC over TLS serving the certificate service (`weft.ca.v1.CertificateService`,
  * api/proto/weft/ca/v1/ca.proto) and ADS (the same implementation as 15010), so cluster mode
  * needs no plaintext port. The serving certificate is signed by the control plane's own CA,
- * with DNS/IP SANs for where it listens and `weft-control-plane.weft-system.svc`; it is
+ * with DNS/IP SANs for where it listens and `weft-control-plane.<namespace>.svc`; it is
  * re-issued at 80% of its lifetime and after a root rotation (new handshakes only).
  */
 import { hostname } from 'node:os';
@@ -19,7 +19,9 @@ import { CertificateRefusal, type SigningService } from './ca-service';
 
 export const CA_SERVICE = 'weft.ca.v1.CertificateService';
 /** DNS names always in the serving certificate (the in-cluster Service of issue 8). */
-export const SERVING_DNS_NAMES = ['weft-control-plane.weft-system.svc', 'weft-control-plane.weft-system.svc.cluster.local', 'localhost'];
+/** The names sidecars reach the control plane by: its Service in `namespace`, and localhost. */
+export const servingDnsNames = (namespace = 'weft-system'): string[] =>
+  [`weft-control-plane.${namespace}.svc`, `weft-control-plane.${namespace}.svc.cluster.local`, 'localhost'];
 
 /** grpc-js credentials whose certificate can be replaced; existing connections keep theirs. */
 class RotatingServerCredentials extends grpc.ServerCredentials {
@@ -52,6 +54,8 @@ export interface CaServerOptions {
   readonly signing: SigningService;
   readonly hooks: AdsHooks;
   readonly identifier: string;
+  /** The control plane's namespace, for the certificate's Service names (default `weft-system`). */
+  readonly namespace?: string;
   readonly log: Logger;
 }
 
@@ -63,7 +67,7 @@ export class CaServer {
 
   constructor(private readonly opts: CaServerOptions) {
     this.ads = new AdsServer(opts.hooks, opts.log.child({ module: 'ads-tls' }), opts.identifier);
-    this.serving = new ServingCertificate(opts.ca, servingNamesFor(opts.address, [...SERVING_DNS_NAMES, hostname()]), opts.log);
+    this.serving = new ServingCertificate(opts.ca, servingNamesFor(opts.address, [...servingDnsNames(opts.namespace), hostname()]), opts.log);
     this.credentials = new RotatingServerCredentials(tlsOptions(this.serving.current()));
     this.serving.onChange((pair) => this.credentials.update(tlsOptions(pair)));
     this.ads.addService(loadCaService(), {

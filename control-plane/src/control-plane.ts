@@ -11,7 +11,7 @@ import { AdsServer } from './ads-server';
 import { CertificateAuthority, type OperatorCa } from './ca-authority';
 import { CaConfigError } from './ca-errors';
 import { DEFAULT_RATE_LIMIT, type RateLimit } from './ca-rate-limit';
-import { CaServer } from './ca-server';
+import { CaServer, servingDnsNames } from './ca-server';
 import { ServingCertificate, servingNamesFor } from './ca-serving-cert';
 import type { InjectionConfig } from './inject-config';
 import { WebhookServer } from './webhook-server';
@@ -153,10 +153,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         ca, tokens: validator, trustDomain: id.trustDomain ?? 'cluster.local',
         rateLimit: id.rateLimit ?? DEFAULT_RATE_LIMIT, metrics, log: log.child({ module: 'ca-signing' }),
       });
-      caServer = new CaServer({ address: id.caAddress ?? '127.0.0.1:15012', ca, signing, hooks: state.hooks, identifier, log: log.child({ module: 'ca-server' }) });
+      caServer = new CaServer({ address: id.caAddress ?? '127.0.0.1:15012', ca, signing, hooks: state.hooks, identifier, ...(opts.kube ? { namespace: opts.kube.namespace } : {}), log: log.child({ module: 'ca-server' }) });
       if (opts.webhooks) {
         const ns = opts.webhooks.namespace ?? opts.kube?.namespace ?? 'weft-system';
-        const cert = new ServingCertificate(ca, servingNamesFor(opts.webhooks.address, [`weft-control-plane.${ns}.svc`, `weft-control-plane.${ns}.svc.cluster.local`, 'localhost']), log.child({ module: 'webhook-cert' }));
+        const cert = new ServingCertificate(ca, servingNamesFor(opts.webhooks.address, servingDnsNames(ns)), log.child({ module: 'webhook-cert' }));
         webhookCert = cert;
         webhooks = new WebhookServer({ address: opts.webhooks.address, tls: () => cert.current(), injection: opts.webhooks.injection, metrics, log: log.child({ module: 'webhooks' }) });
       }

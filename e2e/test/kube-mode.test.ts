@@ -11,6 +11,7 @@ import { strict as assert } from 'node:assert';
 import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_INJECTION_CONFIG, KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
@@ -22,6 +23,8 @@ import { renderChart } from './helm';
 
 const CP = '127.0.49.1';
 const NS = 'shop';
+/** The control plane's namespace: not weft-system, so every name that follows it is checked. */
+const CP_NS = 'mesh-ops';
 const PODS = {
   productpage: { name: 'productpage', ip: '10.249.49.10', labels: { app: 'productpage' }, sa: 'productpage' },
   v1: { name: 'reviews-v1', ip: '10.249.49.11', labels: { app: 'reviews', version: 'v1' }, sa: 'reviews' },
@@ -100,7 +103,7 @@ class CuttableProxy {
 }
 
 before(async () => {
-  const m = await startMeshCluster(Object.values(PODS).map((p) => p.ip), [NS, 'weft-system', 'other']);
+  const m = await startMeshCluster(Object.values(PODS).map((p) => p.ip), [NS, CP_NS, 'other']);
   if (typeof m === 'string') {
     skip = m;
     return;
@@ -119,9 +122,9 @@ before(async () => {
   // The control plane runs as the chart's ServiceAccount with the chart's RBAC, not as admin:
   // everything below (watches, status, the CA Secret, TokenReview, the Lease, ConfigMaps,
   // caBundles) must work with exactly those permissions.
-  const rbac = renderChart({ namespace: 'weft-system' }).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind));
+  const rbac = renderChart({ namespace: CP_NS }).filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind));
   await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }));
-  const cpToken = (await kubectl(['create', 'token', 'weft-control-plane', '-n', 'weft-system', '--duration', '2h'])).trim();
+  const cpToken = (await kubectl(['create', 'token', 'weft-control-plane', '-n', CP_NS, '--duration', '2h'])).trim();
   // It reaches the API server through a proxy the test can cut.
   const api = new URL(cluster.apiServerUrl);
   proxy = new CuttableProxy({ host: api.hostname, port: Number(api.port) });
@@ -130,7 +133,7 @@ before(async () => {
   fs.writeFileSync(kubeconfig, fs.readFileSync(kubeconfig, 'utf8').replace(cluster.apiServerUrl, `https://127.0.0.1:${proxyPort}`));
   const client = await KubeClient.load({ kubeconfig });
   cp = await startControlPlane({
-    kube: { client, namespace: 'weft-system', identity: 'cp-test', backoff: { initialMs: 100, maxMs: 500 } },
+    kube: { client, namespace: CP_NS, identity: 'cp-test', backoff: { initialMs: 100, maxMs: 500 } },
     xdsAddress: `${CP}:0`, debugAddress: `${CP}:0`, debounceMs: 20, log: log.child({ c: 'cp' }),
     identity: { caAddress: `${CP}:0` },
     webhooks: { address: `${CP}:0`, injection: DEFAULT_INJECTION_CONFIG },
@@ -163,12 +166,21 @@ test('the CA keeps its root in the Secret weft-ca, and a sidecar got its certifi
   if (skip) return t.skip(skip);
   // Running with the chart's RBAC only: it leads through the Lease it may write.
   await eventually('the Lease held by the control plane', async () =>
-    (await kubectl(['get', 'lease', 'weft-control-plane-leader', '-n', 'weft-system', '-o', 'jsonpath={.spec.holderIdentity}'])).trim() === 'cp-test', 10_000);
+    (await kubectl(['get', 'lease', 'weft-control-plane-leader', '-n', CP_NS, '-o', 'jsonpath={.spec.holderIdentity}'])).trim() === 'cp-test', 10_000);
   await eventually('the LeaderElection Event', async () =>
-    (await kubectl(['get', 'events', '-n', 'weft-system', '--field-selector', 'reason=LeaderElection', '-o', 'jsonpath={.items[*].message}'])).includes('cp-test became leader'), 5_000);
-  const secret = JSON.parse(await kubectl(['get', 'secret', 'weft-ca', '-n', 'weft-system', '-o', 'json'])) as { data: Record<string, string> };
+    (await kubectl(['get', 'events', '-n', CP_NS, '--field-selector', 'reason=LeaderElection', '-o', 'jsonpath={.items[*].message}'])).includes('cp-test became leader'), 5_000);
+  const secret = JSON.parse(await kubectl(['get', 'secret', 'weft-ca', '-n', CP_NS, '-o', 'json'])) as { data: Record<string, string> };
   const rootPem = Buffer.from(secret.data['ca-cert.pem']!, 'base64').toString('utf8');
   assert.equal(rootPem, cp!.ca!.rootPem());
+  // The sidecar verified 15012 by the Service name in the control plane's namespace.
+  const served = await new Promise<string>((resolve, reject) => {
+    const sock = tls.connect({ host: CP, port: cp!.caPort!, servername: `weft-control-plane.${CP_NS}.svc`, ca: cp!.ca!.rootPem(), ALPNProtocols: ['h2'] }, () => {
+      resolve(sock.getPeerCertificate().subjectaltname ?? '');
+      sock.destroy();
+    });
+    sock.on('error', reject);
+  });
+  assert.match(served, new RegExp(`DNS:weft-control-plane\\.${CP_NS}\\.svc\\b`));
   const leaf = new X509Certificate(side!.identity!.current()!.chainPem);
   assert.equal(leaf.subjectAltName, `URI:spiffe://cluster.local/ns/${NS}/sa/productpage`);
   assert.ok(leaf.verify(new X509Certificate(rootPem).publicKey));
