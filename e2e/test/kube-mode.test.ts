@@ -145,8 +145,9 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'token'), token);
   fs.writeFileSync(path.join(dir, 'root-cert.pem'), cp.ca!.rootPem());
   const p = PODS.productpage;
+  // As injected in a cluster: xDS and the CA on the one TLS port (15012), no plaintext xDS.
   side = await startSidecar({
-    xdsAddress: `${CP}:${cp.xdsPort}`, podName: p.name, namespace: NS, podIp: p.ip, serviceAccount: p.sa, trustDomain: 'cluster.local',
+    xdsAddress: `${CP}:${cp.caPort}`, podName: p.name, namespace: NS, podIp: p.ip, serviceAccount: p.sa, trustDomain: 'cluster.local',
     drainTimeoutMs: 500, drainAcceptMs: 0, log: log.child({ c: 'sidecar' }),
     identity: { tokenPath: path.join(dir, 'token'), rootCertPath: path.join(dir, 'root-cert.pem'), caAddress: `${CP}:${cp.caPort}` },
   });

@@ -3,6 +3,7 @@
  * health servers. Lifecycle: INITIALIZING until the first complete config is applied, then LIVE;
  * DRAINING on `/drain` or `close()`, when readiness turns false and in-flight requests finish.
  */
+import { readFileSync } from 'node:fs';
 import { createLogger, formatSpiffeId, INTERCEPTION_MODE, MTLS_CAPABLE, sidecarNodeId, TypeUrl, type Logger } from '@weft/api';
 import { assertCaptureAvailable, originalDestination } from './original-dst';
 import { AdminServer, HealthServer, MetricsServer, type ServerState } from './admin';
@@ -178,8 +179,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const xdsMetrics = new XdsMetrics(metrics);
   const listeners = new ListenerManager(() => config, { log, pool, authzDenials, tlsRefusals, requestMetrics, ...(opts.capture ? { originalDestination } : {}) });
 
+  // In a cluster, xDS is served on the CA's TLS port (15012) too: one port, verified like the CA.
+  const xdsRoot = opts.identity && opts.identity.caAddress === opts.xdsAddress ? opts.identity.rootCertPath : undefined;
   const xds: XdsClient = new XdsClient({
     address: opts.xdsAddress,
+    ...(xdsRoot ? { tls: () => ({ ca: readFileSync(xdsRoot, 'utf8') }) } : {}),
     nodeId,
     nodeMetadata: { ...(opts.capture ? { [INTERCEPTION_MODE]: 'REDIRECT' } : {}), ...(identity ? { [MTLS_CAPABLE]: 'true' } : {}) },
     types: SUBSCRIBED,

@@ -34,6 +34,11 @@ export interface XdsClientOptions {
    */
   readonly apply: (candidate: HeldState, typeUrl: string) => Promise<string | undefined>;
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  /**
+   * xDS over TLS (the control plane's 15012): the roots its certificate must chain to, read at
+   * each connection (a rotated root file is picked up on the next one). Absent: h2c (15010).
+   */
+  readonly tls?: () => { readonly ca: string };
   /** xDS state metrics (metrics-xds.ts); absent: not recorded. */
   readonly metrics?: XdsMetrics;
 }
@@ -79,8 +84,16 @@ export class XdsClient {
     this.transition('CONNECTING');
     // One HTTP/2 connection per stream: a lost stream is retried on a new connection after the
     // backoff below (keepalive: a PING every 10 s, dropped when unanswered for 5 s).
+    let tls: { ca: string } | undefined;
+    try {
+      tls = this.opts.tls?.();
+    } catch (err) {
+      this.retryLater(`cannot read the control plane's root certificate: ${(err as Error).message}`);
+      return;
+    }
     const call = new GrpcBidiCall<Obj, Obj>({
       address: this.opts.address,
+      ...(tls ? { tls } : {}),
       path: this.codec.path,
       serialize: this.codec.serialize,
       deserialize: this.codec.deserialize,
@@ -113,6 +126,10 @@ export class XdsClient {
     this.call = undefined;
     call.removeAllListeners('data');
     call.cancel();
+    this.retryLater(reason);
+  }
+
+  private retryLater(reason: string): void {
     const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 250, maxMs: 5_000 };
     // Equal jitter (between half and all of an exponential ceiling), so a fleet of sidecars does
     // not reconnect in step yet always waits a little.
