@@ -18,7 +18,6 @@ import { ServingCertificate, servingNamesFor, type ServingPair } from './ca-serv
 import { CertificateRefusal, type SigningService } from './ca-service';
 
 export const CA_SERVICE = 'weft.ca.v1.CertificateService';
-/** DNS names always in the serving certificate (the in-cluster Service of issue 8). */
 /** The names sidecars reach the control plane by: its Service in `namespace`, and localhost. */
 export const servingDnsNames = (namespace = 'weft-system'): string[] =>
   [`weft-control-plane.${namespace}.svc`, `weft-control-plane.${namespace}.svc.cluster.local`, 'localhost'];

@@ -1,7 +1,7 @@
 /**
  * Where the CA keeps what must survive a restart: the generated root and its key, and the roots
  * still trusted during a rotation's overlap. Local mode keeps files under the data directory
- * (`ca-store-files.ts`); cluster mode will keep a Kubernetes Secret (issue 8) behind the same
+ * (`ca-store-files.ts`); Kubernetes mode keeps the Secret `weft-ca` (`ca-store-secret.ts`) behind the same
  * interface.
  */
 

@@ -16,7 +16,7 @@ export { KubeClient, KubeApiError } from './kube-client';
 export type { KubeModeOptions } from './control-plane-kube';
 export { loadMeshConfig, parseMeshConfig, MeshConfigError } from './mesh-config';
 export type { MeshConfig } from './mesh-config';
-// Sidecar injection and the admission webhooks (issue 8).
+// Sidecar injection and the admission webhooks.
 export { DEFAULT_INJECTION_CONFIG, injectionConfigFromText, loadInjectionConfig, parseInjectionConfig } from './inject-config';
 export type { InjectionConfig } from './inject-config';
 export { InjectError, InjectionConfigError } from './inject-errors';

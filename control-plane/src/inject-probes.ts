@@ -8,7 +8,7 @@
  * runs them against the app locally (sidecar/src/app-probe.ts).
  *
  * Pure: a Pod spec (raw Kubernetes JSON) in, a new spec and the env value out; the input is never
- * changed. The injector (issue 8) calls it. `exec` probes stay as they are (they run inside the
+ * changed. The injector (`inject-pod.ts`) calls it. `exec` probes stay as they are (they run inside the
  * container), and so does a pod annotated `weft.dev/rewrite-app-probes: "false"`.
  */
 type Obj = Record<string, any>;

@@ -1,6 +1,6 @@
 /**
  * `weft_registry_events_total{kind,event}`: what each registry snapshot changed, object by object
- * (local mode's manifest directory; Kubernetes informers come with issue 8). `kind` is the object
+ * (local mode's manifest directory; Kubernetes mode counts its watch events in `weft_informer_events_total`). `kind` is the object
  * kind (`Service`, `Pod`, …: at most 6), `event` `added`, `updated` or `deleted`.
  */
 import { objectKey, type KubeObject } from '@weft/api';

@@ -2,7 +2,7 @@
  * Service-account tokens in local mode: compact JWTs (RFC 7519) signed ES256 with the control
  * plane's own key, shaped like Kubernetes' projected tokens (`sub:
  * system:serviceaccount:<ns>:<sa>`, `aud: ["weft"]`, `exp`, `iss`). Cluster mode validates real
- * Kubernetes tokens with TokenReview instead (issue 8).
+ * Kubernetes tokens with TokenReview instead (`token-review.ts`).
  */
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { fail, ok, type Result } from '@weft/api';

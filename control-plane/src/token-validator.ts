@@ -1,7 +1,7 @@
 /**
  * Who a bearer token proves the caller to be. Local mode: `LocalTokenValidator` checks tokens
  * the control plane signed itself (`token-jwt.ts`). Cluster mode: a validator that asks the
- * Kubernetes API (`TokenReview`, audience `weft`) comes with issue 8, behind this interface.
+ * Kubernetes API (`TokenReview`, audience `weft`: `token-review.ts`), behind this interface.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Result } from '@weft/api';
