@@ -1,7 +1,8 @@
 /**
- * `weft check`: is the running mesh healthy? Asks the control plane's debug port (local mode; the
- * Kubernetes pre- and post-install checks come with issue 8) and each connected sidecar's admin
- * port, and prints one line per finding, as `linkerd check` does:
+ * `weft check`: is the running mesh healthy? Asks the control plane's debug port and each
+ * connected sidecar's admin port, and (with `--kubeconfig`) the API server (`check-kube.ts`: the
+ * pre-install checks with `--pre`, else the installed mesh's), and prints one line per finding, as
+ * `linkerd check` does:
  *
  *   control plane   reachable; every proxy in sync (a NACK is a failure, an unanswered push a warning)
  *   policies        every policy Accepted; no diagnostics
@@ -17,15 +18,16 @@ import type { Command } from './command';
 import { UsageError } from './errors';
 import { getJson } from './http-json';
 import { proxyName } from './cmd-proxy-status';
+import { installedChecks, preInstallChecks } from './check-kube';
 
 type Level = 'ok' | 'warn' | 'fail';
-interface Finding {
+export interface Finding {
   readonly level: Level;
   readonly text: string;
   /** What to do about it, on the next line. */
   readonly hint?: string;
 }
-interface Section {
+export interface Section {
   readonly title: string;
   readonly findings: Finding[];
 }
@@ -230,11 +232,32 @@ export function renderChecks(sections: readonly Section[]): string {
 }
 
 async function run(args: ParsedArgs): Promise<number> {
-  if (booleanFlag(args, 'pre')) throw new UsageError('--pre checks a Kubernetes cluster before install: it comes with Kubernetes mode (issue 8)');
+  const pre = booleanFlag(args, 'pre');
+  const kubeconfig = stringFlag(args, 'kubeconfig');
+  const namespace = stringFlag(args, 'namespace') ?? 'weft-system';
+  if (pre && kubeconfig === undefined) throw new UsageError('--pre checks a Kubernetes cluster before install: give --kubeconfig FILE');
+  if (pre && args.flags.has('control-plane')) throw new UsageError('--pre checks the cluster before install: there is no control plane to ask yet');
+  if (kubeconfig === undefined && args.flags.has('namespace')) throw new UsageError('--namespace needs --kubeconfig (it names the control plane\'s namespace in the cluster)');
   const controlPlane = parseHostPort(stringFlag(args, 'control-plane') ?? '127.0.0.1:15014', '--control-plane');
   const warnDays = parseInteger(stringFlag(args, 'warn-days') ?? '30', '--warn-days', 0, 3650);
   const adminPort = parseInteger(stringFlag(args, 'admin-port') ?? '15000', '--admin-port', 1, 65535);
-  const sections = await runChecks({ controlPlane, warnDays, adminPort });
+  const sections: Section[] = [];
+  if (kubeconfig !== undefined) {
+    const { KubeClient } = await import('@weft/control-plane');
+    let client: import('@weft/control-plane').KubeClient;
+    try {
+      client = await KubeClient.load({ kubeconfig, timeoutMs: 10_000 });
+    } catch (e) {
+      throw new UsageError(`--kubeconfig ${kubeconfig}: ${(e as Error).message}`);
+    }
+    try {
+      sections.push(...(pre ? await preInstallChecks(client) : await installedChecks(client, namespace)));
+    } finally {
+      client.close();
+    }
+  }
+  // In a cluster the control plane's debug port is reached through a port-forward: asked only when given.
+  if (!pre && (kubeconfig === undefined || args.flags.has('control-plane'))) sections.push(...await runChecks({ controlPlane, warnDays, adminPort }));
   process.stdout.write(renderChecks(sections));
   return sections.some((s) => s.findings.some((f) => f.level === 'fail')) ? 1 : 0;
 }
@@ -242,20 +265,29 @@ async function run(args: ParsedArgs): Promise<number> {
 export const checkCommand: Command = {
   name: 'check',
   summary: 'check that the running mesh is healthy',
-  usage: 'weft check [--control-plane HOST:PORT] [--warn-days N] [--admin-port N]',
+  usage: 'weft check [--control-plane HOST:PORT] [--warn-days N] [--admin-port N] [--kubeconfig FILE [--namespace NS]] | weft check --pre --kubeconfig FILE',
   description: [
     'Checks a running mesh (local mode): the control plane answers; every proxy acknowledged\n' +
       'its config; every policy is accepted and no manifest has problems; the CA\'s roots (and an\n' +
       'operator\'s intermediate) are more than --warn-days from expiry; every sidecar holds a\n' +
       'valid, timely renewed workload certificate and trusts the CA\'s active root.',
-    'Prints one line per finding (√ ok, ‼ warning, × failure) and exits 1 if anything failed.\n' +
-      'The Kubernetes checks (--pre, CRDs, webhooks) come with Kubernetes mode (issue 8).',
+    'With --kubeconfig it also asks the API server about the installed mesh: the CRDs are\n' +
+      'established, both webhook configurations have a caBundle, the leader Lease in --namespace\n' +
+      '(default weft-system) is fresh, the CA Secret exists, every policy is Accepted; the control\n' +
+      'plane itself is then asked only when --control-plane is given (a port-forward to 15014).',
+    '--pre --kubeconfig FILE checks a cluster before `helm install`: the API server answers and\n' +
+      'supports native sidecars, admission webhooks are served, you may create what the chart\n' +
+      'creates, tokens with audience weft are issued and pass a TokenReview, and whether Weft is\n' +
+      'already installed.',
+    'Prints one line per finding (√ ok, ‼ warning, × failure) and exits 1 if anything failed.',
   ],
   flags: [
     { name: 'control-plane', type: 'string', placeholder: 'HOST:PORT', help: 'the control plane\'s debug address (default 127.0.0.1:15014)' },
     { name: 'warn-days', type: 'string', placeholder: 'N', help: 'warn about certificates expiring within N days (default 30)' },
     { name: 'admin-port', type: 'string', placeholder: 'N', help: 'the sidecars\' admin port (default 15000)' },
-    { name: 'pre', type: 'boolean', help: 'pre-install checks of a cluster (issue 8)' },
+    { name: 'pre', type: 'boolean', help: 'pre-install checks of a cluster (needs --kubeconfig)' },
+    { name: 'kubeconfig', type: 'string', placeholder: 'FILE', help: 'check the cluster this kubeconfig points at' },
+    { name: 'namespace', type: 'string', placeholder: 'NS', help: 'the control plane\'s namespace in the cluster (default weft-system)' },
   ],
   available: true,
   run,

@@ -111,10 +111,10 @@ describe('bad input', () => {
 });
 
 describe('weft check', () => {
-  it('--pre is refused with one line (it needs Kubernetes mode) and exit 2', () => {
+  it('--pre without --kubeconfig is refused with one line and exit 2', () => {
     const r = weft(['check', '--pre']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^weft check: --pre checks a Kubernetes cluster before install: it comes with Kubernetes mode \(issue 8\) \(see weft check --help\)\n$/);
+    assert.match(r.stderr, /^weft check: --pre checks a Kubernetes cluster before install: give --kubeconfig FILE \(see weft check --help\)\n$/);
   });
 });
 

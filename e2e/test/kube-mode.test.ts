@@ -17,9 +17,10 @@ import { after, before, test } from 'node:test';
 import { DEFAULT_INJECTION_CONFIG, KubeClient, startControlPlane, type ControlPlane } from '@weft/control-plane';
 import { startSidecar, type Sidecar } from '@weft/sidecar';
 import { closeServer, eventually, getJson, httpApp, log, MeshClient, sleep, splitPolicyYaml, tempDir } from './mesh';
-import { setPodStatus, writeTokenKubeconfig, type KubeCluster } from './kube-cluster';
+import { runCommand, setPodStatus, writeTokenKubeconfig, type KubeCluster } from './kube-cluster';
 import { podJson, serviceJson, startMeshCluster, type MeshCluster } from './kube-mesh';
 import { renderChart } from './helm';
+import { WEFT } from './netns-pods';
 
 const CP = '127.0.49.1';
 const NS = 'shop';
@@ -343,4 +344,19 @@ test('the real API server calls the webhooks: a pod created in a labelled namesp
   const r = await cluster!.kubectl(['apply', '-f', '-'], bad);
   assert.notEqual(r.code, 0, 'the validating webhook refused it');
   assert.match(r.stderr, /admission webhook "validation\.weft\.dev" denied the request: .*regex/);
+});
+
+test('weft check --kubeconfig: the installed mesh as the API server and the control plane see it', async (t) => {
+  if (skip) return t.skip(skip);
+  // Not spawnSync: the control plane runs in this process and must answer meanwhile.
+  const r = await runCommand(process.execPath, [WEFT, 'check', '--kubeconfig', cluster!.kubeconfig, '--namespace', CP_NS, '--control-plane', `${CP}:${cp!.debugPort}`]);
+  const out = r.stdout + r.stderr;
+  for (const plural of ['trafficpolicies', 'peerauthentications', 'authorizationpolicies']) assert.match(out, new RegExp(`^√ CRD ${plural}\\.weft\\.dev established$`, 'm'));
+  assert.match(out, /^√ weft-sidecar-injector: caBundle set$/m);
+  assert.match(out, /^√ weft-validator: caBundle set$/m);
+  assert.match(out, /^√ leader cp-test \(renewed \d+ s ago\)$/m);
+  assert.match(out, new RegExp(`^√ CA Secret ${CP_NS}/weft-ca present$`, 'm'));
+  assert.match(out, /^√ 1 of 1 policy accepted$/m);
+  assert.match(out, /^√ reachable at 127\.0\.49\.1:\d+$/m, 'the control plane was asked too');
+  assert.equal(r.code, 0, out);
 });
