@@ -200,9 +200,15 @@ test('a Service applied with kubectl reaches the connected sidecar within a seco
   assert.ok(took <= 1000, `the sidecar had the new Service after ${took} ms (want ≤ 1000)`);
 });
 
-test('a TrafficPolicy applied with kubectl steers traffic and gets Accepted=True through the status subresource', async (t) => {
+test('a TrafficPolicy applied with kubectl reaches the sidecar within a second, steers traffic and gets Accepted=True through the status subresource', async (t) => {
   if (skip) return t.skip(skip);
+  const subsetCluster = `outbound|9080|v2|reviews.${NS}.svc.cluster.local`;
+  assert.equal((await sidecarClusters(PODS.productpage.ip)).includes(subsetCluster), false);
   await kubectl(['apply', '-f', '-'], policyYaml('reviews', 0, 100));
+  const applied = Date.now();
+  await eventually('the policy\'s subset cluster in the sidecar', async () => (await sidecarClusters(PODS.productpage.ip)).includes(subsetCluster), 5_000);
+  const took = Date.now() - applied;
+  assert.ok(took <= 1000, `the sidecar had the policy after ${took} ms (want ≤ 1000)`);
   const client = new MeshClient(PODS.productpage.ip);
   clients.push(client);
   await eventually('all traffic on v2', async () => {
