@@ -16,3 +16,4 @@ export * from './x509-cert';
 export * from './crd-define';
 export * from './node-flags';
 export { FieldChecker, isPlainObject } from './kube-parse-fields';
+export * from './kube-version';

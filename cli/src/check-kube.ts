@@ -10,11 +10,11 @@
  *   the leader Lease is held and fresh; the CA Secret exists; every weft.dev policy in the
  *   cluster is Accepted (its status.conditions).
  */
+import { NATIVE_SIDECAR_MINOR, supportsNativeSidecars } from '@weft/api';
 import type { KubeClient } from '@weft/control-plane';
 import type { Finding, Section } from './cmd-check';
 
 const CRDS = ['trafficpolicies', 'peerauthentications', 'authorizationpolicies'] as const;
-const NATIVE_SIDECAR_MINOR = 29;
 
 type Json = Record<string, any>;
 
@@ -35,8 +35,7 @@ export async function preInstallChecks(client: KubeClient): Promise<Section[]> {
     return [api];
   }
   api.findings.push({ level: 'ok', text: `reachable at ${client.serverUrl}: Kubernetes ${version.gitVersion}` });
-  const minor = Number(String(version.minor ?? '').replace(/\D.*$/, ''));
-  api.findings.push(Number(version.major) > 1 || minor >= NATIVE_SIDECAR_MINOR
+  api.findings.push(supportsNativeSidecars(version)
     ? { level: 'ok', text: `native sidecars supported (1.${NATIVE_SIDECAR_MINOR} or later)` }
     : { level: 'warn', text: `Kubernetes ${version.gitVersion} has no native sidecars`, hint: 'install with --set injection.nativeSidecar=false (docs/operations.md, "Native sidecar or regular container")' });
   const admission = await get(client, '/apis/admissionregistration.k8s.io/v1');

@@ -3,7 +3,8 @@
  * and what only the leader does (policy status today; the CA Secret's rotations and the webhooks'
  * caBundles hang off the same switch). Every replica serves xDS and signs certificates.
  */
-import type { Logger } from '@weft/api';
+import { supportsNativeSidecars, type KubeVersion, type Logger } from '@weft/api';
+import type { InjectionConfig } from './inject-config';
 import type * as prom from 'prom-client';
 import type { KubeClient } from './kube-client';
 import { Informer } from './kube-informer';
@@ -44,7 +45,7 @@ export class KubeMode {
   private leaderNow = false;
   private readonly leaderHooks: ((leading: boolean) => void)[] = [];
 
-  constructor(private readonly opts: KubeModeOptions, log: Logger, metrics: prom.Registry) {
+  constructor(private readonly opts: KubeModeOptions, private readonly log: Logger, metrics: prom.Registry) {
     this.registry = new KubeRegistry(opts.client, log.child({ module: 'registry-kube' }), {
       metrics,
       ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
@@ -102,6 +103,25 @@ export class KubeMode {
       },
     });
     void this.caSecret.start();
+  }
+
+  /**
+   * The injection config for this cluster: native sidecars (init containers with `restartPolicy:
+   * Always`) need Kubernetes 1.29; on an older API server they become regular containers, with a
+   * warning. An API server that cannot be asked leaves the config as it is.
+   */
+  async injectionFor(config: InjectionConfig): Promise<InjectionConfig> {
+    if (!config.nativeSidecar) return config;
+    let version: KubeVersion;
+    try {
+      version = await this.opts.client.request('GET', '/version');
+    } catch (e) {
+      this.log.warn('could not read the API server version: injecting native sidecars', { error: (e as Error).message });
+      return config;
+    }
+    if (supportsNativeSidecars(version)) return config;
+    this.log.warn('Kubernetes has no native sidecars before 1.29: injecting the proxy as a regular container', { version: version.gitVersion });
+    return { ...config, nativeSidecar: false };
   }
 
   /** The CA's trust bundle (at start and after each change): published by the leader. */

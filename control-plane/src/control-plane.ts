@@ -158,7 +158,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         const ns = opts.webhooks.namespace ?? opts.kube?.namespace ?? 'weft-system';
         const cert = new ServingCertificate(ca, servingNamesFor(opts.webhooks.address, servingDnsNames(ns)), log.child({ module: 'webhook-cert' }));
         webhookCert = cert;
-        webhooks = new WebhookServer({ address: opts.webhooks.address, tls: () => cert.current(), injection: opts.webhooks.injection, metrics, log: log.child({ module: 'webhooks' }) });
+        const injection = kube ? await kube.injectionFor(opts.webhooks.injection) : opts.webhooks.injection;
+        webhooks = new WebhookServer({ address: opts.webhooks.address, tls: () => cert.current(), injection, metrics, log: log.child({ module: 'webhooks' }) });
       }
     } catch (err) {
       state.stop();
