@@ -332,7 +332,7 @@ test('the real API server calls the webhooks: a pod created in a labelled namesp
     const v = await kubectl(['get', 'validatingwebhookconfiguration', 'weft-validator', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
     return m === bundle && v === bundle;
   }, 10_000);
-  // The namespace is labelled weft.dev/inject=enabled by the ConfigMap test before this one.
+  await kubectl(['label', '--overwrite', 'namespace', NS, 'weft.dev/inject=enabled']);
   const pod = (name: string, annotations: Record<string, string> = {}): string => JSON.stringify({
     apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels: { app: 'details' }, annotations },
     spec: { containers: [{ name: 'app', image: 'details', readinessProbe: { httpGet: { path: '/ready', port: 9080 } } }] },
