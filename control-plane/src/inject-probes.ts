@@ -58,7 +58,11 @@ export function rewriteAppProbes(spec: Obj, opts: ProbeRewriteOptions = {}): Pro
         continue;
       }
       const path = `/app-health/${c.name}/${kind}`;
-      probes[path] = { [handler]: { ...probe[handler], port }, ...(probe.timeoutSeconds !== undefined ? { timeoutSeconds: probe.timeoutSeconds } : {}) };
+      // With the API server's defaults filled in (scheme HTTP, a 1 s timeout), so the webhook (which
+      // sees a defaulted pod) and `weft inject -f` (which does not) write the same WEFT_APP_PROBES.
+      const target: Obj = { ...probe[handler], port };
+      if (handler === 'httpGet' && target.scheme === undefined) target.scheme = 'HTTP';
+      probes[path] = { [handler]: target, timeoutSeconds: probe.timeoutSeconds ?? 1 };
       const timing = Object.fromEntries(TIMING.filter((k) => probe[k] !== undefined).map((k) => [k, probe[k]]));
       changed = { ...(changed ?? c), [field]: { ...timing, httpGet: { path, port: healthPort, scheme: 'HTTP' } } };
     }

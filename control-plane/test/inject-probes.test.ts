@@ -28,10 +28,11 @@ test('HTTP, TCP and gRPC probes are pointed at the sidecar, keeping their timing
   assert.deepEqual(c.readinessProbe, { timeoutSeconds: 2, httpGet: { path: '/app-health/web/readyz', port: 15021, scheme: 'HTTP' } });
   assert.deepEqual(c.startupProbe, { initialDelaySeconds: 1, httpGet: { path: '/app-health/web/startupz', port: 15021, scheme: 'HTTP' } });
   assert.deepEqual(r.spec.containers[1], spec.containers[1], "the sidecar's own probe stays");
+  // With Kubernetes' defaults filled in (scheme HTTP, timeoutSeconds 1), as the webhook sees them.
   assert.deepEqual(JSON.parse(r.appProbes!), {
-    '/app-health/web/livez': { httpGet: { path: '/live', port: 8080, httpHeaders: [{ name: 'x-probe', value: '1' }] } },
+    '/app-health/web/livez': { httpGet: { path: '/live', port: 8080, httpHeaders: [{ name: 'x-probe', value: '1' }], scheme: 'HTTP' }, timeoutSeconds: 1 },
     '/app-health/web/readyz': { tcpSocket: { port: 8080 }, timeoutSeconds: 2 },
-    '/app-health/web/startupz': { grpc: { port: 9090, service: 'web' } },
+    '/app-health/web/startupz': { grpc: { port: 9090, service: 'web' }, timeoutSeconds: 1 },
   });
   assert.deepEqual(r.problems, []);
 });

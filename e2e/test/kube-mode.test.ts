@@ -20,6 +20,7 @@ import { closeServer, eventually, getJson, httpApp, log, MeshClient, sleep, spli
 import { runCommand, setPodStatus, writeTokenKubeconfig, type KubeCluster } from './kube-cluster';
 import { podJson, serviceJson, startMeshCluster, type MeshCluster } from './kube-mesh';
 import { renderChart } from './helm';
+import { parse as parseYaml } from 'yaml';
 import { WEFT } from './netns-pods';
 
 const CP = '127.0.49.1';
@@ -342,6 +343,14 @@ test('the real API server calls the webhooks: a pod created in a labelled namesp
   assert.equal(created.metadata.labels['security.weft.dev/tlsMode'], 'weft');
   assert.ok(created.metadata.annotations['weft.dev/status'], 'the injection status annotation');
   assert.equal(created.spec.containers[0]!.readinessProbe?.httpGet?.port, 15021, 'the app\'s HTTP probe now goes through the sidecar\'s health port');
+  // `weft inject -f` adds exactly what the webhook added (the API server then fills in its defaults).
+  const offline = await runCommand(process.execPath, [WEFT, 'inject', '-f', '-'], pod('details-1'));
+  assert.equal(offline.code, 0, offline.stderr);
+  const printed = parseYaml(offline.stdout) as { metadata: { labels: Record<string, string> }; spec: { initContainers: { name: string; command: string[]; args?: string[]; env?: unknown[] }[]; volumes: { name: string }[] } };
+  const live = created as unknown as typeof printed;
+  assert.deepEqual(printed.spec.initContainers.map((c) => [c.name, c.command, c.args ?? [], c.env ?? []]), live.spec.initContainers.map((c) => [c.name, c.command, c.args ?? [], c.env ?? []]));
+  assert.deepEqual(printed.spec.volumes.map((v) => v.name), live.spec.volumes.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-')));
+  assert.deepEqual(printed.metadata.labels, live.metadata.labels);
   const optedOut = JSON.parse(await kubectl(['create', '-o', 'json', '-f', '-'], pod('details-2', { 'weft.dev/inject': 'false' }))) as { spec: { initContainers?: unknown[]; containers: { name: string }[] } };
   assert.equal(optedOut.spec.initContainers, undefined);
   assert.deepEqual(optedOut.spec.containers.map((c) => c.name), ['app']);
