@@ -269,6 +269,9 @@ class MeshState {
   private trustBundlePem?: string;
   private reach?: ReachFn;
   private readonly rebuilds: prom.Counter;
+  private readonly rebuildSeconds: prom.Histogram;
+  /** How long the last rebuild (world, translation and encoding for every proxy) took. */
+  private lastRebuildMs = 0;
   /** When the change the pending rebuild is for was seen (`performance.now()`). */
   private changeSeen = 0;
   readonly hooks: AdsHooks;
@@ -281,6 +284,7 @@ class MeshState {
   ) {
     this.sync = new SyncStatus(metrics);
     this.rebuilds = new prom.Counter({ name: 'weft_world_rebuilds_total', help: 'Translations of the whole mesh.', registers: [metrics] });
+    this.rebuildSeconds = new prom.Histogram({ name: 'weft_world_rebuild_duration_seconds', help: 'Time to rebuild the world and translate and encode it for every connected proxy; the next rebuild waits at least as long.', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10], registers: [metrics] });
     this.world = buildWorld([], this.meshed, 0);
     this.hooks = {
       cache: this.cache,
@@ -333,15 +337,23 @@ class MeshState {
     this.schedule();
   }
 
-  /** Coalesces changes: the first one starts the clock, the rebuild takes everything since. */
+  /**
+   * Coalesces changes: the first one starts the clock, the rebuild takes everything since. The
+   * wait is at least as long as the last rebuild took, so a large mesh under a stream of changes
+   * (thousands of EndpointSlices being written) spends at most half its time rebuilding and
+   * the rest serving, instead of rebuilding back to back.
+   */
   private schedule(): void {
     if (this.timer || this.stopped) return;
     const seen = performance.now(); // the start of push convergence (SyncStatus.changed)
     this.timer = setTimeout(() => {
       this.changeSeen = seen;
       this.timer = undefined;
+      const started = performance.now();
       this.rebuild();
-    }, this.debounceMs);
+      this.lastRebuildMs = performance.now() - started;
+      this.rebuildSeconds.observe(this.lastRebuildMs / 1000);
+    }, Math.max(this.debounceMs, this.lastRebuildMs));
   }
 
   private rebuild(): void {
