@@ -159,7 +159,8 @@ async function main() {
 
   const nodeFlags = sidecarNodeFlags(root);
   const sidecar = (pod, ns, ip) => start(`sidecar ${ns}/${pod}`, process.execPath, [...nodeFlags, main, 'sidecar', '--exit-with-parent'], {
-    env: { ...quiet, WEFT_XDS_ADDRESS: XDS, POD_NAME: pod, POD_NAMESPACE: ns, POD_IP: ip, SERVICE_ACCOUNT: 'default' },
+    // info: the log says why an xDS stream broke (xds-client state changes), a few lines per run.
+    env: { WEFT_LOG_LEVEL: 'info', WEFT_XDS_ADDRESS: XDS, POD_NAME: pod, POD_NAMESPACE: ns, POD_IP: ip, SERVICE_ACCOUNT: 'default' },
     logPath: join(dir, `sidecar-${ns}.log`), pdeathsig: false, stdinPipe: true,
   });
   const A = { p: sidecar('a', nsName(0), '127.0.53.10'), ip: '127.0.53.10' };
@@ -171,7 +172,11 @@ async function main() {
   const measure = async (points) => {
     const { settled } = await idleRss([A.p.child.pid, B.p.child.pid, cp.child.pid]);
     const cpRss = settled[2];
-    for (const pt of points) rows.push({ ...pt, sent: await serviceClusters(pt.s.ip), rss: settled[pt.s === A ? 0 : 1], cpRss });
+    for (const pt of points) {
+      const row = { ...pt, sent: await serviceClusters(pt.s.ip), rss: settled[pt.s === A ? 0 : 1], cpRss };
+      rows.push(row);
+      console.log(`  ${row.services} Services, sidecar ${row.s === A ? 'A' : 'B'} (${row.scope}): holds ${row.sent}, settled RSS ${f(row.rss)} MB; control plane ${f(cpRss)} MB`);
+    }
   };
 
   // --- M Services: A scoped, B annotated `*` ---
