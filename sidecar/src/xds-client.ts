@@ -13,6 +13,14 @@ import { GrpcBidiCall, GrpcStatus, type GrpcCallError } from './grpc-stream-h2';
 
 type Obj = Record<string, any>;
 
+/**
+ * Largest xDS response accepted. A first delta push carries every cluster a sidecar may reach at
+ * once: about 584 bytes per Service, so 10,000 Services in scope are 5.8 MB, over grpc's default
+ * 4 MiB (bench/kube-scale.mjs, docs/performance.md "Kubernetes mode at scale"). Envoy sets no
+ * limit on its xDS stream; 64 MiB is about 110,000 Services.
+ */
+export const XDS_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 export interface HeldResource {
   readonly version: string;
   readonly resource: Obj;
@@ -99,6 +107,7 @@ export class XdsClient {
       deserialize: this.codec.deserialize,
       keepaliveMs: 10_000,
       keepaliveTimeoutMs: 5_000,
+      maxMessageBytes: XDS_MAX_MESSAGE_BYTES,
     });
     this.call = call;
     call.on('data', (res: Obj) => {
