@@ -3,6 +3,13 @@
  * push sends only resources whose version differs and names that went away. On a snapshot change
  * additions go first in the order CDS, EDS, LDS, RDS and removals last in the reverse order, so a
  * route never points at a cluster the proxy has already dropped (make before break).
+ *
+ * Flow control: while any response of the stream is unanswered (no ACK or NACK yet), snapshot
+ * changes are not pushed; once every response is answered, one push brings the client to the
+ * newest snapshot. A proxy busy applying a large config is thus sent one catch-up instead of a
+ * queue of intermediate ones (a mesh of 10,000 Services being created otherwise buried the proxy
+ * in outdated pushes: docs/performance.md, "Kubernetes mode at scale"). A client that leaves a
+ * response unanswered for FLOW_CONTROL_MAX_WAIT_MS is pushed to anyway.
  */
 import { RESOURCE_TYPES, TypeUrl, type ResourceTypeUrl } from '@weft/api';
 import type { WireNode, WireStatus } from './ads-hooks';
@@ -37,13 +44,19 @@ interface TypeState {
   owed: boolean;
 }
 
+/** Longest a push waits for an unanswered response before going out anyway. */
+export const FLOW_CONTROL_MAX_WAIT_MS = 5_000;
+
 const WILDCARD_TYPES: ReadonlySet<string> = new Set([TypeUrl.Listener, TypeUrl.Cluster]);
 const REMOVAL_ORDER: readonly ResourceTypeUrl[] = [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Secret];
 
 export class DeltaStream extends AdsStreamBase<DeltaResponse> {
   private readonly types = new Map<string, TypeState>();
   /** Responses not yet answered, by nonce: what they carried. */
-  private readonly pending = new Map<string, { version: string; names: string[]; removed: string[] }>();
+  private readonly pending = new Map<string, { version: string; names: string[]; removed: string[]; at: number }>();
+  /** A snapshot change arrived while responses were unanswered: push the newest once they are. */
+  private deferred = false;
+  private deferTimer?: NodeJS.Timeout;
 
   handle(req: DeltaRequest): void {
     const typeUrl = this.begin(req);
@@ -88,9 +101,41 @@ export class DeltaStream extends AdsStreamBase<DeltaResponse> {
     if (!snapshot || (nonce && req.error_detail)) return;
     const diff = this.diff(typeUrl, st, snapshot);
     if (diff.adds.length || diff.removes.length || st.owed) this.send(typeUrl, st, snapshot, diff.adds, diff.removes);
+    if (this.deferred && this.pending.size === 0) this.catchUp();
+  }
+
+  override end(): void {
+    clearTimeout(this.deferTimer);
+    this.deferTimer = undefined;
+    this.deferred = false;
+    super.end();
+  }
+
+  /** Pushes the newest snapshot after a deferral. */
+  private catchUp(): void {
+    this.deferred = false;
+    clearTimeout(this.deferTimer);
+    this.deferTimer = undefined;
+    const snapshot = this.node ? this.hooks.cache.get(this.node.id) : undefined;
+    if (snapshot) this.pushAll(snapshot);
   }
 
   protected pushAll(snapshot: NodeSnapshot): void {
+    if (this.pending.size > 0) {
+      let oldest = Infinity;
+      for (const p of this.pending.values()) oldest = Math.min(oldest, p.at);
+      const waited = performance.now() - oldest;
+      if (waited < FLOW_CONTROL_MAX_WAIT_MS) {
+        this.deferred = true;
+        this.deferTimer ??= setTimeout(() => {
+          this.deferTimer = undefined;
+          if (this.deferred) this.catchUp();
+        }, FLOW_CONTROL_MAX_WAIT_MS - waited);
+        this.deferTimer.unref();
+        return;
+      }
+    }
+    this.deferred = false;
     const diffs = new Map<string, ReturnType<DeltaStream['diff']>>();
     for (const [t, st] of this.types) diffs.set(t, this.diff(t, st, snapshot));
     for (const t of RESOURCE_TYPES) {
@@ -141,7 +186,7 @@ export class DeltaStream extends AdsStreamBase<DeltaResponse> {
     st.owed = false;
     const nonce = String(++this.nonceSeq);
     const version = ts?.version ?? '';
-    this.pending.set(nonce, { version, names: adds, removed: removes });
+    this.pending.set(nonce, { version, names: adds, removed: removes, at: performance.now() });
     this.write({ system_version_info: version, resources, type_url: typeUrl, removed_resources: removes, nonce, control_plane: { identifier: this.identifier } });
     this.hooks.sent(this.node, typeUrl, version, nonce, resources.length + removes.length);
   }

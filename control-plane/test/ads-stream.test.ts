@@ -218,6 +218,13 @@ const deltaSummary = (r: DeltaResponse): string =>
   `${shortTypeName(r.type_url)} +[${r.resources.map((x) => x.name).sort().join(' ')}] -[${[...r.removed_resources].sort().join(' ')}]`;
 
 /** Subscribes a delta stream to everything: wildcard on all four types. */
+/** Takes what the stream sent and ACKs each response, as a proxy does once it applied them. */
+function takeAndAck(s: ReturnType<typeof deltaStream>): DeltaResponse[] {
+  const sent = s.take();
+  for (const r of sent) s.handle({ type_url: r.type_url, response_nonce: r.nonce });
+  return sent;
+}
+
 function subscribeAll(s: ReturnType<typeof deltaStream>, initial: Partial<Record<string, Record<string, string>>> = {}): void {
   for (const [i, t] of [CDS, EDS, LDS, RDS].entries()) {
     s.handle({ ...(i === 0 ? { node: NODE } : {}), type_url: t, resource_names_subscribe: ['*'], initial_resource_versions: initial[t] ?? {} });
@@ -305,7 +312,7 @@ test('delta: a snapshot change that adds a subset and removes another sends addi
   const { hooks } = setup(v1v2);
   const s = deltaStream(hooks);
   subscribeAll(s);
-  s.take();
+  takeAndAck(s);
 
   const V3 = [SUBSETS[0]!, { name: 'v3', labels: { version: 'v3' } }];
   const v1v3 = [
@@ -335,7 +342,7 @@ test('delta: when every type gains and loses a resource, additions go CDS, EDS, 
   for (const [i, t] of [CDS, EDS, LDS, RDS].entries()) {
     s.handle({ ...(i === 0 ? { node: { id: proxyless } } : {}), type_url: t, resource_names_subscribe: ['*'] });
   }
-  s.take();
+  takeAndAck(s);
   hooks.cache.set(proxyless, snapshotFor(after, proxyless, 2));
   const order = s.take().map((r) => `${shortTypeName(r.type_url)} ${r.resources.length ? 'add' : ''}${r.removed_resources.length ? 'remove' : ''}`);
   assert.deepEqual(order, [
@@ -364,11 +371,13 @@ test('delta: what a proxy rejected is offered again on the next push, even if un
   const { hooks } = setup(v90);
   const s = deltaStream(hooks);
   subscribeAll(s);
-  s.take();
+  takeAndAck(s);
   // The route table changes; the proxy rejects it.
   hooks.cache.set(FRONTEND_ID, snapshotFor([...shop(), policy('backend', 'backend', [split(50, 50)], SUBSETS)], FRONTEND_ID, 2));
-  const rds = s.take().find((r) => r.type_url === RDS)!;
-  s.handle({ type_url: RDS, response_nonce: rds.nonce, error_detail: { code: 3, message: 'cannot bind' } });
+  const pushed = s.take();
+  for (const r of pushed) {
+    s.handle(r.type_url === RDS ? { type_url: RDS, response_nonce: r.nonce, error_detail: { code: 3, message: 'cannot bind' } } : { type_url: r.type_url, response_nonce: r.nonce });
+  }
   // An unrelated change (a new endpoint) comes along: the rejected route table is offered again.
   hooks.cache.set(FRONTEND_ID, snapshotFor([...shop(), pod('backend-v2b', '127.0.0.23', { app: 'backend', version: 'v2' }),
     policy('backend', 'backend', [split(50, 50)], SUBSETS)], FRONTEND_ID, 3));
@@ -382,4 +391,23 @@ test('delta: a first request without node.id fails the stream', () => {
   s.handle({ type_url: CDS, resource_names_subscribe: ['*'] });
   assert.equal(s.failures.length, 1);
   assert.deepEqual(s.responses, []);
+});
+
+test('delta: flow control — changes while a push is unanswered are held, and one catch-up brings the newest snapshot once it is answered', () => {
+  const { hooks } = setup();
+  const s = deltaStream(hooks);
+  subscribeAll(s);
+  takeAndAck(s);
+  hooks.cache.set(FRONTEND_ID, snapshotFor([...shop(), pod('backend-v1b', '127.0.0.23', { app: 'backend', version: 'v1' })], FRONTEND_ID, 2));
+  const first = s.take();
+  assert.deepEqual(first.map(deltaSummary), [`ClusterLoadAssignment +[${BACKEND}] -[]`]);
+  // Two more changes before the proxy answered: nothing is sent meanwhile.
+  hooks.cache.set(FRONTEND_ID, snapshotFor([...shop(), pod('backend-v1b', '127.0.0.23', { app: 'backend', version: 'v1' }), pod('backend-v1c', '127.0.0.24', { app: 'backend', version: 'v1' })], FRONTEND_ID, 3));
+  hooks.cache.set(FRONTEND_ID, snapshotFor([...shop(), pod('backend-v1c', '127.0.0.24', { app: 'backend', version: 'v1' })], FRONTEND_ID, 4));
+  assert.deepEqual(s.take(), [], 'held while the last push is unanswered');
+  s.handle({ type_url: EDS, response_nonce: first[0]!.nonce });
+  const catchUp = s.take();
+  assert.deepEqual(catchUp.map(deltaSummary), [`ClusterLoadAssignment +[${BACKEND}] -[]`], 'one push, of the newest snapshot');
+  const newest = hooks.cache.get(FRONTEND_ID)!.types.get(EDS)!.resources.get(BACKEND)!.version;
+  assert.equal(catchUp[0]!.resources[0]!.version, newest);
 });
