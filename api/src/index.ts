@@ -15,5 +15,5 @@ export * from './x509-csr';
 export * from './x509-cert';
 export * from './crd-define';
 export * from './node-flags';
-export { FieldChecker, isPlainObject } from './kube-parse-fields';
+export { FieldChecker, isPlainObject, names } from './kube-parse-fields';
 export * from './kube-version';

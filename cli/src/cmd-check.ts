@@ -19,6 +19,7 @@ import { UsageError } from './errors';
 import { getJson } from './http-json';
 import { proxyName } from './cmd-proxy-status';
 import { installedChecks, preInstallChecks } from './check-kube';
+import { checkNamespace, loadKubeClient } from './kube-load';
 
 type Level = 'ok' | 'warn' | 'fail';
 export interface Finding {
@@ -234,7 +235,7 @@ export function renderChecks(sections: readonly Section[]): string {
 async function run(args: ParsedArgs): Promise<number> {
   const pre = booleanFlag(args, 'pre');
   const kubeconfig = stringFlag(args, 'kubeconfig');
-  const namespace = stringFlag(args, 'namespace') ?? 'weft-system';
+  const namespace = checkNamespace('namespace', stringFlag(args, 'namespace') ?? 'weft-system');
   if (pre && kubeconfig === undefined) throw new UsageError('--pre checks a Kubernetes cluster before install: give --kubeconfig FILE');
   if (pre && args.flags.has('control-plane')) throw new UsageError('--pre checks the cluster before install: there is no control plane to ask yet');
   if (kubeconfig === undefined && args.flags.has('namespace')) throw new UsageError('--namespace needs --kubeconfig (it names the control plane\'s namespace in the cluster)');
@@ -243,13 +244,7 @@ async function run(args: ParsedArgs): Promise<number> {
   const adminPort = parseInteger(stringFlag(args, 'admin-port') ?? '15000', '--admin-port', 1, 65535);
   const sections: Section[] = [];
   if (kubeconfig !== undefined) {
-    const { KubeClient } = await import('@weft/control-plane');
-    let client: import('@weft/control-plane').KubeClient;
-    try {
-      client = await KubeClient.load({ kubeconfig, timeoutMs: 10_000 });
-    } catch (e) {
-      throw new UsageError(`--kubeconfig ${kubeconfig}: ${(e as Error).message}`);
-    }
+    const client = await loadKubeClient(kubeconfig, 10_000);
     try {
       sections.push(...(pre ? await preInstallChecks(client) : await installedChecks(client, namespace)));
     } finally {

@@ -9,6 +9,7 @@ import { createLogger, parseDuration } from '@weft/api';
 import { booleanFlag, parseHostPort, stringFlag, type ParsedArgs } from './args';
 import type { Command } from './command';
 import { UsageError } from './errors';
+import { checkNamespace, loadKubeClient } from './kube-load';
 import { EXIT_WITH_PARENT_FLAG, serveUntilStopped } from './lifecycle';
 
 /** Checks that `dir` is an existing directory and returns its absolute path. */
@@ -119,26 +120,13 @@ function kubeOptions(args: ParsedArgs, kubeconfig: string | undefined) {
   } else if (!process.env.KUBERNETES_SERVICE_HOST) {
     throw new UsageError('--in-cluster: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set); use --kubeconfig FILE');
   }
-  const namespace = stringFlag(args, 'namespace') ?? process.env.POD_NAMESPACE ?? 'weft-system';
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new UsageError(`--namespace: "${namespace}" is not a namespace name (a DNS label)`);
+  const namespace = checkNamespace('namespace', stringFlag(args, 'namespace') ?? process.env.POD_NAMESPACE ?? 'weft-system');
   return {
     kubeconfig: kubeconfig === undefined ? undefined : resolve(kubeconfig),
     namespace,
     identity: process.env.POD_NAME || `${hostname()}-${process.pid}`,
     leaderElect: !booleanFlag(args, 'no-leader-elect'),
   };
-}
-
-/** Loads the client; a kubeconfig that does not load is a usage error (one line), not a stack trace. */
-async function loadKubeClient(
-  KubeClient: typeof import('@weft/control-plane').KubeClient,
-  kubeconfig: string | undefined,
-): Promise<import('@weft/control-plane').KubeClient> {
-  try {
-    return await KubeClient.load(kubeconfig === undefined ? {} : { kubeconfig });
-  } catch (e) {
-    throw new UsageError(`${kubeconfig === undefined ? 'in-cluster configuration' : `--kubeconfig ${kubeconfig}`}: ${(e as Error).message}`);
-  }
 }
 
 /** The admission webhooks (--webhook-address, --injection-config): off unless an address is given; they need the CA. */
@@ -181,10 +169,8 @@ async function run(args: ParsedArgs): Promise<number> {
   const mesh = meshFile === undefined ? {} : await readMeshConfig(meshFile);
   const identityFlags = identityOptions(args, dir, xdsAddress);
   const identity = identityFlags && mesh.trustDomain ? { ...identityFlags, trustDomain: mesh.trustDomain } : identityFlags;
-  const rootNamespace = stringFlag(args, 'root-namespace') ?? mesh.rootNamespace;
-  if (rootNamespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(rootNamespace)) {
-    throw new UsageError(`--root-namespace: "${rootNamespace}" is not a namespace name (a DNS label)`);
-  }
+  const rootFlag = stringFlag(args, 'root-namespace');
+  const rootNamespace = rootFlag === undefined ? mesh.rootNamespace : checkNamespace('root-namespace', rootFlag);
   const tracing = tracingOptions(args) ?? mesh.tracing;
   const webhooks = await webhookOptions(args, identity !== undefined);
   const log = createLogger({ component: 'control-plane' });
@@ -193,10 +179,10 @@ async function run(args: ParsedArgs): Promise<number> {
     async () => {
       // Loaded here, not at the top: `weft sidecar` shares this binary and must not pay for the
       // control plane's modules (yaml, prom-client, ...) in its memory (docs/performance.md).
-      const { startControlPlane, KubeClient } = await import('@weft/control-plane');
+      const { startControlPlane } = await import('@weft/control-plane');
       const source = kube
         ? { kube: {
-          client: await loadKubeClient(KubeClient, kube.kubeconfig), namespace: kube.namespace, identity: kube.identity,
+          client: await loadKubeClient(kube.kubeconfig), namespace: kube.namespace, identity: kube.identity,
           ...(kube.leaderElect ? {} : { leaderElection: false as const }), ...(mesh.defaultReach ? { defaultReach: mesh.defaultReach } : {}),
         } }
         : { manifestsDir: dir! };

@@ -7,7 +7,7 @@ import { supportsNativeSidecars, type KubeVersion, type Logger } from '@weft/api
 import type { InjectionConfig } from './inject-config';
 import type * as prom from 'prom-client';
 import type { KubeClient } from './kube-client';
-import { Informer } from './kube-informer';
+import { watchNamed, type Informer } from './kube-informer';
 import { LeaderElector } from './kube-leader';
 import { CA_SECRET_NAME } from './ca-store-secret';
 import { ClusterPublisher } from './kube-publish';
@@ -55,6 +55,7 @@ export class KubeMode {
     this.publisher = new ClusterPublisher({
       client: opts.client, log: log.child({ module: 'publish' }),
       namespaces: () => this.registry.namespaceList(), trustBundle: () => this.trustBundlePem,
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
     });
     this.registry.onNamespacesChange(() => this.publisher.kick());
     if (opts.leaderElection !== false) {
@@ -93,10 +94,9 @@ export class KubeMode {
   watchCaSecret(reload: () => Promise<unknown>, log: Logger): void {
     let chain = Promise.resolve();
     let first = true;
-    this.caSecret = new Informer<string>({
+    this.caSecret = watchNamed({
       type: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' }, client: this.opts.client, log,
-      namespace: this.opts.namespace, fieldSelector: `metadata.name=${CA_SECRET_NAME}`,
-      transform: (raw) => String((raw.metadata as { resourceVersion?: string } | undefined)?.resourceVersion ?? ''),
+      namespace: this.opts.namespace, name: CA_SECRET_NAME, ...(this.opts.backoff ? { backoff: this.opts.backoff } : {}),
       onChange: () => {
         if (first) return void (first = false); // the initial list: what the CA just loaded
         chain = chain.then(() => reload()).then(() => undefined, (e: Error) => log.warn('could not reload the CA from its Secret', { error: e.message }));

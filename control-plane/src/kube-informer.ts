@@ -213,6 +213,28 @@ export class Informer<T> {
   }
 }
 
+/**
+ * An informer on one named object (a field selector on its name) that keeps only its
+ * resourceVersion: `onChange` runs whenever the object appears, changes or goes away.
+ */
+export function watchNamed(opts: {
+  readonly client: KubeClient;
+  readonly type: ResourceType;
+  readonly name: string;
+  readonly namespace?: string;
+  readonly log: Logger;
+  readonly onChange: () => void;
+  readonly backoff?: InformerOptions<string>['backoff'];
+}): Informer<string> {
+  return new Informer<string>({
+    type: opts.type, client: opts.client, log: opts.log, fieldSelector: `metadata.name=${opts.name}`,
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    transform: (raw) => String((raw.metadata as Meta | undefined)?.resourceVersion ?? ''),
+    onChange: opts.onChange,
+  });
+}
+
 function keyOf(o: Record<string, unknown>): string {
   const m = (o.metadata ?? {}) as Meta;
   return `${m.namespace ?? ''}/${m.name ?? ''}`;

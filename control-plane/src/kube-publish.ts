@@ -12,7 +12,7 @@
  */
 import type { Logger } from '@weft/api';
 import { KubeApiError, type KubeClient } from './kube-client';
-import { Informer } from './kube-informer';
+import { watchNamed, type Informer } from './kube-informer';
 import type { NamespaceInfo } from './registry-kube';
 
 export const ROOT_CA_CONFIGMAP = 'weft-root-ca';
@@ -30,6 +30,8 @@ export interface PublisherOptions {
   readonly trustBundle: () => string | undefined;
   /** Default 60 s. */
   readonly resyncMs?: number;
+  /** The webhook configurations' watches (default: the informers' 250 ms to 30 s). */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
 }
 
 interface ConfigMap {
@@ -52,11 +54,10 @@ export class ClusterPublisher {
   private readonly watchers: Informer<string>[];
 
   constructor(private readonly opts: PublisherOptions) {
-    this.watchers = WEBHOOK_CONFIGS.map((w) => new Informer<string>({
+    this.watchers = WEBHOOK_CONFIGS.map((w) => watchNamed({
       type: { group: 'admissionregistration.k8s.io', version: 'v1', plural: w.plural, kind: w.kind },
-      client: opts.client, log: opts.log, fieldSelector: `metadata.name=${w.name}`,
-      transform: (raw) => String((raw.metadata as { resourceVersion?: string } | undefined)?.resourceVersion ?? ''),
-      onChange: () => this.kick(),
+      client: opts.client, log: opts.log, name: w.name, onChange: () => this.kick(),
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
     }));
   }
 

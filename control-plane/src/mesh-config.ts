@@ -10,6 +10,7 @@
  * Unknown keys and bad values are refused with the field's path, so a typo never passes silently.
  */
 import { readFile } from 'node:fs/promises';
+import { names } from '@weft/api';
 import { parse } from 'yaml';
 
 export interface MeshConfig {
@@ -23,7 +24,6 @@ export class MeshConfigError extends Error {
   readonly code = 'MESH_CONFIG_INVALID';
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** Validates a decoded mesh config; throws MeshConfigError naming every bad field. */
@@ -39,7 +39,7 @@ export function parseMeshConfig(raw: unknown, source: string): MeshConfig {
     else out.trustDomain = raw.trustDomain;
   }
   if (raw.rootNamespace !== undefined) {
-    if (typeof raw.rootNamespace !== 'string' || !DNS_LABEL.test(raw.rootNamespace)) errors.push('rootNamespace: must be a namespace name (a DNS label)');
+    if (typeof raw.rootNamespace !== 'string' || names.dnsLabel(raw.rootNamespace)) errors.push('rootNamespace: must be a namespace name (a DNS label)');
     else out.rootNamespace = raw.rootNamespace;
   }
   if (raw.tracing !== undefined && raw.tracing !== null) {
@@ -61,7 +61,7 @@ export function parseMeshConfig(raw: unknown, source: string): MeshConfig {
   }
   if (raw.defaultReach !== undefined) {
     const r = raw.defaultReach;
-    if (!Array.isArray(r) || r.some((x) => typeof x !== 'string' || (x !== '*' && !DNS_LABEL.test(x)))) errors.push('defaultReach: must be a list of namespace names or "*"');
+    if (!Array.isArray(r) || r.some((x) => typeof x !== 'string' || (x !== '*' && names.dnsLabel(x)))) errors.push('defaultReach: must be a list of namespace names or "*"');
     else out.defaultReach = r as string[];
   }
   if (errors.length) throw new MeshConfigError(`${source}: ${errors.join('; ')}`);

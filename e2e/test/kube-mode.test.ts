@@ -332,7 +332,7 @@ test('the real API server calls the webhooks: a pod created in a labelled namesp
     const m = await kubectl(['get', 'mutatingwebhookconfiguration', 'weft-sidecar-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
     const v = await kubectl(['get', 'validatingwebhookconfiguration', 'weft-validator', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
     return m === bundle && v === bundle;
-  }, 10_000);
+  }, 20_000);
   await kubectl(['label', '--overwrite', 'namespace', NS, 'weft.dev/inject=enabled']);
   const pod = (name: string, annotations: Record<string, string> = {}): string => JSON.stringify({
     apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, labels: { app: 'details' }, annotations },
