@@ -182,6 +182,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     void tokens?.update(s.objects);
   });
   await tokens?.settled();
+  // The first world is built before xDS listens: a sidecar reconnecting to a restarted control
+  // plane must never be sent the empty world of the debounce window (it would route nothing).
+  state.flush();
 
   const ads = new AdsServer(state.hooks, log.child({ module: 'ads' }), identifier);
   const debug = http.createServer((req, res) => void state.serveDebug(req, res, ca, kube));
@@ -274,6 +277,8 @@ class MeshState {
   private lastRebuildMs = 0;
   /** When the change the pending rebuild is for was seen (`performance.now()`). */
   private changeSeen = 0;
+  /** When the first change of the pending rebuild was seen. */
+  private pendingSince = 0;
   readonly hooks: AdsHooks;
 
   constructor(
@@ -337,6 +342,14 @@ class MeshState {
     this.schedule();
   }
 
+  /** Rebuilds now whatever is pending (the first world, before serving). */
+  flush(): void {
+    if (!this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.runRebuild(this.pendingSince);
+  }
+
   /**
    * Coalesces changes: the first one starts the clock, the rebuild takes everything since. The
    * wait is at least as long as the last rebuild took, so a large mesh under a stream of changes
@@ -345,15 +358,19 @@ class MeshState {
    */
   private schedule(): void {
     if (this.timer || this.stopped) return;
-    const seen = performance.now(); // the start of push convergence (SyncStatus.changed)
+    this.pendingSince = performance.now(); // the start of push convergence (SyncStatus.changed)
     this.timer = setTimeout(() => {
-      this.changeSeen = seen;
       this.timer = undefined;
-      const started = performance.now();
-      this.rebuild();
-      this.lastRebuildMs = performance.now() - started;
-      this.rebuildSeconds.observe(this.lastRebuildMs / 1000);
+      this.runRebuild(this.pendingSince);
     }, Math.max(this.debounceMs, this.lastRebuildMs));
+  }
+
+  private runRebuild(changeSeen: number): void {
+    this.changeSeen = changeSeen;
+    const started = performance.now();
+    this.rebuild();
+    this.lastRebuildMs = performance.now() - started;
+    this.rebuildSeconds.observe(this.lastRebuildMs / 1000);
   }
 
   private rebuild(): void {

@@ -104,8 +104,8 @@ export function writeManifest(dir: string, file: string, content: string): void 
   fs.renameSync(tmp, path.join(dir, file));
 }
 
-export async function controlPlane(dir: string, ip: string): Promise<ControlPlane> {
-  return startControlPlane({ manifestsDir: dir, xdsAddress: `${ip}:15010`, debugAddress: `${ip}:15014`, debounceMs: 50, log: log.child({ c: 'cp' }) });
+export async function controlPlane(dir: string, ip: string, debounceMs = 50): Promise<ControlPlane> {
+  return startControlPlane({ manifestsDir: dir, xdsAddress: `${ip}:15010`, debugAddress: `${ip}:15014`, debounceMs, log: log.child({ c: 'cp' }) });
 }
 
 export async function sidecar(cpIp: string, ns: string, pod: PodSpec): Promise<Sidecar> {
@@ -287,7 +287,7 @@ export class ShopMesh {
   }
 
   /** Writes the manifests, starts the apps, and (unless told not to) the control plane and sidecar. */
-  async start(split: [number, number], opts: { controlPlane?: boolean; grpc?: boolean } = {}): Promise<this> {
+  async start(split: [number, number], opts: { controlPlane?: boolean; grpc?: boolean; debounceMs?: number } = {}): Promise<this> {
     writeManifest(this.dir, 'pods.yaml', [this.frontend, this.v1, this.v2].map((p) => podYaml(ShopMesh.NS, p)).join('---\n'));
     writeManifest(this.dir, 'services.yaml', [
       serviceYaml(ShopMesh.NS, 'backend', { app: 'backend' }, [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, targetPort: 9090 }]),
@@ -302,7 +302,7 @@ export class ShopMesh {
         this.closers.push(() => g.forceShutdown());
       }
     }
-    if (opts.controlPlane !== false) this.cp = await controlPlane(this.dir, this.cpIp);
+    if (opts.controlPlane !== false) this.cp = await controlPlane(this.dir, this.cpIp, opts.debounceMs);
     this.sidecar = await sidecar(this.cpIp, ShopMesh.NS, this.frontend);
     this.client = new MeshClient(this.frontend.ip);
     return this;
