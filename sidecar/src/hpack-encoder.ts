@@ -1,0 +1,202 @@
+/**
+ * HPACK encoding (RFC 7541) of one header block at a time, from a flat `[name0, value0, ...]`
+ * array (names lower-case, pseudo-headers first — the caller's job; this module only encodes).
+ * Names and values are byte strings: each char one octet (latin1), the way the decoder returns
+ * them; a char above U+00FF is a caller bug and throws a TypeError before anything changes.
+ *
+ * What is indexed (§7.1 and practice shared with nghttp2):
+ * - a field already in the static or dynamic table is sent as its index (1-2 octets);
+ * - `authorization` and `proxy-authorization`, and `cookie` / `set-cookie` values shorter than 20
+ *   octets (short enough to guess), are sent never-indexed, so no intermediary indexes them either;
+ * - fields whose values are unique per message (`content-length`, `date`, `etag`, trace and request
+ *   ids, `grpc-timeout`, `set-cookie`, ...) and fields larger than 3/4 of the table are sent without
+ *   indexing, so they do not evict what repeats;
+ * - everything else (`:authority`, `:path`, `content-type`, `user-agent`, `grpc-status`, ...) is
+ *   added to the dynamic table, and the next block that repeats it costs one octet.
+ * Strings are Huffman-encoded when that is shorter.
+ *
+ * `encode` is synchronous; it writes into one module-wide scratch buffer and returns a copy of
+ * exactly the block's length.
+ */
+import { huffmanEncode, huffmanLength } from './hpack-huffman';
+import { ENTRY_OVERHEAD, HpackDynamicTable, STATIC_LENGTH, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table';
+
+export interface HpackEncoderOptions {
+  /** The most table memory we are willing to use, whatever the peer allows. Default 4096. */
+  readonly maxTableSize?: number;
+}
+
+/** The protocol's initial table size (RFC 9113 §6.5.2), in force until SETTINGS say otherwise. */
+const INITIAL_TABLE_SIZE = 4096;
+const MAX_SETTING = 0xffffffff;
+
+/** Credentials: never indexed, whatever their length. */
+const ALWAYS_SENSITIVE = new Set(['authorization', 'proxy-authorization']);
+/** Never indexed while shorter than `SHORT_SECRET` octets (RFC 7541 §7.1.3). */
+const COOKIES = new Set(['cookie', 'set-cookie']);
+const SHORT_SECRET = 20;
+/** Values that rarely repeat: indexing them would only evict what does. */
+const NOT_INDEXED = new Set([
+  'content-length', 'content-range', 'date', 'etag', 'expires', 'last-modified', 'age', 'location',
+  'if-modified-since', 'if-none-match', 'if-unmodified-since', 'set-cookie', 'link',
+  'x-request-id', 'traceparent', 'tracestate', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid',
+  'b3', 'x-cloud-trace-context', 'grpc-timeout', 'grpc-trace-bin',
+]);
+
+/** Buffer's native latin1 writing, which @types/node does not declare. */
+type Latin1Buffer = Buffer & { latin1Write(s: string, offset: number): number };
+
+let scratch = Buffer.allocUnsafe(4096) as Latin1Buffer;
+
+/** The dynamic table's entries of one name: the newest one's sequence number, and each value's. */
+interface DynamicName {
+  newest: number;
+  readonly values: Map<string, number>;
+}
+
+export class HpackEncoder {
+  private readonly table: HpackDynamicTable;
+  private readonly limit: number;
+  private readonly byName = new Map<string, DynamicName>();
+  /** A table size change not yet signalled: the smallest size since the last block, and the last. */
+  private pendingMin = -1;
+  private pendingSize = -1;
+
+  constructor(opts: { maxTableSize?: number } = {}) {
+    this.limit = setting('maxTableSize', opts.maxTableSize ?? 4096);
+    this.table = new HpackDynamicTable(INITIAL_TABLE_SIZE, (name, value, seq) => this.evicted(name, value, seq));
+    if (this.limit < INITIAL_TABLE_SIZE) this.setMaxTableSize(INITIAL_TABLE_SIZE);
+  }
+
+  /**
+   * The peer's SETTINGS_HEADER_TABLE_SIZE. The table then uses the smaller of it and our own
+   * `maxTableSize`, and the next block starts with the size update(s) that tell the peer (§4.2:
+   * the smallest size reached since the last block first, then the final one).
+   */
+  setMaxTableSize(n: number): void {
+    const size = Math.min(setting('SETTINGS_HEADER_TABLE_SIZE', n), this.limit);
+    if (this.pendingSize < 0) {
+      if (size === this.table.maxSize) return;
+      this.pendingMin = size;
+    } else {
+      this.pendingMin = Math.min(this.pendingMin, size);
+    }
+    this.pendingSize = size;
+  }
+
+  /** Encodes one header block (see the module comment for what gets indexed). */
+  encode(headers: readonly string[]): Buffer {
+    if (headers.length % 2 !== 0) throw new TypeError('HpackEncoder.encode takes [name, value, ...] pairs');
+    for (let i = 0; i < headers.length; i++) {
+      if (huffmanLength(headers[i]!) < 0) throw new TypeError(`header ${i % 2 ? 'value' : 'name'} has a char above U+00FF (not a byte string)`);
+    }
+    let pos = 0;
+    if (this.pendingSize >= 0) {
+      ensure(12);
+      if (this.pendingMin < this.pendingSize) {
+        pos = integer(scratch, pos, 0x20, 5, this.pendingMin);
+        this.table.setMaxSize(this.pendingMin);
+      }
+      pos = integer(scratch, pos, 0x20, 5, this.pendingSize);
+      this.table.setMaxSize(this.pendingSize);
+      this.pendingMin = this.pendingSize = -1;
+    }
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
+      // Three integers of at most 6 octets, and the two strings, never longer than raw.
+      ensure(pos + name.length + value.length + 18);
+      pos = this.field(name, value, pos);
+    }
+    const out = Buffer.allocUnsafe(pos);
+    scratch.copy(out, 0, 0, pos);
+    return out;
+  }
+
+  private field(name: string, value: string, pos: number): number {
+    const sensitive = ALWAYS_SENSITIVE.has(name) || (value.length < SHORT_SECRET && COOKIES.has(name));
+    const dynamic = this.byName.get(name);
+    if (!sensitive) {
+      const index = STATIC_PAIR_INDEX.get(name)?.get(value) ?? this.dynamicIndex(dynamic?.values.get(value));
+      if (index > 0) return integer(scratch, pos, 0x80, 7, index);
+    }
+    const nameIndex = STATIC_NAME_INDEX.get(name) ?? this.dynamicIndex(dynamic?.newest);
+    const size = name.length + value.length + ENTRY_OVERHEAD;
+    if (sensitive) {
+      pos = integer(scratch, pos, 0x10, 4, nameIndex);
+    } else if (NOT_INDEXED.has(name) || size * 4 > this.table.maxSize * 3) {
+      pos = integer(scratch, pos, 0x00, 4, nameIndex);
+    } else {
+      pos = integer(scratch, pos, 0x40, 6, nameIndex);
+      const seq = this.table.inserted;
+      if (this.table.add(name, value)) {
+        const entry = this.byName.get(name);
+        if (entry) {
+          entry.newest = seq;
+          entry.values.set(value, seq);
+        } else {
+          this.byName.set(name, { newest: seq, values: new Map([[value, seq]]) });
+        }
+      }
+    }
+    if (nameIndex === 0) pos = string(name, pos);
+    return string(value, pos);
+  }
+
+  /** The absolute index of a dynamic entry by sequence number, or 0 when absent or evicted. */
+  private dynamicIndex(seq: number | undefined): number {
+    if (seq === undefined) return 0;
+    const i = this.table.indexOf(seq);
+    return i > 0 ? STATIC_LENGTH + i : 0;
+  }
+
+  private evicted(name: string, value: string, seq: number): void {
+    const entry = this.byName.get(name);
+    if (!entry) return;
+    // Eviction is oldest first: once a name's newest entry goes, all of that name's are gone.
+    if (entry.newest === seq) this.byName.delete(name);
+    else if (entry.values.get(value) === seq) entry.values.delete(value);
+  }
+}
+
+function ensure(length: number): void {
+  if (scratch.length >= length) return;
+  const grown = Buffer.allocUnsafe(Math.max(length, scratch.length * 2)) as Latin1Buffer;
+  scratch.copy(grown);
+  scratch = grown;
+}
+
+/** Writes `value` with an N-bit prefix after the `first` bits (§5.1); returns the end position. */
+function integer(dst: Uint8Array, pos: number, first: number, prefix: number, value: number): number {
+  const max = (1 << prefix) - 1;
+  if (value < max) {
+    dst[pos++] = first | value;
+    return pos;
+  }
+  dst[pos++] = first | max;
+  value -= max;
+  while (value >= 0x80) {
+    dst[pos++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  dst[pos++] = value;
+  return pos;
+}
+
+/** Writes a string literal (§5.2), Huffman-encoded when shorter; returns the end position. */
+function string(s: string, pos: number): number {
+  const huffman = huffmanLength(s);
+  if (huffman < s.length) {
+    pos = integer(scratch, pos, 0x80, 7, huffman);
+    return huffmanEncode(s, scratch, pos);
+  }
+  pos = integer(scratch, pos, 0x00, 7, s.length);
+  if (s.length > 32) return pos + scratch.latin1Write(s, pos);
+  for (let i = 0; i < s.length; i++) scratch[pos++] = s.charCodeAt(i);
+  return pos;
+}
+
+function setting(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_SETTING) throw new RangeError(`HpackEncoder ${name} must be an integer from 0 to 2^32-1, got ${value}`);
+  return value;
+}

@@ -1,0 +1,148 @@
+/**
+ * HPACK input a peer should never send, and the limits a proxy needs: each malformed block is a
+ * COMPRESSION_ERROR (a connection error); a header list past the limits is HEADER_LIST_TOO_LARGE
+ * and leaves the decoder in step with the peer, so the next block on the connection decodes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HpackDecoder } from '../src/hpack-decoder';
+import { HpackEncoder } from '../src/hpack-encoder';
+import { HpackError } from '../src/hpack-errors';
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+function refuses(block: string, code: HpackError['code'], message: RegExp, decoder = new HpackDecoder()): void {
+  assert.throws(() => decoder.decode(hex(block)), (err: unknown) => {
+    assert.ok(err instanceof HpackError, `an HpackError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    assert.match(err.message, message);
+    return true;
+  });
+}
+
+const MALFORMED: readonly (readonly [string, string, RegExp])[] = [
+  ['an integer cut off after its prefix', 'ff', /truncated integer/],
+  ['an integer cut off in its continuation octets', 'ff 80 80', /truncated integer/],
+  ['an integer above 2^31-1', 'ff ff ff ff ff 0f', /above 2\^31-1/],
+  ['an integer padded with more than five continuation octets', 'ff 80 80 80 80 80 80 00', /above 2\^31-1/],
+  ['indexed field with index 0', '80', /index 0/],
+  ['indexed field past the static table with an empty dynamic table', 'be', /index 62 is past/],
+  ['indexed field far past the tables', 'ff 80 01', /index 255 is past/],
+  ['literal whose name index is past the tables', '7e 01 61', /name index 62 is past/],
+  ['literal with indexing cut off before its value', '41', /truncated string/],
+  ['literal whose name is longer than the block', '40 05 61 62', /past the end of the block/],
+  ['literal whose value is longer than the block', '04 0a 2f 61', /past the end of the block/],
+  ['Huffman string whose padding is zeros, not ones', '04 81 00', /EOS or bad padding/],
+  ['Huffman string padded with 8 one bits', '04 82 63 ff', /EOS or bad padding/],
+  ['Huffman string holding EOS (30 one bits)', '04 84 ff ff ff fc', /EOS or bad padding/],
+  ['table size update above the advertised 4096', '3f e2 1f', /above the advertised 4096/],
+  ['table size update after a header field', '82 20', /after a header field/],
+];
+
+for (const [what, block, message] of MALFORMED) {
+  test(`COMPRESSION_ERROR for ${what}`, () => refuses(block, 'COMPRESSION_ERROR', message));
+}
+
+test('a valid Huffman string with up to 7 one bits of padding decodes ("/a" is 6+5 bits, 5 bits of padding)', () => {
+  // '/' = 011000, 'a' = 00011: 0110 0000 011|1 1111 -> 60 7f.
+  assert.deepEqual(new HpackDecoder().decode(hex('04 82 60 7f')), [':path', '/a']);
+});
+
+test('upper-case names are returned as sent, for the stream layer to refuse; the connection goes on', () => {
+  const decoder = new HpackDecoder();
+  assert.deepEqual(decoder.decode(hex('40 01 58 01 31 be')), ['X', '1', 'X', '1']);
+});
+
+test('size updates at the start of a block: two in a row, down to 0 and back, empty the table', () => {
+  const decoder = new HpackDecoder();
+  assert.deepEqual(decoder.decode(hex('40 01 61 01 62')), ['a', 'b']);
+  assert.equal(decoder.tableSize.entries, 1);
+  assert.deepEqual(decoder.decode(hex('20 3f e1 1f 82')), [':method', 'GET']);
+  assert.deepEqual(decoder.tableSize, { size: 0, maxSize: 4096, entries: 0 });
+  refuses('be', 'COMPRESSION_ERROR', /index 62 is past/, decoder);
+});
+
+test('a decoder advertising 256 refuses a size update to 257 and accepts 256', () => {
+  refuses('3f e2 01', 'COMPRESSION_ERROR', /update to 257 above the advertised 256/, new HpackDecoder({ maxTableSize: 256 }));
+  assert.deepEqual(new HpackDecoder({ maxTableSize: 256 }).decode(hex('3f e1 01 82')), [':method', 'GET']);
+});
+
+test('an entry larger than the table empties it and is not added, yet the field is returned', () => {
+  const decoder = new HpackDecoder({ maxTableSize: 64 });
+  assert.deepEqual(decoder.decode(hex('40 01 61 01 62')), ['a', 'b']);
+  const long = 'v'.repeat(40);
+  const block = Buffer.concat([hex('40 01 63 28'), Buffer.from(long)]);
+  assert.deepEqual(decoder.decode(block), ['c', long]);
+  assert.deepEqual(decoder.tableSize, { size: 0, maxSize: 64, entries: 0 });
+});
+
+test('HEADER_LIST_TOO_LARGE past maxHeaderListSize, and the next block still decodes with what the refused one indexed', () => {
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder({ maxHeaderListSize: 200 });
+  const big = [':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60), 'x-two', 'b'.repeat(60)];
+  assert.throws(() => decoder.decode(encoder.encode(big)), (err: unknown) => err instanceof HpackError && err.code === 'HEADER_LIST_TOO_LARGE' && /4 fields, 283 octets/.test(err.message));
+  // The encoder indexed :path and x-one / x-two; this block only refers to them.
+  const next = encoder.encode([':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60)]);
+  assert.equal(next.length, 3);
+  assert.deepEqual(decoder.decode(next), [':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60)]);
+});
+
+test('HEADER_LIST_TOO_LARGE past maxHeaderCount; exactly the limit is accepted', () => {
+  const decoder = new HpackDecoder({ maxHeaderCount: 3 });
+  assert.deepEqual(decoder.decode(hex('82 86 84')), [':method', 'GET', ':scheme', 'http', ':path', '/']);
+  refuses('82 86 84 82', 'HEADER_LIST_TOO_LARGE', /4 fields/, decoder);
+  assert.deepEqual(decoder.decode(hex('82')), [':method', 'GET']);
+});
+
+test('a list of many tiny indexed fields is bounded by maxHeaderListSize, not the block length', () => {
+  // 2000 one-octet references to :method GET would be 2000 * (7 + 3 + 32) = 84000 octets.
+  refuses('82'.repeat(2000), 'HEADER_LIST_TOO_LARGE', /2000 fields, 84000 octets/);
+});
+
+test('bad options are refused at construction', () => {
+  assert.throws(() => new HpackDecoder({ maxTableSize: -1 }), RangeError);
+  assert.throws(() => new HpackDecoder({ maxHeaderListSize: 1.5 }), RangeError);
+  assert.throws(() => new HpackEncoder({ maxTableSize: Number.NaN }), RangeError);
+  assert.throws(() => new HpackEncoder().setMaxTableSize(2 ** 32), RangeError);
+});
+
+test('the encoder refuses chars above U+00FF and an odd-length list without changing its table', () => {
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder();
+  assert.throws(() => encoder.encode(['x-a', 'ok', 'x-b', 'caf\u20ac']), TypeError);
+  assert.throws(() => encoder.encode(['x-a']), TypeError);
+  // Had x-a been indexed by the failed call, this block would refer to an entry the decoder lacks.
+  assert.deepEqual(decoder.decode(encoder.encode(['x-a', 'ok'])), ['x-a', 'ok']);
+  assert.equal(decoder.tableSize.entries, 1);
+});
+
+test('credentials are sent never-indexed and not added to the table; long cookies are indexed, short ones not', () => {
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder();
+  const headers = ['authorization', 'Bearer abc', 'cookie', 'sid=1', 'cookie', 'long=' + 'x'.repeat(40), 'proxy-authorization', 'Basic Zm9v'];
+  const block = encoder.encode(headers);
+  assert.deepEqual(decoder.decode(block), headers);
+  // authorization is static 23: 0001 1111 + 23-15=8; the short cookie is static 32: 0001 1111 + 17.
+  assert.equal(block.subarray(0, 2).toString('hex'), '1f08');
+  assert.equal(decoder.tableSize.entries, 1);
+  const again = encoder.encode(headers);
+  assert.equal(again[0], 0x1f, 'authorization is never indexed the second time either');
+  assert.deepEqual(decoder.decode(again), headers);
+});
+
+test('setMaxTableSize: the next block starts with the smallest size reached, then the final one', () => {
+  const encoder = new HpackEncoder({ maxTableSize: 8192 });
+  const decoder = new HpackDecoder({ maxTableSize: 8192 });
+  assert.deepEqual(decoder.decode(encoder.encode(['x-a', '1'])), ['x-a', '1']);
+  encoder.setMaxTableSize(100);
+  encoder.setMaxTableSize(0);
+  encoder.setMaxTableSize(16384);
+  const block = encoder.encode(['x-a', '1']);
+  // 0, then 8192 (our own limit caps the peer's 16384): 001 00000, then 001 11111 + 8161 (e1 3f).
+  assert.equal(block.subarray(0, 4).toString('hex'), '203fe13f');
+  assert.deepEqual(decoder.decode(block), ['x-a', '1']);
+  assert.equal(decoder.tableSize.maxSize, 8192);
+  // Unchanged settings emit nothing.
+  encoder.setMaxTableSize(8192);
+  assert.equal(encoder.encode([':method', 'GET']).toString('hex'), '82');
+});
