@@ -270,8 +270,6 @@ export class H2WireConnection implements H2StreamOwner {
     const stream = new H2Stream(this);
     stream.handler = handler;
     stream.user = user;
-    stream.sendWindow = this.peerInitialWindow;
-    stream.recvWindow = this.localInitialWindow;
     stream.localEnded = endStream;
     stream.headersSent = true;
     if (this.ownActive >= this.peerMaxConcurrent) {
@@ -312,6 +310,7 @@ export class H2WireConnection implements H2StreamOwner {
 
   write(stream: H2Stream, chunk: Buffer | undefined, endStream: boolean): boolean {
     if (stream.closed || stream.localEnded || stream.queuedEnd) return false;
+    if (!stream.headersSent) throw new Error(`h2wire: DATA before HEADERS on stream ${stream.id}`);
     if (endStream && chunk && stream.id !== 0 && stream.queue.length === 0 && chunk.length <= Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrameSize)) {
       // The common end of a small body: one DATA frame with END_STREAM.
       this.out(encodeDataHeader(chunk.length, true, stream.id));
@@ -383,6 +382,8 @@ export class H2WireConnection implements H2StreamOwner {
   private open(stream: H2Stream, fields: H2Fields, endStream: boolean): void {
     stream.id = this.nextOwnId;
     this.nextOwnId += 2;
+    stream.sendWindow = this.peerInitialWindow;
+    stream.recvWindow = this.localInitialWindow;
     this.ownActive++;
     this.streams.set(stream.id, stream);
     this.writeHeaders(stream, fields, endStream);
@@ -633,10 +634,10 @@ export class H2WireConnection implements H2StreamOwner {
     }
     if (id <= this.lastPeerId) throw new H2WireConnectionError('headers-closed-stream', H2_STREAM_CLOSED, `HEADERS on closed stream ${id}`);
     this.lastPeerId = id;
-    if (this.goawaySent) return void this.control(encodeRstStream(id, H2_REFUSED_STREAM));
+    if (this.goawaySent) return this.rememberReset(id, H2_REFUSED_STREAM);
     if (this.peerActive >= this.opts.maxConcurrentStreams) {
       if (++this.rejected > this.opts.maxRejectedStreams) throw new H2WireConnectionError('refused-streams', H2_ENHANCE_YOUR_CALM, `over ${this.opts.maxRejectedStreams} streams refused`);
-      return void this.control(encodeRstStream(id, H2_REFUSED_STREAM));
+      return this.rememberReset(id, H2_REFUSED_STREAM);
     }
     if (decoded instanceof H2WireStreamError) {
       // A header list over our limits: answered 431 as HTTP/1 would be (h2-limits.ts), the request body refused.
@@ -839,15 +840,20 @@ export class H2WireConnection implements H2StreamOwner {
   private resetStream(stream: H2Stream, err: H2WireStreamError, send = true): void {
     if (stream.closed) return;
     stream.resetCode = err.h2Code;
-    if (send && stream.id !== 0) this.rememberReset(stream.id, err.h2Code);
+    if (send && stream.id !== 0) this.rememberReset(stream.id, err.h2Code, false);
     this.forget(stream);
     stream.handler.reset(stream, err);
     this.maybeFinish();
   }
 
-  /** Sends RST_STREAM for `id` and ignores the frames the peer had in flight for it. */
-  private rememberReset(id: number, h2Code: number): void {
-    this.control(encodeRstStream(id, h2Code));
+  /**
+   * Sends RST_STREAM for `id` and ignores the frames the peer had in flight for it. One answering
+   * the peer (`answer`) counts against the control-frame flood bound; one this side's app asked
+   * for does not (it must never throw into the app).
+   */
+  private rememberReset(id: number, h2Code: number, answer = true): void {
+    if (answer) this.control(encodeRstStream(id, h2Code));
+    else this.out(encodeRstStream(id, h2Code));
     this.recentlyReset.add(id);
     if (this.recentlyReset.size > 1024) this.recentlyReset.delete(this.recentlyReset.values().next().value as number);
   }
