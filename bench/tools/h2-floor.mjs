@@ -5,8 +5,9 @@
 //   node  — Node's `http2` core API (server stream -> one client session's stream, piped)
 //   lean  — the same relay on the lean layer (sidecar/dist/test/h2wire-relay.js; needs `npm run build`)
 //   haproxy — bench/lib/proxy-haproxy.mjs's gRPC pair
+//   pipe  — bytes piped socket to socket, no HTTP/2 at all: the floor of any relay in Node
 // CPU µs/call = utime+stime of both relay processes over the run / calls. Run under the lock:
-//   flock /tmp/weft-bench.lock node bench/tools/h2-floor.mjs [--seconds 10] [--only node,lean,haproxy]
+//   flock /tmp/weft-bench.lock node bench/tools/h2-floor.mjs [--seconds 10] [--only node,lean,haproxy,pipe]
 // Internal: `--relay <variant> <listen host:port> <next host:port>` runs one relay process.
 import http2 from 'node:http2';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -21,6 +22,19 @@ if (process.argv[2] === '--relay') {
   const [lh, lp] = listen.split(':');
   const [nh, np] = next.split(':');
   if (variant === 'node') nodeRelay(lh, Number(lp), nh, Number(np));
+  else if (variant === 'pipe') {
+    // The floor of any relay in Node: bytes piped socket to socket (one upstream connection per
+    // downstream one, no HTTP/2 parsing at all).
+    const net = await import('node:net');
+    net.createServer((down) => {
+      const up = net.connect(Number(np), nh);
+      down.setNoDelay(true);
+      up.setNoDelay(true);
+      down.pipe(up).pipe(down);
+      down.on('error', () => up.destroy());
+      up.on('error', () => down.destroy());
+    }).listen(Number(lp), lh, () => console.log('listening'));
+  }
   else if (variant === 'lean') {
     const { startLeanRelay } = await import(join(ROOT, 'sidecar/dist/test/h2wire-relay.js'));
     await startLeanRelay({ listenHost: lh, listenPort: Number(lp), nextHost: nh, nextPort: Number(np) });
@@ -40,12 +54,11 @@ function nodeRelay(lh, lp, nh, np) {
     session.on('error', () => undefined);
     return session;
   };
-  const { HTTP2_HEADER_STATUS } = http2.constants;
   const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
   server.on('stream', (stream, headers) => {
     stream.on('error', () => undefined);
     const out = {};
-    for (const k of Object.keys(headers)) if (k !== ':scheme' || true) out[k] = headers[k];
+    for (const k of Object.keys(headers)) out[k] = headers[k];
     const req = upstream().request(out, { endStream: stream.readableEnded });
     req.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
     let trailers;
@@ -57,7 +70,6 @@ function nodeRelay(lh, lp, nh, np) {
     req.on('trailers', (t) => (trailers = t));
     stream.on('wantTrailers', () => (trailers ? stream.sendTrailers(trailers) : stream.close()));
     stream.pipe(req);
-    void HTTP2_HEADER_STATUS;
   });
   server.listen(lp, lh, () => console.log('listening'));
 }
@@ -66,6 +78,7 @@ async function main() {
   const { installCleanup, start, stopAll, waitFor, tcpOpen } = await import(join(ROOT, 'bench/lib/procs.mjs'));
   const { startHaproxyPair } = await import(join(ROOT, 'bench/lib/proxy-haproxy.mjs'));
   const { runH2load } = await import(join(ROOT, 'bench/lib/load-h2load.mjs'));
+  const { grpcAnswered } = await import(join(ROOT, 'bench/lib/grpc-count.mjs'));
   const args = process.argv.slice(2);
   const flag = (name, def) => {
     const i = args.indexOf(name);
@@ -88,10 +101,14 @@ async function main() {
   const rows = [];
   const measure = async (name, url, pids) => {
     await runH2load(url, { clients: 4, streams: 8, seconds: 2, warmupSeconds: 0, dir }); // warm (JIT, connections)
+    const upstream = `http://${IP.server}:9090`;
+    const a0 = await grpcAnswered(upstream);
     const t0 = pids.map(ticks);
     const r = await runH2load(url, { clients: 4, streams: 8, seconds, warmupSeconds: 0, dir });
     const cpuTicks = pids.map(ticks).reduce((s, t, i) => s + t - t0[i], 0);
-    const row = { name, rps: r.rps, succeeded: r.succeeded, errors: r.errors, cpuUsPerCall: (cpuTicks * 10_000) / r.succeeded };
+    // Every call h2load counted as a success reached the upstream (h2load sees the HTTP status only).
+    const answered = (await grpcAnswered(upstream)) - a0;
+    const row = { name, rps: r.rps, succeeded: r.succeeded, answered, errors: r.errors, cpuUsPerCall: (cpuTicks * 10_000) / r.succeeded };
     rows.push(row);
     console.log(JSON.stringify(row));
   };
