@@ -18,6 +18,8 @@ import type { H2Fields, H2Stream, H2StreamHandler } from '../src/h2wire-stream';
 import type { H2WireConnectionError, H2WireStreamError } from '../src/h2wire-errors';
 import { field, startLeanServer } from './h2wire-fixtures';
 import { startLeanRelay } from './h2wire-relay';
+import tls from 'node:tls';
+import { makeCa } from './tls-fixtures';
 
 const pattern = (n: number): Buffer => {
   const b = Buffer.alloc(n);
@@ -283,5 +285,58 @@ test('grpc-js client -> lean relay -> grpc-js server: unary, an error status, se
     (client as unknown as grpc.Client).close();
     await relay.close();
     server.forceShutdown();
+  }
+});
+
+test('lean client -> node:http2 server allowing 2 streams: 40 requests at once all answered, never over 2 open', async () => {
+  let open = 0;
+  let peak = 0;
+  const server = http2.createServer({ settings: { maxConcurrentStreams: 2 } });
+  server.on('stream', (stream, headers) => {
+    peak = Math.max(peak, ++open);
+    stream.on('close', () => open--);
+    stream.resume();
+    stream.on('end', () => setTimeout(() => {
+      stream.respond({ ':status': 200 });
+      stream.end(String(headers[':path']));
+    }, 5));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const conn = await leanClient((server.address() as AddressInfo).port);
+  try {
+    // The first request waits for the server's SETTINGS, so the limit is known before the rest.
+    await leanRequest(conn, [':method', 'GET', ':scheme', 'http', ':path', '/first', ':authority', 'x']);
+    const all = await Promise.all(Array.from({ length: 40 }, (_, i) => leanRequest(conn, [':method', 'POST', ':scheme', 'http', ':path', `/r${i}`, ':authority', 'x'], Buffer.from('b'))));
+    all.forEach((r, i) => assert.equal(r.body.toString(), `/r${i}`));
+    assert.equal(peak, 2);
+  } finally {
+    conn.destroy();
+    server.close();
+  }
+});
+
+test('over TLS (ALPN h2): node:http2 client -> lean server on a TLSSocket', async () => {
+  const ca = makeCa();
+  const leaf = ca.leaf('default', 'server');
+  const server = tls.createServer({ key: leaf.keyPem, cert: leaf.chainPem, ALPNProtocols: ['h2'] }, (socket) => {
+    new H2WireConnection(socket, 'server', {
+      onStream(s, fields) {
+        s.handler = { headers() {}, data(st, _c, end) { if (end) st.end(Buffer.from(`tls ${field(fields, ':path')}`)); }, trailers() {}, reset() {} };
+        s.sendHeaders([':status', '200']);
+      },
+    }, h2WireOptions());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const session = http2.connect(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, { ca: ca.caPem, checkServerIdentity: () => undefined });
+  try {
+    const r = await nodeRequest(session, { ':method': 'POST', ':path': '/secure' }, Buffer.from('x'));
+    assert.equal(r.headers[':status'], 200);
+    assert.equal(r.body.toString(), 'tls /secure');
+    assert.equal(session.alpnProtocol, 'h2');
+  } finally {
+    session.destroy();
+    server.close();
   }
 });
