@@ -106,14 +106,18 @@ test('bad options are refused at construction', () => {
   assert.throws(() => new HpackEncoder().setMaxTableSize(2 ** 32), RangeError);
 });
 
-test('the encoder refuses chars above U+00FF and an odd-length list without changing its table', () => {
+test('the encoder refuses chars above U+00FF and an odd-length list, and its next block still decodes', () => {
   const encoder = new HpackEncoder();
   const decoder = new HpackDecoder();
   assert.throws(() => encoder.encode(['x-a', 'ok', 'x-b', 'caf\u20ac']), TypeError);
   assert.throws(() => encoder.encode(['x-a']), TypeError);
-  // Had x-a been indexed by the failed call, this block would refer to an entry the decoder lacks.
-  assert.deepEqual(decoder.decode(encoder.encode(['x-a', 'ok'])), ['x-a', 'ok']);
+  // The failed call had indexed x-a, which the decoder never saw: the next block empties both
+  // tables first (size update to 0, then 4096), so it cannot refer to that entry.
+  const block = encoder.encode(['x-a', 'ok']);
+  assert.equal(block.subarray(0, 4).toString('hex'), '203fe11f');
+  assert.deepEqual(decoder.decode(block), ['x-a', 'ok']);
   assert.equal(decoder.tableSize.entries, 1);
+  assert.deepEqual(decoder.decode(encoder.encode(['x-a', 'ok'])), ['x-a', 'ok']);
 });
 
 test('credentials are sent never-indexed and not added to the table; long cookies are indexed, short ones not', () => {
