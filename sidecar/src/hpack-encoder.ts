@@ -16,7 +16,7 @@
  * Strings are Huffman-encoded when that is shorter.
  *
  * `encode` is synchronous; it writes into one module-wide scratch buffer and returns a copy of
- * exactly the block's length.
+ * exactly the block's length (plus any headroom asked for).
  */
 import { huffmanEncode, huffmanLength } from './hpack-huffman';
 import { ENTRY_OVERHEAD, HpackDynamicTable, STATIC_LENGTH, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table';
@@ -108,15 +108,22 @@ export class HpackEncoder {
     this.pendingSize = size;
   }
 
-  /** Encodes one header block (see the module comment for what gets indexed). */
-  encode(headers: readonly string[]): Buffer {
+  /**
+   * Encodes one header block (see the module comment for what gets indexed). The result starts with
+   * `headroom` octets left for the caller (uninitialised) — a frame header written in place saves a copy — then the
+   * block, `headroom + block length` long. A throw (bad input) sends nothing and loses no state the
+   * peer knows of.
+   */
+  encode(headers: readonly string[], headroom = 0): Buffer {
     if (headers.length % 2 !== 0) throw new TypeError('HpackEncoder.encode takes [name, value, ...] pairs');
+    if (!Number.isInteger(headroom) || headroom < 0) throw new RangeError(`headroom must be a non-negative integer, got ${headroom}`);
     const inserted = this.table.inserted;
     const pendingSize = this.pendingSize;
-    let pos = 0;
+    let pos = headroom;
+    ensure(headroom);
     try {
       if (pendingSize >= 0) {
-        ensure(12);
+        ensure(pos + 12);
         if (this.pendingMin < pendingSize) {
           pos = integer(scratch, pos, 0x20, 5, this.pendingMin);
           this.table.setMaxSize(this.pendingMin);
@@ -145,7 +152,7 @@ export class HpackEncoder {
       throw err;
     }
     const out = Buffer.allocUnsafe(pos);
-    scratch.copy(out, 0, 0, pos);
+    scratch.copy(out, headroom, headroom, pos);
     return out;
   }
 

@@ -193,3 +193,13 @@ test('a Huffman string longer than the limits in octets but short once decoded i
   assert.deepEqual(decoder.decode(block), ['x-big', value]);
   assert.equal(decoder.tableSize.entries, 1);
 });
+
+test('encode with headroom leaves that many octets before the block for a frame header', () => {
+  const encoder = new HpackEncoder();
+  const plain = new HpackEncoder().encode([':status', '200', 'content-type', 'application/grpc']);
+  const framed = encoder.encode([':status', '200', 'content-type', 'application/grpc'], 9);
+  assert.equal(framed.length, 9 + plain.length);
+  assert.deepEqual(framed.subarray(9), plain);
+  assert.deepEqual(new HpackDecoder().decode(framed.subarray(9)), [':status', '200', 'content-type', 'application/grpc']);
+  assert.throws(() => encoder.encode([], -1), RangeError);
+});
