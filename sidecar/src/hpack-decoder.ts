@@ -14,12 +14,14 @@
  * EOS or bad padding, a table size update above `maxTableSize` or after the first field;
  * `HEADER_LIST_TOO_LARGE` when the fields pass `maxHeaderListSize` (octets of name + value + 32
  * per field, RFC 9113 §6.5.2) or `maxHeaderCount`. For the latter the block is still decoded to its
- * end, so the dynamic table stays in step with the peer and the next block decodes.
+ * end, so the dynamic table stays in step with the peer and the next block decodes. A string longer
+ * than both `maxHeaderListSize` and `maxTableSize` is checked (Huffman validity) but never built,
+ * so a peer cannot make the decoder allocate more than the limits, whatever the block's length.
  *
  * `decode` is synchronous and reuses one module-wide scratch buffer for Huffman output.
  */
 import { HpackError } from './hpack-errors';
-import { huffmanDecode } from './hpack-huffman';
+import { huffmanDecode, huffmanValid } from './hpack-huffman';
 import { ENTRY_OVERHEAD, HpackDynamicTable, STATIC_LENGTH, STATIC_NAMES, STATIC_VALUES } from './hpack-table';
 
 export interface HpackDecoderOptions {
@@ -47,11 +49,16 @@ export class HpackDecoder {
   private buf: Latin1Buffer = scratch;
   private pos = 0;
   private end = 0;
+  /** A string longer than either limit makes its field too large and can never enter the table. */
+  private readonly stringLimit: number;
+  /** The current field had such a string: it was checked but not built. */
+  private oversize = false;
 
   constructor(opts: HpackDecoderOptions = {}) {
     this.maxTableSize = limit('maxTableSize', opts.maxTableSize, 4096);
     this.maxHeaderListSize = limit('maxHeaderListSize', opts.maxHeaderListSize, 65536);
     this.maxHeaderCount = limit('maxHeaderCount', opts.maxHeaderCount, MAX_INTEGER);
+    this.stringLimit = Math.max(this.maxHeaderListSize, this.maxTableSize);
     // The table starts at the advertised size, as Go's and nghttp2's decoders do and RFC 7541's
     // examples assume (C.5). A larger size than the peer's encoder assumes is always safe (what it
     // evicted it never references); a smaller one holds only if the peer saw our SETTINGS before its
@@ -69,6 +76,7 @@ export class HpackDecoder {
     this.buf = (Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength)) as Latin1Buffer;
     this.pos = 0;
     this.end = block.length;
+    this.oversize = false;
     try {
       return this.fields();
     } finally {
@@ -104,7 +112,9 @@ export class HpackDecoder {
         // Literal with incremental indexing (§6.2.1).
         name = this.literalName(6);
         value = this.string();
-        table.add(name, value);
+        // An oversize entry empties the table (§4.4), whatever its text.
+        if (this.oversize) table.evictAll();
+        else table.add(name, value);
       } else if (first & 0x20) {
         // Dynamic table size update (§6.3): only before the first field (§4.2).
         if (count > 0) throw compression('table size update after a header field');
@@ -119,6 +129,10 @@ export class HpackDecoder {
       }
       count++;
       listSize += name.length + value.length + ENTRY_OVERHEAD;
+      if (this.oversize) {
+        this.oversize = false;
+        tooLarge = true;
+      }
       if (tooLarge) continue;
       if (listSize > this.maxHeaderListSize || count > this.maxHeaderCount) {
         tooLarge = true;
@@ -170,6 +184,13 @@ export class HpackDecoder {
     if (stop > this.end) throw compression(`string of ${length} octets past the end of the block`);
     this.pos = stop;
     if (length === 0) return '';
+    // Past the limits the string is only checked, not built: a peer cannot make us allocate it.
+    // Huffman codes are at most 30 bits, so n octets decode to at least 8n/30.
+    if ((huffman ? Math.floor((length * 8) / 30) : length) > this.stringLimit) {
+      if (huffman && !huffmanValid(this.buf, start, stop)) throw compression('Huffman string with EOS or bad padding');
+      this.oversize = true;
+      return '';
+    }
     if (!huffman) return this.buf.latin1Slice(start, stop);
     // The shortest code is 5 bits: n octets decode to at most 8n/5 symbols.
     const most = Math.ceil((length * 8) / 5);

@@ -16,7 +16,7 @@
  * Strings are Huffman-encoded when that is shorter.
  *
  * `encode` is synchronous; it writes into one module-wide scratch buffer and returns a copy of
- * exactly the block's length.
+ * exactly the block's length (plus any headroom asked for).
  */
 import { huffmanEncode, huffmanLength } from './hpack-huffman';
 import { ENTRY_OVERHEAD, HpackDynamicTable, STATIC_LENGTH, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table';
@@ -30,18 +30,42 @@ export interface HpackEncoderOptions {
 const INITIAL_TABLE_SIZE = 4096;
 const MAX_SETTING = 0xffffffff;
 
+/** What to do with a field (§6.2): index it, send it without indexing, or never indexed. */
+const INDEX = 0;
+const NOT_INDEXED = 1;
+const NEVER_INDEXED = 2;
+
 /** Credentials: never indexed, whatever their length. */
-const ALWAYS_SENSITIVE = new Set(['authorization', 'proxy-authorization']);
+const ALWAYS_SENSITIVE = ['authorization', 'proxy-authorization'];
 /** Never indexed while shorter than `SHORT_SECRET` octets (RFC 7541 §7.1.3). */
-const COOKIES = new Set(['cookie', 'set-cookie']);
+const COOKIES = ['cookie', 'set-cookie'];
 const SHORT_SECRET = 20;
 /** Values that rarely repeat: indexing them would only evict what does. */
-const NOT_INDEXED = new Set([
+const UNIQUE_VALUES = [
   'content-length', 'content-range', 'date', 'etag', 'expires', 'last-modified', 'age', 'location',
   'if-modified-since', 'if-none-match', 'if-unmodified-since', 'set-cookie', 'link',
   'x-request-id', 'traceparent', 'tracestate', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid',
   'b3', 'x-cloud-trace-context', 'grpc-timeout', 'grpc-trace-bin',
-]);
+];
+
+/** What the encoder knows of a name before any block: its static index and values, and its policy. */
+interface KnownName {
+  readonly staticIndex: number;
+  readonly staticValues: ReadonlyMap<string, number> | undefined;
+  readonly policy: number;
+  /** Never indexed when the value is shorter than `SHORT_SECRET`. */
+  readonly shortSecret: boolean;
+}
+
+/** One lookup per field for the names that matter (static ones and those with a policy). */
+const KNOWN: ReadonlyMap<string, KnownName> = new Map(
+  [...new Set([...STATIC_NAME_INDEX.keys(), ...ALWAYS_SENSITIVE, ...COOKIES, ...UNIQUE_VALUES])].map((name) => [name, {
+    staticIndex: STATIC_NAME_INDEX.get(name) ?? 0,
+    staticValues: STATIC_PAIR_INDEX.get(name),
+    policy: ALWAYS_SENSITIVE.includes(name) ? NEVER_INDEXED : UNIQUE_VALUES.includes(name) ? NOT_INDEXED : INDEX,
+    shortSecret: COOKIES.includes(name),
+  }]),
+);
 
 /** Buffer's native latin1 writing, which @types/node does not declare. */
 type Latin1Buffer = Buffer & { latin1Write(s: string, offset: number): number };
@@ -84,47 +108,71 @@ export class HpackEncoder {
     this.pendingSize = size;
   }
 
-  /** Encodes one header block (see the module comment for what gets indexed). */
-  encode(headers: readonly string[]): Buffer {
+  /**
+   * Encodes one header block (see the module comment for what gets indexed). The result starts with
+   * `headroom` octets left for the caller (uninitialised) — a frame header written in place saves a copy — then the
+   * block, `headroom + block length` long. A throw (bad input) sends nothing and loses no state the
+   * peer knows of.
+   */
+  encode(headers: readonly string[], headroom = 0): Buffer {
     if (headers.length % 2 !== 0) throw new TypeError('HpackEncoder.encode takes [name, value, ...] pairs');
-    for (let i = 0; i < headers.length; i++) {
-      if (huffmanLength(headers[i]!) < 0) throw new TypeError(`header ${i % 2 ? 'value' : 'name'} has a char above U+00FF (not a byte string)`);
-    }
-    let pos = 0;
-    if (this.pendingSize >= 0) {
-      ensure(12);
-      if (this.pendingMin < this.pendingSize) {
-        pos = integer(scratch, pos, 0x20, 5, this.pendingMin);
-        this.table.setMaxSize(this.pendingMin);
+    if (!Number.isInteger(headroom) || headroom < 0) throw new RangeError(`headroom must be a non-negative integer, got ${headroom}`);
+    const inserted = this.table.inserted;
+    const pendingSize = this.pendingSize;
+    let pos = headroom;
+    ensure(headroom);
+    try {
+      if (pendingSize >= 0) {
+        ensure(pos + 12);
+        if (this.pendingMin < pendingSize) {
+          pos = integer(scratch, pos, 0x20, 5, this.pendingMin);
+          this.table.setMaxSize(this.pendingMin);
+        }
+        pos = integer(scratch, pos, 0x20, 5, pendingSize);
+        this.table.setMaxSize(pendingSize);
+        this.pendingMin = this.pendingSize = -1;
       }
-      pos = integer(scratch, pos, 0x20, 5, this.pendingSize);
-      this.table.setMaxSize(this.pendingSize);
-      this.pendingMin = this.pendingSize = -1;
-    }
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      const value = headers[i + 1]!;
-      // Three integers of at most 6 octets, and the two strings, never longer than raw.
-      ensure(pos + name.length + value.length + 18);
-      pos = this.field(name, value, pos);
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!;
+        const value = headers[i + 1]!;
+        // Three integers of at most 6 octets, and the two strings, never longer than raw.
+        ensure(pos + name.length + value.length + 18);
+        pos = this.field(name, value, pos);
+      }
+    } catch (err) {
+      // The block is lost, and with it any insertion or size update it made: the peer never sees
+      // them. Both tables are brought back in step by emptying them — the next block starts with
+      // a size update to 0, then back (§4.2) — which costs one cold block after a caller's bug.
+      if (this.table.inserted !== inserted || pendingSize >= 0) {
+        const size = pendingSize >= 0 ? pendingSize : this.table.maxSize;
+        this.table.setMaxSize(0);
+        this.pendingMin = 0;
+        this.pendingSize = size;
+      }
+      throw err;
     }
     const out = Buffer.allocUnsafe(pos);
-    scratch.copy(out, 0, 0, pos);
+    scratch.copy(out, headroom, headroom, pos);
     return out;
   }
 
   private field(name: string, value: string, pos: number): number {
-    const sensitive = ALWAYS_SENSITIVE.has(name) || (value.length < SHORT_SECRET && COOKIES.has(name));
+    const known = KNOWN.get(name);
+    let policy = INDEX;
+    if (known !== undefined) policy = known.shortSecret && value.length < SHORT_SECRET ? NEVER_INDEXED : known.policy;
     const dynamic = this.byName.get(name);
-    if (!sensitive) {
-      const index = STATIC_PAIR_INDEX.get(name)?.get(value) ?? this.dynamicIndex(dynamic?.values.get(value));
+    if (policy !== NEVER_INDEXED) {
+      const index = known?.staticValues?.get(value) ?? this.dynamicIndex(dynamic?.values.get(value));
       if (index > 0) return integer(scratch, pos, 0x80, 7, index);
     }
-    const nameIndex = STATIC_NAME_INDEX.get(name) ?? this.dynamicIndex(dynamic?.newest);
-    const size = name.length + value.length + ENTRY_OVERHEAD;
-    if (sensitive) {
+    const nameIndex = known !== undefined && known.staticIndex > 0 ? known.staticIndex : this.dynamicIndex(dynamic?.newest);
+    // Strings are checked before the table changes, so a refused one leaves nothing to undo here.
+    const valueLength = huffmanLength(value);
+    const nameLength = nameIndex === 0 ? huffmanLength(name) : 0;
+    if (valueLength < 0 || nameLength < 0) throw new TypeError(`header ${valueLength < 0 ? 'value' : 'name'} has a char above U+00FF (not a byte string)`);
+    if (policy === NEVER_INDEXED) {
       pos = integer(scratch, pos, 0x10, 4, nameIndex);
-    } else if (NOT_INDEXED.has(name) || size * 4 > this.table.maxSize * 3) {
+    } else if (policy === NOT_INDEXED || (name.length + value.length + ENTRY_OVERHEAD) * 4 > this.table.maxSize * 3) {
       pos = integer(scratch, pos, 0x00, 4, nameIndex);
     } else {
       pos = integer(scratch, pos, 0x40, 6, nameIndex);
@@ -139,8 +187,8 @@ export class HpackEncoder {
         }
       }
     }
-    if (nameIndex === 0) pos = string(name, pos);
-    return string(value, pos);
+    if (nameIndex === 0) pos = string(name, nameLength, pos);
+    return string(value, valueLength, pos);
   }
 
   /** The absolute index of a dynamic entry by sequence number, or 0 when absent or evicted. */
@@ -183,9 +231,8 @@ function integer(dst: Uint8Array, pos: number, first: number, prefix: number, va
   return pos;
 }
 
-/** Writes a string literal (§5.2), Huffman-encoded when shorter; returns the end position. */
-function string(s: string, pos: number): number {
-  const huffman = huffmanLength(s);
+/** Writes a string literal (§5.2), Huffman-encoded when shorter (`huffman` octets); returns the end position. */
+function string(s: string, huffman: number, pos: number): number {
   if (huffman < s.length) {
     pos = integer(scratch, pos, 0x80, 7, huffman);
     return huffmanEncode(s, scratch, pos);

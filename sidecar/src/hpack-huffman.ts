@@ -153,6 +153,19 @@ export function huffmanDecode(src: Uint8Array, start: number, end: number, dst: 
   return entry & ACCEPT ? out : -1;
 }
 
+/** Whether `src[start, end)` is a valid Huffman string (no EOS, good padding), decoding nothing. */
+export function huffmanValid(src: Uint8Array, start: number, end: number): boolean {
+  let entry = ACCEPT;
+  for (let i = start; i < end; i++) {
+    const byte = src[i]!;
+    entry = TRANSITIONS[((entry & 0xff) << 4) | (byte >>> 4)]!;
+    if (entry & FAIL) return false;
+    entry = TRANSITIONS[((entry & 0xff) << 4) | (byte & 0xf)]!;
+    if (entry & FAIL) return false;
+  }
+  return (entry & ACCEPT) !== 0;
+}
+
 // ---- encoding ----
 
 /**

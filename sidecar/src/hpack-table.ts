@@ -148,7 +148,7 @@ export class HpackDynamicTable {
   add(name: string, value: string): boolean {
     const size = name.length + value.length + ENTRY_OVERHEAD;
     if (size > this.maxSize) {
-      this.evictTo(0);
+      this.evictAll();
       return false;
     }
     this.evictTo(this.maxSize - size);
@@ -160,6 +160,11 @@ export class HpackDynamicTable {
     this.inserted++;
     this.size += size;
     return true;
+  }
+
+  /** Evicts every entry, as adding one larger than the table does (§4.4). */
+  evictAll(): void {
+    this.evictTo(0);
   }
 
   /** A dynamic table size update (§4.3): evicts until the table fits `maxSize`. */

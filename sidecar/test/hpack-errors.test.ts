@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { HpackDecoder } from '../src/hpack-decoder';
 import { HpackEncoder } from '../src/hpack-encoder';
 import { HpackError } from '../src/hpack-errors';
+import { huffmanEncode, huffmanLength } from '../src/hpack-huffman';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -106,14 +107,18 @@ test('bad options are refused at construction', () => {
   assert.throws(() => new HpackEncoder().setMaxTableSize(2 ** 32), RangeError);
 });
 
-test('the encoder refuses chars above U+00FF and an odd-length list without changing its table', () => {
+test('the encoder refuses chars above U+00FF and an odd-length list, and its next block still decodes', () => {
   const encoder = new HpackEncoder();
   const decoder = new HpackDecoder();
   assert.throws(() => encoder.encode(['x-a', 'ok', 'x-b', 'caf\u20ac']), TypeError);
   assert.throws(() => encoder.encode(['x-a']), TypeError);
-  // Had x-a been indexed by the failed call, this block would refer to an entry the decoder lacks.
-  assert.deepEqual(decoder.decode(encoder.encode(['x-a', 'ok'])), ['x-a', 'ok']);
+  // The failed call had indexed x-a, which the decoder never saw: the next block empties both
+  // tables first (size update to 0, then 4096), so it cannot refer to that entry.
+  const block = encoder.encode(['x-a', 'ok']);
+  assert.equal(block.subarray(0, 4).toString('hex'), '203fe11f');
+  assert.deepEqual(decoder.decode(block), ['x-a', 'ok']);
   assert.equal(decoder.tableSize.entries, 1);
+  assert.deepEqual(decoder.decode(encoder.encode(['x-a', 'ok'])), ['x-a', 'ok']);
 });
 
 test('credentials are sent never-indexed and not added to the table; long cookies are indexed, short ones not', () => {
@@ -145,4 +150,56 @@ test('setMaxTableSize: the next block starts with the smallest size reached, the
   // Unchanged settings emit nothing.
   encoder.setMaxTableSize(8192);
   assert.equal(encoder.encode([':method', 'GET']).toString('hex'), '82');
+});
+
+/** A literal with incremental indexing and a new name (`x-big`), its value raw or Huffman-coded. */
+function literal(value: string, huffman: boolean): Buffer {
+  const octets = huffman ? Buffer.alloc(huffmanLength(value)) : Buffer.from(value, 'latin1');
+  if (huffman) huffmanEncode(value, octets, 0);
+  const length = octets.length;
+  // Value length as a 7-bit-prefix integer (§5.1).
+  const int: number[] = [];
+  if (length < 127) int.push((huffman ? 0x80 : 0) | length);
+  else {
+    int.push((huffman ? 0x80 : 0) | 127);
+    let rest = length - 127;
+    while (rest >= 128) {
+      int.push((rest % 128) | 128);
+      rest = Math.floor(rest / 128);
+    }
+    int.push(rest);
+  }
+  return Buffer.concat([hex('40 05'), Buffer.from('x-big'), Buffer.from(int), octets]);
+}
+
+test('a value longer than the limits is refused without being built, empties the table as RFC 7541 §4.4 says, and the next block decodes', () => {
+  const decoder = new HpackDecoder();
+  assert.deepEqual(decoder.decode(hex('40 01 61 01 62')), ['a', 'b']);
+  assert.throws(() => decoder.decode(literal('v'.repeat(70000), false)), (err: unknown) => err instanceof HpackError && err.code === 'HEADER_LIST_TOO_LARGE');
+  assert.deepEqual(decoder.tableSize, { size: 0, maxSize: 4096, entries: 0 });
+  assert.deepEqual(decoder.decode(hex('82')), [':method', 'GET']);
+  // Huffman-coded: still checked, so bad padding past the limit is a COMPRESSION_ERROR.
+  assert.throws(() => decoder.decode(literal('w'.repeat(400000), true)), (err: unknown) => err instanceof HpackError && err.code === 'HEADER_LIST_TOO_LARGE');
+  const bad = literal('w'.repeat(400000), true);
+  bad[bad.length - 1] = 0x00;
+  refuses(bad.toString('hex'), 'COMPRESSION_ERROR', /bad padding/, new HpackDecoder());
+});
+
+test('a Huffman string longer than the limits in octets but short once decoded is accepted (30-bit codes)', () => {
+  const decoder = new HpackDecoder({ maxHeaderListSize: 100, maxTableSize: 100 });
+  const value = '\n'.repeat(32); // 30 bits each: 120 octets on the wire, 32 decoded
+  const block = literal(value, true);
+  assert.ok(block.length > 120);
+  assert.deepEqual(decoder.decode(block), ['x-big', value]);
+  assert.equal(decoder.tableSize.entries, 1);
+});
+
+test('encode with headroom leaves that many octets before the block for a frame header', () => {
+  const encoder = new HpackEncoder();
+  const plain = new HpackEncoder().encode([':status', '200', 'content-type', 'application/grpc']);
+  const framed = encoder.encode([':status', '200', 'content-type', 'application/grpc'], 9);
+  assert.equal(framed.length, 9 + plain.length);
+  assert.deepEqual(framed.subarray(9), plain);
+  assert.deepEqual(new HpackDecoder().decode(framed.subarray(9)), [':status', '200', 'content-type', 'application/grpc']);
+  assert.throws(() => encoder.encode([], -1), RangeError);
 });
