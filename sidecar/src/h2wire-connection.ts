@@ -53,6 +53,7 @@ import {
   FRAME_PUSH_PROMISE,
   FRAME_RST_STREAM,
   FRAME_SETTINGS,
+  FRAME_HEADER_LENGTH,
   FRAME_WINDOW_UPDATE,
   H2FrameParser,
   MAX_MAX_FRAME_SIZE,
@@ -65,6 +66,7 @@ import {
   SETTINGS_MAX_FRAME_SIZE,
   SETTINGS_MAX_HEADER_LIST_SIZE,
   unpad,
+  writeFrameHeader,
 } from './h2wire-frame';
 import { type H2Fields, H2Stream, type H2StreamHandler, type H2StreamOwner } from './h2wire-stream';
 
@@ -294,6 +296,14 @@ export class H2WireConnection implements H2StreamOwner {
     this.fail(new H2WireConnectionError('destroyed', h2Code, 'closed by this side'));
   }
 
+  /**
+   * Bytes already read from the socket before this connection took it (protocol detection's
+   * look-ahead), parsed as if they had just arrived.
+   */
+  feed(head: Buffer): void {
+    if (head.length > 0) this.onData(head);
+  }
+
   ping(): void {
     this.out(encodePing(Buffer.alloc(8), false));
   }
@@ -302,9 +312,9 @@ export class H2WireConnection implements H2StreamOwner {
 
   sendHeaders(stream: H2Stream, fields: H2Fields, endStream: boolean): void {
     if (stream.headersSent || stream.closed) return;
+    this.writeHeaders(stream.id, fields, endStream); // throws on bad fields, before any state changes
     stream.headersSent = true;
     stream.localEnded = endStream;
-    this.writeHeaders(stream, fields, endStream);
     if (endStream) this.maybeClose(stream);
   }
 
@@ -375,18 +385,23 @@ export class H2WireConnection implements H2StreamOwner {
     this.out(buf);
   }
 
-  private writeHeaders(stream: H2Stream, fields: H2Fields, endStream: boolean): void {
-    this.out(encodeHeaderBlock(stream.id, this.encoder.encode(fields), endStream, this.peerMaxFrameSize));
+  /** HEADERS (+ CONTINUATION when longer than the peer's max frame size); the usual one frame is encoded in place. */
+  private writeHeaders(id: number, fields: H2Fields, endStream: boolean): void {
+    const buf = this.encoder.encode(fields, FRAME_HEADER_LENGTH);
+    const length = buf.length - FRAME_HEADER_LENGTH;
+    if (length > this.peerMaxFrameSize) return this.out(encodeHeaderBlock(id, buf.subarray(FRAME_HEADER_LENGTH), endStream, this.peerMaxFrameSize));
+    writeFrameHeader(buf, 0, length, FRAME_HEADERS, FLAG_END_HEADERS | (endStream ? FLAG_END_STREAM : 0), id);
+    this.out(buf);
   }
 
   private open(stream: H2Stream, fields: H2Fields, endStream: boolean): void {
+    this.writeHeaders(this.nextOwnId, fields, endStream); // throws on bad fields, before any state changes
     stream.id = this.nextOwnId;
     this.nextOwnId += 2;
     stream.sendWindow = this.peerInitialWindow;
     stream.recvWindow = this.localInitialWindow;
     this.ownActive++;
     this.streams.set(stream.id, stream);
-    this.writeHeaders(stream, fields, endStream);
     if (stream.queue.length > 0 || stream.queuedEnd) this.flushStream(stream);
   }
 
@@ -421,7 +436,7 @@ export class H2WireConnection implements H2StreamOwner {
     }
     if (stream.queuedEnd && !stream.localEnded) {
       stream.localEnded = true;
-      if (stream.queuedTrailers) this.writeHeaders(stream, stream.queuedTrailers, true);
+      if (stream.queuedTrailers) this.writeHeaders(stream.id, stream.queuedTrailers, true);
       else this.out(encodeDataHeader(0, true, stream.id));
       stream.queuedTrailers = undefined;
       this.maybeClose(stream);
@@ -641,7 +656,7 @@ export class H2WireConnection implements H2StreamOwner {
     }
     if (decoded instanceof H2WireStreamError) {
       // A header list over our limits: answered 431 as HTTP/1 would be (h2-limits.ts), the request body refused.
-      this.out(encodeHeaderBlock(id, this.encoder.encode([':status', '431', 'content-length', '0']), true, this.peerMaxFrameSize));
+      this.writeHeaders(id, [':status', '431', 'content-length', '0'], true);
       if (!end) this.rememberReset(id, H2_NO_ERROR);
       return;
     }
