@@ -847,7 +847,13 @@ export class H2WireConnection implements H2StreamOwner {
       const s = this.waiting.shift()!;
       const fields = s.pendingHeaders!;
       s.pendingHeaders = undefined;
-      this.open(s, fields, s.localEnded);
+      try {
+        this.open(s, fields, s.localEnded);
+      } catch (e) {
+        // Fields the encoder refused: this stream fails alone, as it would have in `request`.
+        s.closed = true;
+        s.handler.reset(s, new H2WireStreamError('bad-fields', H2_INTERNAL_ERROR, String((e as Error).message)));
+      }
     }
   }
 

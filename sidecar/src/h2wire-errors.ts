@@ -46,32 +46,36 @@ export function h2ErrorName(code: number): string {
   return NAMES[code] ?? `0x${code.toString(16)}`;
 }
 
+/** What both errors carry; `what` names the connection or the stream in the message. */
+abstract class H2WireError extends SidecarError {
+  constructor(
+    what: 'connection' | 'stream',
+    readonly reason: string,
+    readonly h2Code: number,
+    message: string,
+    readonly remote: boolean,
+  ) {
+    const how = what === 'connection' ? (remote ? 'closed by peer' : 'error') : remote ? 'reset by peer' : 'reset';
+    super(`http/2 ${what} ${how} (${h2ErrorName(h2Code)}, ${reason}): ${message}`);
+  }
+}
+
 /**
  * Why the connection ended. `reason` is stable and names the rule (`bad-preface`, `rapid-reset`,
  * `frame-size`, ...: docs/h2-lean.md lists them); `remote` is true when the peer sent GOAWAY (or
  * closed the socket) rather than this side.
  */
-export class H2WireConnectionError extends SidecarError {
+export class H2WireConnectionError extends H2WireError {
   readonly code = 'H2_CONNECTION_ERROR';
-  constructor(
-    readonly reason: string,
-    readonly h2Code: number,
-    message: string,
-    readonly remote = false,
-  ) {
-    super(`http/2 connection ${remote ? 'closed by peer' : 'error'} (${h2ErrorName(h2Code)}, ${reason}): ${message}`);
+  constructor(reason: string, h2Code: number, message: string, remote = false) {
+    super('connection', reason, h2Code, message, remote);
   }
 }
 
 /** Why one stream ended early: RST_STREAM(h2Code) sent (`remote` false) or received (true). */
-export class H2WireStreamError extends SidecarError {
+export class H2WireStreamError extends H2WireError {
   readonly code = 'H2_STREAM_ERROR';
-  constructor(
-    readonly reason: string,
-    readonly h2Code: number,
-    message: string,
-    readonly remote = false,
-  ) {
-    super(`http/2 stream ${remote ? 'reset by peer' : 'reset'} (${h2ErrorName(h2Code)}, ${reason}): ${message}`);
+  constructor(reason: string, h2Code: number, message: string, remote = false) {
+    super('stream', reason, h2Code, message, remote);
   }
 }
