@@ -7,7 +7,7 @@
 //   haproxy — bench/lib/proxy-haproxy.mjs's gRPC pair
 //   pipe  — bytes piped socket to socket, no HTTP/2 at all: the floor of any relay in Node
 // CPU µs/call = utime+stime of both relay processes over the run / calls. Run under the lock:
-//   flock /tmp/weft-bench.lock node bench/tools/h2-floor.mjs [--seconds 10] [--only node,lean,haproxy,pipe]
+//   flock /tmp/weft-bench.lock node bench/tools/h2-floor.mjs [--seconds 10] [--only node,lean,haproxy,pipe] [--profile DIR]
 // Internal: `--relay <variant> <listen host:port> <next host:port>` runs one relay process.
 import http2 from 'node:http2';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -86,6 +86,7 @@ async function main() {
   };
   const seconds = Number(flag('--seconds', '10'));
   const only = flag('--only', 'node,lean,haproxy').split(',');
+  const profileDir = flag('--profile', undefined); // relays under --cpu-prof, top self time printed
   const dir = mkdtempSync(join(tmpdir(), 'h2-floor-'));
   installCleanup((only.length * (seconds + 10) + 60) * 1000);
   const IP = { server: '127.30.0.21', a: '127.30.0.11', b: '127.30.0.21', ha1: '127.30.1.11', ha2: '127.30.1.21' };
@@ -127,13 +128,24 @@ async function main() {
       [`${IP.b}:15006`, `${IP.server}:9090`],
       [`${IP.a}:15001`, `${IP.b}:15006`],
     ]) {
-      const p = start(`relay ${v}`, process.execPath, [fileURLToPath(import.meta.url), '--relay', v, listen, next], { logPath: join(dir, `relay-${v}.log`), stdinPipe: true });
+      const prof = profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `${v}-${listen.replace(':', '-')}`)] : [];
+      const p = start(`relay ${v}`, process.execPath, [...prof, fileURLToPath(import.meta.url), '--relay', v, listen, next], { logPath: join(dir, `relay-${v}.log`), stdinPipe: true });
       const [h, port] = listen.split(':');
       await waitFor(p, () => tcpOpen(h, Number(port)), `listening on ${listen}`);
       pair.push(p);
     }
     await measure(`${v} pair`, `http://${IP.a}:15001/bench.Bench/Unary`, pair.map((p) => p.child.pid));
-    for (const p of pair) p.child.kill('SIGKILL');
+    // Closing stdin makes a relay exit on its own (and write its profile).
+    for (const p of pair) p.child.stdin.end();
+    await Promise.race([Promise.all(pair.map((p) => p.done)), new Promise((r) => setTimeout(r, 5000))]);
+    for (const p of pair) if (!p.exited) p.child.kill('SIGKILL');
+    if (profileDir) {
+      const { printTop } = await import(join(ROOT, 'bench/lib/cpu-profile-top.mjs'));
+      const { readdirSync } = await import('node:fs');
+      for (const sub of readdirSync(profileDir).filter((d) => d.startsWith(`${v}-`))) {
+        for (const f of readdirSync(join(profileDir, sub))) printTop(join(profileDir, sub, f), 15);
+      }
+    }
   }
   await runH2load(`http://${IP.server}:9090/bench.Bench/Unary`, { clients: 4, streams: 8, seconds: 2, warmupSeconds: 0, dir }).then((r) => console.log(JSON.stringify({ name: 'direct', rps: r.rps })));
   console.table(rows);
