@@ -340,3 +340,38 @@ test('over TLS (ALPN h2): node:http2 client -> lean server on a TLSSocket', asyn
     server.close();
   }
 });
+
+test('lean client resetting 150 streams mid-response: the frames still in flight are dropped, the connection goes on', async () => {
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': 200 });
+    const chunk = Buffer.alloc(16384);
+    const pump = (): void => {
+      while (!stream.destroyed && stream.write(chunk));
+    };
+    stream.on('drain', pump);
+    pump();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const conn = await leanClient((server.address() as AddressInfo).port, { maxInvalidFrames: 10 });
+  try {
+    const get = [':method', 'GET', ':scheme', 'http', ':path', '/', ':authority', 'x'];
+    await Promise.all(Array.from({ length: 150 }, () => new Promise<void>((resolve) => {
+      conn.request(get, true, {
+        headers() {},
+        data: (s) => s.reset(), // cancel at the first DATA; more is already on the wire
+        trailers() {},
+        reset: () => resolve(),
+      });
+    })));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(conn.closed, false);
+    const r = await new Promise<H2Fields>((resolve) => conn.request(get, true, { headers: (s, h) => (s.reset(), resolve(h)), data() {}, trailers() {}, reset() {} }));
+    assert.equal(field(r, ':status'), '200');
+  } finally {
+    conn.destroy();
+    server.close();
+  }
+});
