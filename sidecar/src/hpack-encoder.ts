@@ -8,6 +8,8 @@
  * - a field already in the static or dynamic table is sent as its index (1-2 octets);
  * - `authorization` and `proxy-authorization`, and `cookie` / `set-cookie` values shorter than 20
  *   octets (short enough to guess), are sent never-indexed, so no intermediary indexes them either;
+ *   so is any field whose value the caller passes in `neverIndexed` — a relay passes the set its
+ *   decoder reported, keeping a never-indexed field never-indexed on the next hop (§7.1.3);
  * - fields whose values are unique per message (`content-length`, `date`, `etag`, trace and request
  *   ids, `grpc-timeout`, `set-cookie`, ...) and fields larger than 3/4 of the table are sent without
  *   indexing, so they do not evict what repeats;
@@ -112,9 +114,10 @@ export class HpackEncoder {
    * Encodes one header block (see the module comment for what gets indexed). The result starts with
    * `headroom` octets left for the caller (uninitialised) — a frame header written in place saves a copy — then the
    * block, `headroom + block length` long. A throw (bad input) sends nothing and loses no state the
-   * peer knows of.
+   * peer knows of. Fields whose value is in `neverIndexed` (a decoder's `neverIndexed`, when
+   * relaying) are sent never-indexed, besides the credentials this encoder always protects.
    */
-  encode(headers: readonly string[], headroom = 0): Buffer {
+  encode(headers: readonly string[], headroom = 0, neverIndexed?: ReadonlySet<string>): Buffer {
     if (headers.length % 2 !== 0) throw new TypeError('HpackEncoder.encode takes [name, value, ...] pairs');
     if (!Number.isInteger(headroom) || headroom < 0) throw new RangeError(`headroom must be a non-negative integer, got ${headroom}`);
     const inserted = this.table.inserted;
@@ -137,7 +140,7 @@ export class HpackEncoder {
         const value = headers[i + 1]!;
         // Three integers of at most 6 octets, and the two strings, never longer than raw.
         ensure(pos + name.length + value.length + 18);
-        pos = this.field(name, value, pos);
+        pos = this.field(name, value, pos, neverIndexed !== undefined && neverIndexed.has(value));
       }
     } catch (err) {
       // The block is lost, and with it any insertion or size update it made: the peer never sees
@@ -156,10 +159,11 @@ export class HpackEncoder {
     return out;
   }
 
-  private field(name: string, value: string, pos: number): number {
+  private field(name: string, value: string, pos: number, sensitive: boolean): number {
     const known = KNOWN.get(name);
     let policy = INDEX;
-    if (known !== undefined) policy = known.shortSecret && value.length < SHORT_SECRET ? NEVER_INDEXED : known.policy;
+    if (sensitive) policy = NEVER_INDEXED;
+    else if (known !== undefined) policy = known.shortSecret && value.length < SHORT_SECRET ? NEVER_INDEXED : known.policy;
     const dynamic = this.byName.get(name);
     if (policy !== NEVER_INDEXED) {
       const index = known?.staticValues?.get(value) ?? this.dynamicIndex(dynamic?.values.get(value));
