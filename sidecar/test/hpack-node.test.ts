@@ -14,6 +14,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { HpackDecoder } from '../src/hpack-decoder';
 import { HpackEncoder } from '../src/hpack-encoder';
+import { frame } from './h2-fixtures';
 
 /** xorshift32: reproducible random lists. */
 function rng(seed: number): (n: number) => number {
@@ -84,15 +85,6 @@ test('own round trip: 3000 random blocks through one encoder/decoder pair, with 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const DATA = 0, HEADERS = 1, SETTINGS = 4, GOAWAY = 7, CONTINUATION = 9;
 const END_STREAM = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY = 0x20;
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(streamId, 5);
-  return Buffer.concat([head, payload]);
-}
 
 /** HEADERS, then CONTINUATIONs past 16384 octets (the default SETTINGS_MAX_FRAME_SIZE). */
 function headerFrames(streamId: number, block: Buffer): Buffer {
@@ -165,7 +157,7 @@ class RawClient {
         let size: number | undefined;
         for (let at = 0; at + 6 <= payload.length; at += 6) if (payload.readUInt16BE(at) === 1) size = payload.readUInt32BE(at + 2);
         this.onSettings(size);
-        this.write(frame(SETTINGS, 1, 0, Buffer.alloc(0)));
+        this.write(frame(SETTINGS, 1, 0));
       } else if (type === GOAWAY) {
         this.fail(new Error(`GOAWAY error ${payload.readUInt32BE(4)}: ${payload.subarray(8).toString()}`));
       } else if (type === HEADERS) {
