@@ -203,3 +203,37 @@ test('encode with headroom leaves that many octets before the block for a frame 
   assert.deepEqual(new HpackDecoder().decode(framed.subarray(9)), [':status', '200', 'content-type', 'application/grpc']);
   assert.throws(() => encoder.encode([], -1), RangeError);
 });
+
+test('garbage never escapes as anything but an HpackError: 20000 random and mutated blocks', () => {
+  let x = 0x9e3779b9;
+  const rand = (n: number): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  const valid = new HpackEncoder().encode([':method', 'POST', ':path', '/a/b', 'content-type', 'application/grpc', 'x-long', 'z'.repeat(300)]);
+  const outcomes = { decoded: 0, COMPRESSION_ERROR: 0, HEADER_LIST_TOO_LARGE: 0 };
+  for (let i = 0; i < 20000; i++) {
+    let block: Buffer;
+    if (i % 2) {
+      block = Buffer.from(Array.from({ length: rand(64) }, () => rand(256)));
+    } else {
+      block = Buffer.from(valid);
+      for (let k = 1 + rand(4); k > 0; k--) block[rand(block.length)] = rand(256);
+      block = block.subarray(0, block.length - rand(4));
+    }
+    // A decoder that saw errors is not reused for the next block, as the connection would be gone.
+    const decoder = new HpackDecoder({ maxHeaderListSize: 400, maxHeaderCount: 4 });
+    try {
+      const fields = decoder.decode(block);
+      assert.equal(fields.length % 2, 0);
+      outcomes.decoded++;
+    } catch (err) {
+      if (!(err instanceof HpackError)) throw new Error(`block ${block.toString('hex')} threw ${String(err)}`);
+      outcomes[err.code]++;
+    }
+  }
+  // Both kinds of input were exercised: some decode, some are refused each way.
+  assert.ok(outcomes.decoded > 100 && outcomes.COMPRESSION_ERROR > 100 && outcomes.HEADER_LIST_TOO_LARGE > 10, JSON.stringify(outcomes));
+});
