@@ -13,8 +13,10 @@
  * - fields whose values are unique per message (`content-length`, `date`, `etag`, trace and request
  *   ids, `grpc-timeout`, `set-cookie`, ...) and fields larger than 3/4 of the table are sent without
  *   indexing, so they do not evict what repeats;
- * - everything else (`:authority`, `:path`, `content-type`, `user-agent`, `grpc-status`, ...) is
- *   added to the dynamic table, and the next block that repeats it costs one octet.
+ * - `:path` is indexed the second time it is sent: a gRPC method's path repeats on every call, a
+ *   REST path with an id in it may never, and would only evict what does;
+ * - everything else (`:authority`, `content-type`, `user-agent`, `grpc-status`, ...) is added to
+ *   the dynamic table, and the next block that repeats it costs one octet.
  * Strings are Huffman-encoded when that is shorter.
  *
  * `encode` is synchronous; it writes into one module-wide scratch buffer and returns a copy of
@@ -36,6 +38,10 @@ const MAX_SETTING = 0xffffffff;
 const INDEX = 0;
 const NOT_INDEXED = 1;
 const NEVER_INDEXED = 2;
+/** Indexed the second time the value is sent (`:path`: a gRPC method repeats, a REST id does not). */
+const INDEX_REPEATS = 3;
+/** How many once-seen values are remembered before the memory starts over. */
+const SEEN_LIMIT = 256;
 
 /** Credentials: never indexed, whatever their length. */
 const ALWAYS_SENSITIVE = ['authorization', 'proxy-authorization'];
@@ -64,7 +70,7 @@ const KNOWN: ReadonlyMap<string, KnownName> = new Map(
   [...new Set([...STATIC_NAME_INDEX.keys(), ...ALWAYS_SENSITIVE, ...COOKIES, ...UNIQUE_VALUES])].map((name) => [name, {
     staticIndex: STATIC_NAME_INDEX.get(name) ?? 0,
     staticValues: STATIC_PAIR_INDEX.get(name),
-    policy: ALWAYS_SENSITIVE.includes(name) ? NEVER_INDEXED : UNIQUE_VALUES.includes(name) ? NOT_INDEXED : INDEX,
+    policy: ALWAYS_SENSITIVE.includes(name) ? NEVER_INDEXED : UNIQUE_VALUES.includes(name) ? NOT_INDEXED : name === ':path' ? INDEX_REPEATS : INDEX,
     shortSecret: COOKIES.includes(name),
   }]),
 );
@@ -84,6 +90,8 @@ export class HpackEncoder {
   private readonly table: HpackDynamicTable;
   private readonly limit: number;
   private readonly byName = new Map<string, DynamicName>();
+  /** Values of `INDEX_REPEATS` fields sent once, not yet indexed. */
+  private readonly seen = new Set<string>();
   /** A table size change not yet signalled: the smallest size since the last block, and the last. */
   private pendingMin = -1;
   private pendingSize = -1;
@@ -176,7 +184,7 @@ export class HpackEncoder {
     if (valueLength < 0 || nameLength < 0) throw new TypeError(`header ${valueLength < 0 ? 'value' : 'name'} has a char above U+00FF (not a byte string)`);
     if (policy === NEVER_INDEXED) {
       pos = integer(scratch, pos, 0x10, 4, nameIndex);
-    } else if (policy === NOT_INDEXED || (name.length + value.length + ENTRY_OVERHEAD) * 4 > this.table.maxSize * 3) {
+    } else if (policy === NOT_INDEXED || (name.length + value.length + ENTRY_OVERHEAD) * 4 > this.table.maxSize * 3 || (policy === INDEX_REPEATS && this.firstSighting(value))) {
       pos = integer(scratch, pos, 0x00, 4, nameIndex);
     } else {
       pos = integer(scratch, pos, 0x40, 6, nameIndex);
@@ -193,6 +201,14 @@ export class HpackEncoder {
     }
     if (nameIndex === 0) pos = string(name, nameLength, pos);
     return string(value, valueLength, pos);
+  }
+
+  /** Whether `value` is new to the recent past (then remembered, so its next sending indexes it). */
+  private firstSighting(value: string): boolean {
+    if (this.seen.has(value)) return false;
+    if (this.seen.size >= SEEN_LIMIT) this.seen.clear();
+    this.seen.add(value);
+    return true;
   }
 
   /** The absolute index of a dynamic entry by sequence number, or 0 when absent or evicted. */

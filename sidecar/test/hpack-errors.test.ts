@@ -79,13 +79,31 @@ test('an entry larger than the table empties it and is not added, yet the field 
 
 test('HEADER_LIST_TOO_LARGE past maxHeaderListSize, and the next block still decodes with what the refused one indexed', () => {
   const encoder = new HpackEncoder();
-  const decoder = new HpackDecoder({ maxHeaderListSize: 200 });
+  const decoder = new HpackDecoder({ maxHeaderListSize: 250 });
   const big = [':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60), 'x-two', 'b'.repeat(60)];
   assert.throws(() => decoder.decode(encoder.encode(big)), (err: unknown) => err instanceof HpackError && err.code === 'HEADER_LIST_TOO_LARGE' && /4 fields, 283 octets/.test(err.message));
-  // The encoder indexed :path and x-one / x-two; this block only refers to them.
-  const next = encoder.encode([':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60)]);
+  // The encoder indexed x-one and x-two; this block only refers to them.
+  const next = encoder.encode([':method', 'POST', 'x-two', 'b'.repeat(60), 'x-one', 'a'.repeat(60)]);
   assert.equal(next.length, 3);
-  assert.deepEqual(decoder.decode(next), [':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60)]);
+  assert.deepEqual(decoder.decode(next), [':method', 'POST', 'x-two', 'b'.repeat(60), 'x-one', 'a'.repeat(60)]);
+});
+
+test(':path is indexed the second time it is sent, then costs one octet; a path sent once never enters the table', () => {
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder();
+  const call = [':method', 'POST', ':path', '/weft.test.Echo/Unary'];
+  const sizes = [1, 2, 3].map(() => {
+    const block = encoder.encode(call);
+    assert.deepEqual(decoder.decode(block), call);
+    return block.length;
+  });
+  // 0x83, then :path as a literal (0000 0100, Huffman string) twice — the second time with
+  // indexing (01 000100) — then one octet.
+  assert.equal(sizes[2], 2);
+  assert.equal(sizes[0], sizes[1]);
+  assert.equal(decoder.tableSize.entries, 1);
+  assert.deepEqual(decoder.decode(encoder.encode([':method', 'GET', ':path', '/users/1234'])), [':method', 'GET', ':path', '/users/1234']);
+  assert.equal(decoder.tableSize.entries, 1);
 });
 
 test('HEADER_LIST_TOO_LARGE past maxHeaderCount; exactly the limit is accepted', () => {
