@@ -2,7 +2,7 @@
  * HPACK encoding (RFC 7541) of one header block at a time, from a flat `[name0, value0, ...]`
  * array (names lower-case, pseudo-headers first — the caller's job; this module only encodes).
  * Names and values are byte strings: each char one octet (latin1), the way the decoder returns
- * them; a char above U+00FF is a caller bug and throws a TypeError before anything changes.
+ * them; a char above U+00FF is a caller bug: a TypeError, and that block is lost (see `encode`).
  *
  * What is indexed (§7.1 and practice shared with nghttp2):
  * - a field already in the static or dynamic table is sent as its index (1-2 octets);
@@ -14,7 +14,9 @@
  *   ids, `grpc-timeout`, `set-cookie`, ...) and fields larger than 3/4 of the table are sent without
  *   indexing, so they do not evict what repeats;
  * - `:path` is indexed the second time it is sent: a gRPC method's path repeats on every call, a
- *   REST path with an id in it may never, and would only evict what does;
+ *   REST path with an id in it may never, and would only evict what does (the encoder remembers
+ *   the last `SEEN_LIMIT` paths sent once, each at most `SEEN_LENGTH` octets: a longer path is
+ *   never indexed);
  * - everything else (`:authority`, `content-type`, `user-agent`, `grpc-status`, ...) is added to
  *   the dynamic table, and the next block that repeats it costs one octet.
  * Strings are Huffman-encoded when that is shorter.
@@ -40,8 +42,9 @@ const NOT_INDEXED = 1;
 const NEVER_INDEXED = 2;
 /** Indexed the second time the value is sent (`:path`: a gRPC method repeats, a REST id does not). */
 const INDEX_REPEATS = 3;
-/** How many once-seen values are remembered before the memory starts over. */
-const SEEN_LIMIT = 256;
+/** How many once-seen values are remembered before the memory starts over, and the longest. */
+const SEEN_LIMIT = 64;
+const SEEN_LENGTH = 256;
 
 /** Credentials: never indexed, whatever their length. */
 const ALWAYS_SENSITIVE = ['authorization', 'proxy-authorization'];
@@ -96,7 +99,7 @@ export class HpackEncoder {
   private pendingMin = -1;
   private pendingSize = -1;
 
-  constructor(opts: { maxTableSize?: number } = {}) {
+  constructor(opts: HpackEncoderOptions = {}) {
     this.limit = setting('maxTableSize', opts.maxTableSize ?? 4096);
     this.table = new HpackDynamicTable(INITIAL_TABLE_SIZE, (name, value, seq) => this.evicted(name, value, seq));
     if (this.limit < INITIAL_TABLE_SIZE) this.setMaxTableSize(INITIAL_TABLE_SIZE);
@@ -120,9 +123,8 @@ export class HpackEncoder {
 
   /**
    * Encodes one header block (see the module comment for what gets indexed). The result starts with
-   * `headroom` octets left for the caller (uninitialised) — a frame header written in place saves a copy — then the
-   * block, `headroom + block length` long. A throw (bad input) sends nothing and loses no state the
-   * peer knows of. Fields whose value is in `neverIndexed` (a decoder's `neverIndexed`, when
+   * `headroom` octets left for the caller (uninitialised: a frame header written in place saves a
+   * copy), then the block. A throw (bad input) sends nothing and loses no state the peer knows of. Fields whose value is in `neverIndexed` (a decoder's `neverIndexed`, when
    * relaying) are sent never-indexed, besides the credentials this encoder always protects.
    */
   encode(headers: readonly string[], headroom = 0, neverIndexed?: ReadonlySet<string>): Buffer {
@@ -203,8 +205,12 @@ export class HpackEncoder {
     return string(value, valueLength, pos);
   }
 
-  /** Whether `value` is new to the recent past (then remembered, so its next sending indexes it). */
+  /**
+   * Whether `value` is new to the recent past (then remembered, so its next sending indexes it).
+   * The memory is bounded: at most `SEEN_LIMIT` values of at most `SEEN_LENGTH` octets.
+   */
   private firstSighting(value: string): boolean {
+    if (value.length > SEEN_LENGTH) return true;
     if (this.seen.has(value)) return false;
     if (this.seen.size >= SEEN_LIMIT) this.seen.clear();
     this.seen.add(value);
