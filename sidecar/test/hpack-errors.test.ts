@@ -104,6 +104,10 @@ test(':path is indexed the second time it is sent, then costs one octet; a path 
   assert.equal(decoder.tableSize.entries, 1);
   assert.deepEqual(decoder.decode(encoder.encode([':method', 'GET', ':path', '/users/1234'])), [':method', 'GET', ':path', '/users/1234']);
   assert.equal(decoder.tableSize.entries, 1);
+  // A path longer than the 256 octets remembered is never indexed, however often it is sent.
+  const long = [':method', 'GET', ':path', '/' + 'p'.repeat(300)];
+  for (let i = 0; i < 3; i++) assert.deepEqual(decoder.decode(encoder.encode(long)), long);
+  assert.equal(decoder.tableSize.entries, 1);
 });
 
 test('HEADER_LIST_TOO_LARGE past maxHeaderCount; exactly the limit is accepted', () => {
