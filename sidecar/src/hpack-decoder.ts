@@ -53,6 +53,7 @@ export class HpackDecoder {
   private readonly stringLimit: number;
   /** The current field had such a string: it was checked but not built. */
   private oversize = false;
+  private sensitive: Set<string> | undefined;
 
   constructor(opts: HpackDecoderOptions = {}) {
     this.maxTableSize = limit('maxTableSize', opts.maxTableSize, 4096);
@@ -66,6 +67,16 @@ export class HpackDecoder {
     this.table = new HpackDynamicTable(this.maxTableSize);
   }
 
+  /**
+   * The values of the fields the last decoded block sent never-indexed (§6.2.3), or undefined when
+   * none were (the common case; no allocation). A proxy passes this set to the next hop's
+   * `HpackEncoder.encode`, which then sends those fields never-indexed too, as §7.1.3 requires of
+   * intermediaries. Values rather than positions, so it survives header rewriting.
+   */
+  get neverIndexed(): ReadonlySet<string> | undefined {
+    return this.sensitive;
+  }
+
   /** The dynamic table's current size in octets and its maximum (for tests and metrics). */
   get tableSize(): { readonly size: number; readonly maxSize: number; readonly entries: number } {
     return { size: this.table.size, maxSize: this.table.maxSize, entries: this.table.length };
@@ -77,6 +88,7 @@ export class HpackDecoder {
     this.pos = 0;
     this.end = block.length;
     this.oversize = false;
+    this.sensitive = undefined;
     try {
       return this.fields();
     } finally {
@@ -126,6 +138,7 @@ export class HpackDecoder {
         // Literal without indexing (0000) or never indexed (0001) (§6.2.2, §6.2.3).
         name = this.literalName(4);
         value = this.string();
+        if (first & 0x10) (this.sensitive ??= new Set()).add(value);
       }
       count++;
       listSize += name.length + value.length + ENTRY_OVERHEAD;

@@ -2,17 +2,23 @@
  * HPACK encoding (RFC 7541) of one header block at a time, from a flat `[name0, value0, ...]`
  * array (names lower-case, pseudo-headers first — the caller's job; this module only encodes).
  * Names and values are byte strings: each char one octet (latin1), the way the decoder returns
- * them; a char above U+00FF is a caller bug and throws a TypeError before anything changes.
+ * them; a char above U+00FF is a caller bug: a TypeError, and that block is lost (see `encode`).
  *
  * What is indexed (§7.1 and practice shared with nghttp2):
  * - a field already in the static or dynamic table is sent as its index (1-2 octets);
  * - `authorization` and `proxy-authorization`, and `cookie` / `set-cookie` values shorter than 20
  *   octets (short enough to guess), are sent never-indexed, so no intermediary indexes them either;
+ *   so is any field whose value the caller passes in `neverIndexed` — a relay passes the set its
+ *   decoder reported, keeping a never-indexed field never-indexed on the next hop (§7.1.3);
  * - fields whose values are unique per message (`content-length`, `date`, `etag`, trace and request
  *   ids, `grpc-timeout`, `set-cookie`, ...) and fields larger than 3/4 of the table are sent without
  *   indexing, so they do not evict what repeats;
- * - everything else (`:authority`, `:path`, `content-type`, `user-agent`, `grpc-status`, ...) is
- *   added to the dynamic table, and the next block that repeats it costs one octet.
+ * - `:path` is indexed the second time it is sent: a gRPC method's path repeats on every call, a
+ *   REST path with an id in it may never, and would only evict what does (the encoder remembers
+ *   the last `SEEN_LIMIT` paths sent once, each at most `SEEN_LENGTH` octets: a longer path is
+ *   never indexed);
+ * - everything else (`:authority`, `content-type`, `user-agent`, `grpc-status`, ...) is added to
+ *   the dynamic table, and the next block that repeats it costs one octet.
  * Strings are Huffman-encoded when that is shorter.
  *
  * `encode` is synchronous; it writes into one module-wide scratch buffer and returns a copy of
@@ -34,6 +40,11 @@ const MAX_SETTING = 0xffffffff;
 const INDEX = 0;
 const NOT_INDEXED = 1;
 const NEVER_INDEXED = 2;
+/** Indexed the second time the value is sent (`:path`: a gRPC method repeats, a REST id does not). */
+const INDEX_REPEATS = 3;
+/** How many once-seen values are remembered before the memory starts over, and the longest. */
+const SEEN_LIMIT = 64;
+const SEEN_LENGTH = 256;
 
 /** Credentials: never indexed, whatever their length. */
 const ALWAYS_SENSITIVE = ['authorization', 'proxy-authorization'];
@@ -62,7 +73,7 @@ const KNOWN: ReadonlyMap<string, KnownName> = new Map(
   [...new Set([...STATIC_NAME_INDEX.keys(), ...ALWAYS_SENSITIVE, ...COOKIES, ...UNIQUE_VALUES])].map((name) => [name, {
     staticIndex: STATIC_NAME_INDEX.get(name) ?? 0,
     staticValues: STATIC_PAIR_INDEX.get(name),
-    policy: ALWAYS_SENSITIVE.includes(name) ? NEVER_INDEXED : UNIQUE_VALUES.includes(name) ? NOT_INDEXED : INDEX,
+    policy: ALWAYS_SENSITIVE.includes(name) ? NEVER_INDEXED : UNIQUE_VALUES.includes(name) ? NOT_INDEXED : name === ':path' ? INDEX_REPEATS : INDEX,
     shortSecret: COOKIES.includes(name),
   }]),
 );
@@ -82,11 +93,13 @@ export class HpackEncoder {
   private readonly table: HpackDynamicTable;
   private readonly limit: number;
   private readonly byName = new Map<string, DynamicName>();
+  /** Values of `INDEX_REPEATS` fields sent once, not yet indexed. */
+  private readonly seen = new Set<string>();
   /** A table size change not yet signalled: the smallest size since the last block, and the last. */
   private pendingMin = -1;
   private pendingSize = -1;
 
-  constructor(opts: { maxTableSize?: number } = {}) {
+  constructor(opts: HpackEncoderOptions = {}) {
     this.limit = setting('maxTableSize', opts.maxTableSize ?? 4096);
     this.table = new HpackDynamicTable(INITIAL_TABLE_SIZE, (name, value, seq) => this.evicted(name, value, seq));
     if (this.limit < INITIAL_TABLE_SIZE) this.setMaxTableSize(INITIAL_TABLE_SIZE);
@@ -110,11 +123,11 @@ export class HpackEncoder {
 
   /**
    * Encodes one header block (see the module comment for what gets indexed). The result starts with
-   * `headroom` octets left for the caller (uninitialised) — a frame header written in place saves a copy — then the
-   * block, `headroom + block length` long. A throw (bad input) sends nothing and loses no state the
-   * peer knows of.
+   * `headroom` octets left for the caller (uninitialised: a frame header written in place saves a
+   * copy), then the block. A throw (bad input) sends nothing and loses no state the peer knows of. Fields whose value is in `neverIndexed` (a decoder's `neverIndexed`, when
+   * relaying) are sent never-indexed, besides the credentials this encoder always protects.
    */
-  encode(headers: readonly string[], headroom = 0): Buffer {
+  encode(headers: readonly string[], headroom = 0, neverIndexed?: ReadonlySet<string>): Buffer {
     if (headers.length % 2 !== 0) throw new TypeError('HpackEncoder.encode takes [name, value, ...] pairs');
     if (!Number.isInteger(headroom) || headroom < 0) throw new RangeError(`headroom must be a non-negative integer, got ${headroom}`);
     const inserted = this.table.inserted;
@@ -137,7 +150,7 @@ export class HpackEncoder {
         const value = headers[i + 1]!;
         // Three integers of at most 6 octets, and the two strings, never longer than raw.
         ensure(pos + name.length + value.length + 18);
-        pos = this.field(name, value, pos);
+        pos = this.field(name, value, pos, neverIndexed !== undefined && neverIndexed.has(value));
       }
     } catch (err) {
       // The block is lost, and with it any insertion or size update it made: the peer never sees
@@ -156,10 +169,11 @@ export class HpackEncoder {
     return out;
   }
 
-  private field(name: string, value: string, pos: number): number {
+  private field(name: string, value: string, pos: number, sensitive: boolean): number {
     const known = KNOWN.get(name);
     let policy = INDEX;
-    if (known !== undefined) policy = known.shortSecret && value.length < SHORT_SECRET ? NEVER_INDEXED : known.policy;
+    if (sensitive) policy = NEVER_INDEXED;
+    else if (known !== undefined) policy = known.shortSecret && value.length < SHORT_SECRET ? NEVER_INDEXED : known.policy;
     const dynamic = this.byName.get(name);
     if (policy !== NEVER_INDEXED) {
       const index = known?.staticValues?.get(value) ?? this.dynamicIndex(dynamic?.values.get(value));
@@ -172,7 +186,7 @@ export class HpackEncoder {
     if (valueLength < 0 || nameLength < 0) throw new TypeError(`header ${valueLength < 0 ? 'value' : 'name'} has a char above U+00FF (not a byte string)`);
     if (policy === NEVER_INDEXED) {
       pos = integer(scratch, pos, 0x10, 4, nameIndex);
-    } else if (policy === NOT_INDEXED || (name.length + value.length + ENTRY_OVERHEAD) * 4 > this.table.maxSize * 3) {
+    } else if (policy === NOT_INDEXED || (name.length + value.length + ENTRY_OVERHEAD) * 4 > this.table.maxSize * 3 || (policy === INDEX_REPEATS && this.firstSighting(value))) {
       pos = integer(scratch, pos, 0x00, 4, nameIndex);
     } else {
       pos = integer(scratch, pos, 0x40, 6, nameIndex);
@@ -189,6 +203,18 @@ export class HpackEncoder {
     }
     if (nameIndex === 0) pos = string(name, nameLength, pos);
     return string(value, valueLength, pos);
+  }
+
+  /**
+   * Whether `value` is new to the recent past (then remembered, so its next sending indexes it).
+   * The memory is bounded: at most `SEEN_LIMIT` values of at most `SEEN_LENGTH` octets.
+   */
+  private firstSighting(value: string): boolean {
+    if (value.length > SEEN_LENGTH) return true;
+    if (this.seen.has(value)) return false;
+    if (this.seen.size >= SEEN_LIMIT) this.seen.clear();
+    this.seen.add(value);
+    return true;
   }
 
   /** The absolute index of a dynamic entry by sequence number, or 0 when absent or evicted. */

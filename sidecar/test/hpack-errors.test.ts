@@ -79,13 +79,35 @@ test('an entry larger than the table empties it and is not added, yet the field 
 
 test('HEADER_LIST_TOO_LARGE past maxHeaderListSize, and the next block still decodes with what the refused one indexed', () => {
   const encoder = new HpackEncoder();
-  const decoder = new HpackDecoder({ maxHeaderListSize: 200 });
+  const decoder = new HpackDecoder({ maxHeaderListSize: 250 });
   const big = [':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60), 'x-two', 'b'.repeat(60)];
   assert.throws(() => decoder.decode(encoder.encode(big)), (err: unknown) => err instanceof HpackError && err.code === 'HEADER_LIST_TOO_LARGE' && /4 fields, 283 octets/.test(err.message));
-  // The encoder indexed :path and x-one / x-two; this block only refers to them.
-  const next = encoder.encode([':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60)]);
+  // The encoder indexed x-one and x-two; this block only refers to them.
+  const next = encoder.encode([':method', 'POST', 'x-two', 'b'.repeat(60), 'x-one', 'a'.repeat(60)]);
   assert.equal(next.length, 3);
-  assert.deepEqual(decoder.decode(next), [':method', 'POST', ':path', '/svc/Call', 'x-one', 'a'.repeat(60)]);
+  assert.deepEqual(decoder.decode(next), [':method', 'POST', 'x-two', 'b'.repeat(60), 'x-one', 'a'.repeat(60)]);
+});
+
+test(':path is indexed the second time it is sent, then costs one octet; a path sent once never enters the table', () => {
+  const encoder = new HpackEncoder();
+  const decoder = new HpackDecoder();
+  const call = [':method', 'POST', ':path', '/weft.test.Echo/Unary'];
+  const sizes = [1, 2, 3].map(() => {
+    const block = encoder.encode(call);
+    assert.deepEqual(decoder.decode(block), call);
+    return block.length;
+  });
+  // 0x83, then :path as a literal (0000 0100, Huffman string) twice — the second time with
+  // indexing (01 000100) — then one octet.
+  assert.equal(sizes[2], 2);
+  assert.equal(sizes[0], sizes[1]);
+  assert.equal(decoder.tableSize.entries, 1);
+  assert.deepEqual(decoder.decode(encoder.encode([':method', 'GET', ':path', '/users/1234'])), [':method', 'GET', ':path', '/users/1234']);
+  assert.equal(decoder.tableSize.entries, 1);
+  // A path longer than the 256 octets remembered is never indexed, however often it is sent.
+  const long = [':method', 'GET', ':path', '/' + 'p'.repeat(300)];
+  for (let i = 0; i < 3; i++) assert.deepEqual(decoder.decode(encoder.encode(long)), long);
+  assert.equal(decoder.tableSize.entries, 1);
 });
 
 test('HEADER_LIST_TOO_LARGE past maxHeaderCount; exactly the limit is accepted', () => {
@@ -202,4 +224,38 @@ test('encode with headroom leaves that many octets before the block for a frame 
   assert.deepEqual(framed.subarray(9), plain);
   assert.deepEqual(new HpackDecoder().decode(framed.subarray(9)), [':status', '200', 'content-type', 'application/grpc']);
   assert.throws(() => encoder.encode([], -1), RangeError);
+});
+
+test('garbage never escapes as anything but an HpackError: 20000 random and mutated blocks', () => {
+  let x = 0x9e3779b9;
+  const rand = (n: number): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  const valid = new HpackEncoder().encode([':method', 'POST', ':path', '/a/b', 'content-type', 'application/grpc', 'x-long', 'z'.repeat(300)]);
+  const outcomes = { decoded: 0, COMPRESSION_ERROR: 0, HEADER_LIST_TOO_LARGE: 0 };
+  for (let i = 0; i < 20000; i++) {
+    let block: Buffer;
+    if (i % 2) {
+      block = Buffer.from(Array.from({ length: rand(64) }, () => rand(256)));
+    } else {
+      block = Buffer.from(valid);
+      for (let k = 1 + rand(4); k > 0; k--) block[rand(block.length)] = rand(256);
+      block = block.subarray(0, block.length - rand(4));
+    }
+    // A decoder that saw errors is not reused for the next block, as the connection would be gone.
+    const decoder = new HpackDecoder({ maxHeaderListSize: 400, maxHeaderCount: 4 });
+    try {
+      const fields = decoder.decode(block);
+      assert.equal(fields.length % 2, 0);
+      outcomes.decoded++;
+    } catch (err) {
+      if (!(err instanceof HpackError)) throw new Error(`block ${block.toString('hex')} threw ${String(err)}`);
+      outcomes[err.code]++;
+    }
+  }
+  // Both kinds of input were exercised: some decode, some are refused each way.
+  assert.ok(outcomes.decoded > 100 && outcomes.COMPRESSION_ERROR > 100 && outcomes.HEADER_LIST_TOO_LARGE > 10, JSON.stringify(outcomes));
 });

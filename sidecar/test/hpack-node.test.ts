@@ -14,6 +14,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { HpackDecoder } from '../src/hpack-decoder';
 import { HpackEncoder } from '../src/hpack-encoder';
+import { frame } from './h2-fixtures';
 
 /** xorshift32: reproducible random lists. */
 function rng(seed: number): (n: number) => number {
@@ -84,15 +85,6 @@ test('own round trip: 3000 random blocks through one encoder/decoder pair, with 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const DATA = 0, HEADERS = 1, SETTINGS = 4, GOAWAY = 7, CONTINUATION = 9;
 const END_STREAM = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY = 0x20;
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(streamId, 5);
-  return Buffer.concat([head, payload]);
-}
 
 /** HEADERS, then CONTINUATIONs past 16384 octets (the default SETTINGS_MAX_FRAME_SIZE). */
 function headerFrames(streamId: number, block: Buffer): Buffer {
@@ -165,7 +157,7 @@ class RawClient {
         let size: number | undefined;
         for (let at = 0; at + 6 <= payload.length; at += 6) if (payload.readUInt16BE(at) === 1) size = payload.readUInt32BE(at + 2);
         this.onSettings(size);
-        this.write(frame(SETTINGS, 1, 0, Buffer.alloc(0)));
+        this.write(frame(SETTINGS, 1, 0));
       } else if (type === GOAWAY) {
         this.fail(new Error(`GOAWAY error ${payload.readUInt32BE(4)}: ${payload.subarray(8).toString()}`));
       } else if (type === HEADERS) {
@@ -195,8 +187,11 @@ async function exchange(blocks: number, serverTableSize: number | undefined, cli
   const received: string[][] = [];
   const responses: string[][] = [];
   const server = http2.createServer(serverTableSize === undefined ? {} : { settings: { headerTableSize: serverTableSize } });
-  server.on('stream', (stream: http2.ServerHttp2Stream, _headers: unknown, _flags: unknown, rawHeaders: string[]) => {
+  const receivedSensitive: string[][] = [];
+  const sentSensitive: Set<string>[] = [];
+  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: unknown, rawHeaders: string[]) => {
     received.push(rawHeaders);
+    receivedSensitive.push([...((headers as Record<symbol, string[]>)[http2.sensitiveHeaders] ?? [])].sort());
     // Node takes an object: a repeated name is an array, sent as separate fields.
     const fields = randomFields(r, NAMES.filter((n) => n !== 'cookie'), values, r(20));
     const object: Record<string, string | string[]> = {};
@@ -211,7 +206,11 @@ async function exchange(blocks: number, serverTableSize: number | undefined, cli
     for (const [name, value] of Object.entries(object)) for (const v of [value].flat()) expected.push(name, v);
     expected.push('date'); // Node adds one; its value is checked by shape below.
     responses.push(expected);
-    stream.respond({ ':status': 200, ...object }, { endStream: true });
+    // Now and then one name goes never-indexed, which our decoder must report.
+    const names = Object.keys(object);
+    const secret = names.length > 0 && r(3) === 0 ? [names[r(names.length)]!] : [];
+    sentSensitive.push(new Set(secret.flatMap((name) => [object[name]!].flat())));
+    stream.respond({ ':status': 200, ...object, [http2.sensitiveHeaders]: secret }, { endStream: true });
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => sessions.add(session));
@@ -233,9 +232,19 @@ async function exchange(blocks: number, serverTableSize: number | undefined, cli
       const streamId = 1 + 2 * i;
       const request = [':method', r(2) ? 'POST' : 'GET', ':scheme', 'http', ':path', `/pkg.Svc/${token(r, 1 + r(3))}`, ':authority', authorities[r(3)]!];
       request.push(...randomFields(r, NAMES, values, r(30)));
-      client.write(headerFrames(streamId, encoder.encode(request)));
+      // Now and then one value is passed on as never-indexed, as a relay would.
+      const secret = request.length > 8 && r(3) === 0 ? new Set([request[9 + 2 * r((request.length - 8) / 2)]!]) : undefined;
+      client.write(headerFrames(streamId, encoder.encode(request, 0, secret)));
       const response = decoder.decode(await client.block(streamId));
       assert.deepEqual(received[i], request, `seed ${seed}: request ${i} as Node read it`);
+      // Node lists the names that arrived never-indexed: credentials, short cookies, and ours.
+      const neverIndexed = [];
+      for (let f = 0; f < request.length; f += 2) {
+        const [name, value] = [request[f]!, request[f + 1]!];
+        if (secret?.has(value) || name === 'authorization' || (name === 'cookie' && value.length < 20)) neverIndexed.push(name);
+      }
+      assert.deepEqual(receivedSensitive[i], neverIndexed.sort(), `seed ${seed}: request ${i} never-indexed names`);
+      for (const value of sentSensitive[i]!) assert.ok(decoder.neverIndexed?.has(value), `seed ${seed}: response ${i} never-indexed ${JSON.stringify(value.slice(0, 20))}`);
       const expected = responses[i]!;
       assert.deepEqual(response.slice(0, expected.length), expected, `seed ${seed}: response ${i} as we read it`);
       assert.match(response[expected.length]!, /^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/);
@@ -248,7 +257,7 @@ async function exchange(blocks: number, serverTableSize: number | undefined, cli
   }
 }
 
-test('Node reads 400 requests our encoder wrote, and we read its 400 responses, on one connection (4096-octet tables)', async () => {
+test('Node reads 400 requests our encoder wrote and we read its 400 responses on one connection, never-indexed fields kept both ways (4096-octet tables)', async () => {
   await exchange(400, undefined, 4096);
 });
 
