@@ -68,7 +68,7 @@ import {
   unpad,
   writeFrameHeader,
 } from './h2wire-frame';
-import { type H2Fields, H2Stream, type H2StreamHandler, type H2StreamOwner } from './h2wire-stream';
+import { type H2Fields, type H2NeverIndexed, H2Stream, type H2StreamHandler, type H2StreamOwner } from './h2wire-stream';
 
 export interface H2WireOptions {
   /** SETTINGS_MAX_CONCURRENT_STREAMS we advertise (streams the peer may open). Default 100. */
@@ -125,7 +125,7 @@ export const DEFAULT_H2WIRE_OPTIONS: H2WireOptions = Object.freeze({
 
 export interface H2WireEvents {
   /** Server role: a new stream's request headers. Set `stream.handler` before returning. */
-  onStream?(stream: H2Stream, fields: H2Fields, endStream: boolean): void;
+  onStream?(stream: H2Stream, fields: H2Fields, endStream: boolean, neverIndexed?: H2NeverIndexed): void;
   /** The connection is over (`error` unless it ended cleanly); called once. */
   onClose?(error: H2WireConnectionError | undefined): void;
   /** The peer sent GOAWAY: no new streams on this connection. */
@@ -266,7 +266,7 @@ export class H2WireConnection implements H2StreamOwner {
    * Client role: a new stream with request `fields`. Past the peer's MAX_CONCURRENT_STREAMS it
    * waits (id 0) until a stream closes; its writes queue meanwhile.
    */
-  request(fields: H2Fields, endStream: boolean, handler: H2StreamHandler, user?: unknown): H2Stream {
+  request(fields: H2Fields, endStream: boolean, handler: H2StreamHandler, user?: unknown, neverIndexed?: H2NeverIndexed): H2Stream {
     if (this.role !== 'client') throw new Error('request() is for the client role');
     if (!this.canRequest) throw this.closeError ?? new H2WireConnectionError('goaway', H2_REFUSED_STREAM, 'the connection is closing');
     const stream = new H2Stream(this);
@@ -276,10 +276,11 @@ export class H2WireConnection implements H2StreamOwner {
     stream.headersSent = true;
     if (this.ownActive >= this.peerMaxConcurrent) {
       stream.pendingHeaders = fields;
+      stream.queuedNeverIndexed = neverIndexed;
       this.waiting.push(stream);
       return stream;
     }
-    this.open(stream, fields, endStream);
+    this.open(stream, fields, endStream, neverIndexed);
     return stream;
   }
 
@@ -310,9 +311,9 @@ export class H2WireConnection implements H2StreamOwner {
 
   // --- stream owner --------------------------------------------------------------------------
 
-  sendHeaders(stream: H2Stream, fields: H2Fields, endStream: boolean): void {
+  sendHeaders(stream: H2Stream, fields: H2Fields, endStream: boolean, neverIndexed?: H2NeverIndexed): void {
     if (stream.headersSent || stream.closed) return;
-    this.writeHeaders(stream.id, fields, endStream); // throws on bad fields, before any state changes
+    this.writeHeaders(stream.id, fields, endStream, neverIndexed); // throws on bad fields, before any state changes
     stream.headersSent = true;
     stream.localEnded = endStream;
     if (endStream) this.maybeClose(stream);
@@ -346,10 +347,11 @@ export class H2WireConnection implements H2StreamOwner {
     return ok;
   }
 
-  sendTrailers(stream: H2Stream, fields: H2Fields): void {
+  sendTrailers(stream: H2Stream, fields: H2Fields, neverIndexed?: H2NeverIndexed): void {
     if (stream.closed || stream.localEnded || stream.queuedEnd) return;
     stream.queuedEnd = true;
     stream.queuedTrailers = fields;
+    stream.queuedNeverIndexed = neverIndexed;
     this.flushStream(stream);
   }
 
@@ -386,16 +388,16 @@ export class H2WireConnection implements H2StreamOwner {
   }
 
   /** HEADERS (+ CONTINUATION when longer than the peer's max frame size); the usual one frame is encoded in place. */
-  private writeHeaders(id: number, fields: H2Fields, endStream: boolean): void {
-    const buf = this.encoder.encode(fields, FRAME_HEADER_LENGTH);
+  private writeHeaders(id: number, fields: H2Fields, endStream: boolean, neverIndexed?: H2NeverIndexed): void {
+    const buf = this.encoder.encode(fields, FRAME_HEADER_LENGTH, neverIndexed);
     const length = buf.length - FRAME_HEADER_LENGTH;
     if (length > this.peerMaxFrameSize) return this.out(encodeHeaderBlock(id, buf.subarray(FRAME_HEADER_LENGTH), endStream, this.peerMaxFrameSize));
     writeFrameHeader(buf, 0, length, FRAME_HEADERS, FLAG_END_HEADERS | (endStream ? FLAG_END_STREAM : 0), id);
     this.out(buf);
   }
 
-  private open(stream: H2Stream, fields: H2Fields, endStream: boolean): void {
-    this.writeHeaders(this.nextOwnId, fields, endStream); // throws on bad fields, before any state changes
+  private open(stream: H2Stream, fields: H2Fields, endStream: boolean, neverIndexed?: H2NeverIndexed): void {
+    this.writeHeaders(this.nextOwnId, fields, endStream, neverIndexed); // throws on bad fields, before any state changes
     stream.id = this.nextOwnId;
     this.nextOwnId += 2;
     stream.sendWindow = this.peerInitialWindow;
@@ -436,9 +438,10 @@ export class H2WireConnection implements H2StreamOwner {
     }
     if (stream.queuedEnd && !stream.localEnded) {
       stream.localEnded = true;
-      if (stream.queuedTrailers) this.writeHeaders(stream.id, stream.queuedTrailers, true);
+      if (stream.queuedTrailers) this.writeHeaders(stream.id, stream.queuedTrailers, true, stream.queuedNeverIndexed);
       else this.out(encodeDataHeader(0, true, stream.id));
       stream.queuedTrailers = undefined;
+      stream.queuedNeverIndexed = undefined;
       this.maybeClose(stream);
     }
     if (stream.needDrain && stream.queuedBytes < this.opts.streamHighWaterMark && !this.socket.writableNeedDrain && !stream.closed) {
@@ -672,7 +675,7 @@ export class H2WireConnection implements H2StreamOwner {
     this.peerActive++;
     this.rollWindow();
     this.windowStreams++;
-    this.events.onStream?.(s, decoded, end);
+    this.events.onStream?.(s, decoded, end, this.decoder.neverIndexed);
     if (end) this.maybeClose(s);
   }
 
@@ -686,13 +689,13 @@ export class H2WireConnection implements H2StreamOwner {
       if (decoded[1]!.charCodeAt(0) === 0x31 && !end) return;
       stream.headersReceived = true;
       stream.remoteEnded = end;
-      stream.handler.headers(stream, decoded, end);
+      stream.handler.headers(stream, decoded, end, this.decoder.neverIndexed);
     } else {
       if (!end) throw new H2WireStreamError('trailers-without-end', H2_PROTOCOL_ERROR, 'trailers without END_STREAM');
       const bad = checkFields(decoded, 'trailers');
       if (bad) throw new H2WireStreamError('malformed-trailers', H2_PROTOCOL_ERROR, bad);
       stream.remoteEnded = true;
-      stream.handler.trailers(stream, decoded);
+      stream.handler.trailers(stream, decoded, this.decoder.neverIndexed);
     }
     if (end) this.maybeClose(stream);
   }
@@ -847,8 +850,10 @@ export class H2WireConnection implements H2StreamOwner {
       const s = this.waiting.shift()!;
       const fields = s.pendingHeaders!;
       s.pendingHeaders = undefined;
+      const neverIndexed = s.queuedNeverIndexed;
+      s.queuedNeverIndexed = undefined;
       try {
-        this.open(s, fields, s.localEnded);
+        this.open(s, fields, s.localEnded, neverIndexed);
       } catch (e) {
         // Fields the encoder refused: this stream fails alone, as it would have in `request`.
         s.closed = true;

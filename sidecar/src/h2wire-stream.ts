@@ -14,10 +14,17 @@ import type { H2WireConnectionError, H2WireStreamError } from './h2wire-errors';
 /** A field section, flat: name, value, name, value, ... (names lower-case, pseudo-headers first). */
 export type H2Fields = string[];
 
+/**
+ * Values of the fields the peer sent never-indexed (RFC 7541 §6.2.3), or undefined (the usual
+ * case). A relay passes it to the next hop's `sendHeaders` / `sendTrailers` / `request`, which send
+ * those fields never-indexed too, as §7.1.3 asks of intermediaries.
+ */
+export type H2NeverIndexed = ReadonlySet<string> | undefined;
+
 export interface H2StreamHandler {
-  headers(stream: H2Stream, fields: H2Fields, endStream: boolean): void;
+  headers(stream: H2Stream, fields: H2Fields, endStream: boolean, neverIndexed?: H2NeverIndexed): void;
   data(stream: H2Stream, chunk: Buffer, endStream: boolean): void;
-  trailers(stream: H2Stream, fields: H2Fields): void;
+  trailers(stream: H2Stream, fields: H2Fields, neverIndexed?: H2NeverIndexed): void;
   /** The stream ended early: reset by the peer, by this side, or with its connection. */
   reset(stream: H2Stream, error: H2WireStreamError | H2WireConnectionError): void;
   /** The outbound queue is below its high-water mark again. */
@@ -28,9 +35,9 @@ export interface H2StreamHandler {
 
 /** The methods of the connection a stream calls (kept narrow so the two files do not import each other). */
 export interface H2StreamOwner {
-  sendHeaders(stream: H2Stream, fields: H2Fields, endStream: boolean): void;
+  sendHeaders(stream: H2Stream, fields: H2Fields, endStream: boolean, neverIndexed?: H2NeverIndexed): void;
   write(stream: H2Stream, chunk: Buffer | undefined, endStream: boolean): boolean;
-  sendTrailers(stream: H2Stream, fields: H2Fields): void;
+  sendTrailers(stream: H2Stream, fields: H2Fields, neverIndexed?: H2NeverIndexed): void;
   reset(stream: H2Stream, h2Code: number): void;
   resume(stream: H2Stream): void;
 }
@@ -76,13 +83,15 @@ export class H2Stream {
   queuedTrailers: H2Fields | undefined = undefined;
   /** Headers of a client stream waiting for a stream slot. */
   pendingHeaders: H2Fields | undefined = undefined;
+  /** `neverIndexed` of the queued trailers or pending headers. */
+  queuedNeverIndexed: H2NeverIndexed = undefined;
   needDrain = false;
 
   constructor(readonly owner: H2StreamOwner) {}
 
   /** Response headers (server) or, for a stream made without them, request headers. */
-  sendHeaders(fields: H2Fields, endStream = false): void {
-    this.owner.sendHeaders(this, fields, endStream);
+  sendHeaders(fields: H2Fields, endStream = false, neverIndexed?: H2NeverIndexed): void {
+    this.owner.sendHeaders(this, fields, endStream, neverIndexed);
   }
 
   /** Queues `chunk` as DATA; false when the queue is over its high-water mark (wait for `drain`). */
@@ -96,8 +105,8 @@ export class H2Stream {
   }
 
   /** Ends this side with trailers (HEADERS with END_STREAM, after the queued DATA). */
-  sendTrailers(fields: H2Fields): void {
-    this.owner.sendTrailers(this, fields);
+  sendTrailers(fields: H2Fields, neverIndexed?: H2NeverIndexed): void {
+    this.owner.sendTrailers(this, fields, neverIndexed);
   }
 
   /** RST_STREAM(`h2Code`, default CANCEL); idempotent. The handler's `reset` is called. */

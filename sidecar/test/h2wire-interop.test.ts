@@ -375,3 +375,26 @@ test('lean client resetting 150 streams mid-response: the frames still in flight
     server.close();
   }
 });
+
+test('never-indexed fields stay never-indexed through the lean relay (RFC 7541 §7.1.3), both directions', async () => {
+  let seenByServer: unknown;
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    seenByServer = (headers as Record<symbol, unknown>)[http2.sensitiveHeaders];
+    stream.respond({ ':status': 200, 'x-token': 'reply-secret', [http2.sensitiveHeaders]: ['x-token'] });
+    stream.end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const relay = await startLeanRelay({ listenHost: '127.0.0.1', listenPort: 0, nextHost: '127.0.0.1', nextPort: (server.address() as AddressInfo).port });
+  const session = http2.connect(`http://127.0.0.1:${relay.port}`);
+  try {
+    const r = await nodeRequest(session, { ':path': '/', 'x-secret': 'request-secret', [http2.sensitiveHeaders]: ['x-secret'] });
+    assert.deepEqual(seenByServer, ['x-secret']);
+    assert.deepEqual((r.headers as Record<symbol, unknown>)[http2.sensitiveHeaders], ['x-token']);
+  } finally {
+    session.destroy();
+    await relay.close();
+    server.close();
+  }
+});

@@ -27,13 +27,13 @@ const peer = (s: H2Stream): H2Stream => s.user as H2Stream;
 
 /** Events of either side, passed to the other (`user` links the pair). */
 const pass: H2StreamHandler = {
-  headers: (s, fields, end) => peer(s).sendHeaders(fields, end),
+  headers: (s, fields, end, neverIndexed) => peer(s).sendHeaders(fields, end, neverIndexed),
   data: (s, chunk, end) => {
     const other = peer(s);
     if (end) other.end(chunk);
     else if (!other.write(chunk)) s.pause();
   },
-  trailers: (s, fields) => peer(s).sendTrailers(fields),
+  trailers: (s, fields, neverIndexed) => peer(s).sendTrailers(fields, neverIndexed),
   reset: (s, err) => peer(s).reset(err.h2Code === 0 ? H2_CANCEL : err.h2Code),
   drain: (s) => peer(s).resume(),
 };
@@ -54,10 +54,10 @@ export async function startLeanRelay(o: LeanRelayOptions): Promise<LeanRelay> {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     new H2WireConnection(socket, 'server', {
-      onStream(down, fields, end) {
+      onStream(down, fields, end, neverIndexed) {
         down.handler = pass;
         try {
-          down.user = up().request(fields, end, pass, down);
+          down.user = up().request(fields, end, pass, down, neverIndexed);
         } catch {
           down.sendHeaders([':status', '503'], true);
         }
