@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { HpackDecoder } from '../src/hpack-decoder';
 import { HpackEncoder } from '../src/hpack-encoder';
+import { rng } from './hpack-fixtures';
 
 const GO_MOD = `module weft.dev/hpackpeer
 
@@ -143,16 +144,6 @@ class GoPeer {
 
 const token = (s: string): string => '=' + Buffer.from(s, 'latin1').toString('hex');
 const untoken = (t: string): string => Buffer.from(t.slice(1), 'hex').toString('latin1');
-
-function rng(seed: number): (n: number) => number {
-  let x = seed || 1;
-  return (n) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-}
 
 /**
  * Random strings from small pools (so tables fill and evict) and one-offs of up to 3000 octets;
