@@ -253,3 +253,17 @@ test('garbage never escapes as anything but an HpackError: 20000 random and muta
   // Both kinds of input were exercised: some decode, some are refused each way.
   assert.ok(outcomes.decoded > 100 && outcomes.COMPRESSION_ERROR > 100 && outcomes.HEADER_LIST_TOO_LARGE > 10, JSON.stringify(outcomes));
 });
+
+test('neverIndexed lists the values of the last block\'s never-indexed fields only, and a plain Uint8Array decodes like a Buffer', () => {
+  const decoder = new HpackDecoder();
+  // C.2.3: password: secret, never indexed.
+  const block = hex('1008 7061 7373 776f 7264 0673 6563 7265 74');
+  assert.deepEqual(decoder.decode(new Uint8Array(block)), ['password', 'secret']);
+  assert.deepEqual([...(decoder.neverIndexed ?? [])], ['secret']);
+  assert.deepEqual(decoder.decode(hex('82')), [':method', 'GET']);
+  assert.equal(decoder.neverIndexed, undefined);
+  // A view into a larger buffer, at an offset.
+  const bigger = new Uint8Array(10);
+  bigger.set([0x82, 0x86], 4);
+  assert.deepEqual(decoder.decode(bigger.subarray(4, 6)), [':method', 'GET', ':scheme', 'http']);
+});
