@@ -9,8 +9,8 @@ import { HpackDecoder } from '../src/hpack-decoder';
 import { HpackEncoder } from '../src/hpack-encoder';
 import { HpackError } from '../src/hpack-errors';
 import { huffmanEncode, huffmanLength } from '../src/hpack-huffman';
+import { hex, rng } from './hpack-fixtures';
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 function refuses(block: string, code: HpackError['code'], message: RegExp, decoder = new HpackDecoder()): void {
   assert.throws(() => decoder.decode(hex(block)), (err: unknown) => {
@@ -227,13 +227,7 @@ test('encode with headroom leaves that many octets before the block for a frame 
 });
 
 test('garbage never escapes as anything but an HpackError: 20000 random and mutated blocks', () => {
-  let x = 0x9e3779b9;
-  const rand = (n: number): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const rand = rng(0x9e3779b9);
   const valid = new HpackEncoder().encode([':method', 'POST', ':path', '/a/b', 'content-type', 'application/grpc', 'x-long', 'z'.repeat(300)]);
   const outcomes = { decoded: 0, COMPRESSION_ERROR: 0, HEADER_LIST_TOO_LARGE: 0 };
   for (let i = 0; i < 20000; i++) {
@@ -258,4 +252,18 @@ test('garbage never escapes as anything but an HpackError: 20000 random and muta
   }
   // Both kinds of input were exercised: some decode, some are refused each way.
   assert.ok(outcomes.decoded > 100 && outcomes.COMPRESSION_ERROR > 100 && outcomes.HEADER_LIST_TOO_LARGE > 10, JSON.stringify(outcomes));
+});
+
+test('neverIndexed lists the values of the last block\'s never-indexed fields only, and a plain Uint8Array decodes like a Buffer', () => {
+  const decoder = new HpackDecoder();
+  // C.2.3: password: secret, never indexed.
+  const block = hex('1008 7061 7373 776f 7264 0673 6563 7265 74');
+  assert.deepEqual(decoder.decode(new Uint8Array(block)), ['password', 'secret']);
+  assert.deepEqual([...(decoder.neverIndexed ?? [])], ['secret']);
+  assert.deepEqual(decoder.decode(hex('82')), [':method', 'GET']);
+  assert.equal(decoder.neverIndexed, undefined);
+  // A view into a larger buffer, at an offset.
+  const bigger = new Uint8Array(10);
+  bigger.set([0x82, 0x86], 4);
+  assert.deepEqual(decoder.decode(bigger.subarray(4, 6)), [':method', 'GET', ':scheme', 'http']);
 });

@@ -15,17 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { HpackDecoder } from '../src/hpack-decoder';
 import { HpackEncoder } from '../src/hpack-encoder';
 import { frame } from './h2-fixtures';
-
-/** xorshift32: reproducible random lists. */
-function rng(seed: number): (n: number) => number {
-  let x = seed || 1;
-  return (n) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-}
+import { rng } from './hpack-fixtures';
 
 const TOKEN = 'abcdefghijklmnopqrstuvwxyz0123456789-_.!#$%&*+^`|~';
 /** Field-value octets Node accepts: visible ASCII, space and tab inside, and obs-text 0x80-0xff. */

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { HpackDecoder } from '../src/hpack-decoder';
 import { HpackEncoder } from '../src/hpack-encoder';
 import { huffmanDecode, huffmanEncode, huffmanLength } from '../src/hpack-huffman';
+import { hex } from './hpack-fixtures';
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 interface Step {
   readonly block: string;
