@@ -24,7 +24,7 @@
  */
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
+import { TARGET_PORT_HEADER, type HttpListener, type MirrorPolicy, type ProxyConfig, type Route } from './config';
 import { forwardHttp, type ForwardEndpoint, type ForwardTarget } from './forward-http';
 import { upstreamHead } from './headers-http';
 import { Http1Response, socketSink, type DownstreamRequest, type DownstreamResponse, type Http1Request } from './http1-message';
@@ -342,36 +342,34 @@ export class HttpProxyListener {
   ): void {
     // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
     let attempt = pick;
-    const to = ({ endpoint: e, upstream }: UpstreamPick): ForwardEndpoint => ({
-      upstream,
-      targetPort: spec.direction === 'outbound' ? e.targetPort : undefined,
-    });
-    const repick = (): ForwardEndpoint | HttpProxyError => {
-      const next = endpointStage(backend);
-      if (next instanceof HttpProxyError) return next;
-      attempt.done(RETRIED_ATTEMPT);
-      attempt = next;
-      return to(next);
-    };
-    const first = to(pick);
+    const outbound = spec.direction === 'outbound';
     const span = spec.tracing && traceOf(req);
     const head = upstreamHead(span ? span.rawHeaders(req.rawHeaders) : req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress, authority: absoluteAuthority(req.url) });
-    const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
+    const mirrors = route.mirrors;
+    const copies = mirrors?.length ? mirrors.filter((m) => Math.random() < m.fraction) : NO_COPIES;
+    const retry = route.retry;
+    // One object of one shape per request (no spreads): fields that do not apply are undefined.
     const forward: ForwardTarget = {
-      ...first,
+      upstream: pick.upstream,
+      targetPort: outbound ? pick.endpoint.targetPort : undefined,
       path: target.path,
       head,
       connectTimeoutMs: backend.cluster.connectTimeoutMs,
       timeoutMs,
-      ...(copies.length
-        ? {
-            onBody: (body: readonly Buffer[] | undefined) => mirrorStage(this.mirrors, { method: req.method ?? 'GET', direction: spec.direction, snap, route, copies, primary: head, target }, body),
-            keepBodyBytes: route.retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
-          }
-        : {}),
+      retry,
       // Retries (forward-http.ts) pick their endpoint again, through the same balancer.
-      ...(route.retry ? { retry: route.retry, repick } : {}),
-      ...(this.retryBudgets ? { budgets: this.retryBudgets } : {}),
+      repick: retry
+        ? (): ForwardEndpoint | HttpProxyError => {
+            const next = endpointStage(backend);
+            if (next instanceof HttpProxyError) return next;
+            attempt.done(RETRIED_ATTEMPT);
+            attempt = next;
+            return { upstream: next.upstream, targetPort: outbound ? next.endpoint.targetPort : undefined };
+          }
+        : undefined,
+      budgets: this.retryBudgets,
+      onBody: copies.length ? (body: readonly Buffer[] | undefined) => mirrorStage(this.mirrors, { method: req.method ?? 'GET', direction: spec.direction, snap, route, copies, primary: head, target }, body) : undefined,
+      keepBodyBytes: copies.length ? retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES : undefined,
     };
     forwardHttp(req, res, forward, (outcome) => {
       attempt.done(callResult(outcome));
@@ -418,4 +416,5 @@ function absoluteAuthority(url: string | undefined): string | undefined {
 /** Called once when a request's life ends, with the status the client got. */
 type Finish = (status: number, error?: HttpProxyError) => void;
 const NO_FINISH: Finish = () => undefined;
+const NO_COPIES: readonly MirrorPolicy[] = [];
 
