@@ -306,6 +306,11 @@ export class Http1Endpoint {
     return connectUpstream(this, this.contexts, 'http/1.1', { noDelay: true });
   }
 
+  /** No longer pooling (`retire`/`destroy`): its pool is gone from the `UpstreamPool`. */
+  get retired(): boolean {
+    return !this.pooling;
+  }
+
   /** Connections open now (idle and busy). */
   get connections(): number {
     return this.idle.length + this.busy.size;
