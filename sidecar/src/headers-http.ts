@@ -208,12 +208,19 @@ export function downstreamRawHeaders(raw: readonly string[]): string[] {
   const named = connectionNamed(raw);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
+    const name = raw[i]!;
+    // Without Connection-named headers, only names as long as a hop-by-hop one need lower-casing.
+    if (named || HOP_BY_HOP_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    }
+    out.push(name, raw[i + 1]!);
   }
   return out;
 }
+
+/** The lengths of the `HOP_BY_HOP` names. */
+const HOP_BY_HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((n) => n.length));
 
 /** Header names listed in the `Connection` headers of `raw`: hop-by-hop too (RFC 9110 §7.6.1). */
 function connectionNamed(raw: readonly string[]): Set<string> | undefined {

@@ -331,8 +331,7 @@ export class Http1Endpoint {
       pooled = this.idle.pop();
     }
     if (pooled) {
-      clearTimeout(pooled.idleTimer);
-      pooled.idleTimer = undefined;
+      // The idle timer stays armed: when it fires on a busy connection it does nothing (below).
       pooled.served++;
       this.busy.add(pooled);
       const ex = new Http1Exchange(this, pooled, true, head, handler, skipBody, framing);
@@ -370,8 +369,16 @@ export class Http1Endpoint {
       return;
     }
     socket.resume(); // a paused response leaves the socket paused
-    conn.idleTimer = setTimeout(() => socket.destroy(), this.idleTimeoutMs);
-    conn.idleTimer.unref();
+    // One timer per connection, re-armed from now at each release (no timer made or cleared per
+    // request): it fires idleTimeoutMs after the last release, and closes the connection only if
+    // it is still idle then.
+    if (conn.idleTimer) conn.idleTimer.refresh();
+    else {
+      conn.idleTimer = setTimeout(() => {
+        if (!conn.exchange) socket.destroy();
+      }, this.idleTimeoutMs);
+      conn.idleTimer.unref();
+    }
     this.idle.push(conn);
   }
 
