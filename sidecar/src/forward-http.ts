@@ -180,7 +180,7 @@ class HttpForward {
 
   /** Sends one attempt to `endpoint`; `staleReplays`: replays left for a stale pooled connection. */
   attempt(endpoint: ForwardEndpoint, staleReplays: number): void {
-    const a = new Attempt(this, staleReplays);
+    const a = new Attempt(this, endpoint, staleReplays);
     const target = this.target;
     const exchange = (a.exchange = endpoint.upstream.request(
       requestHead(this.method, target.path, target.head, endpoint.targetPort),
@@ -189,7 +189,6 @@ class HttpForward {
       this.skipBody,
       target.connectTimeoutMs,
     ));
-    a.endpoint = endpoint;
     this.upstream = exchange;
     const policy = this.policy;
     if (policy && policy.perTryTimeoutMs > 0) a.startTryTimer(policy.perTryTimeoutMs);
@@ -208,11 +207,11 @@ class Attempt implements ExchangeHandler {
   over = false;
   tryTimer: NodeJS.Timeout | undefined;
   exchange: Http1Exchange | undefined;
-  endpoint: ForwardEndpoint | undefined;
   private resumer: (() => void) | undefined;
 
   constructor(
     private readonly f: HttpForward,
+    private readonly endpoint: ForwardEndpoint,
     private readonly staleReplays: number,
   ) {}
 
@@ -252,7 +251,7 @@ class Attempt implements ExchangeHandler {
     }
     if (this.staleReplays > 0 && f.bodyless && info.reused && RETRYABLE_ON_REUSED.has(err.code ?? '')) {
       this.endAttempt();
-      f.attempt(this.endpoint!, this.staleReplays - 1);
+      f.attempt(this.endpoint, this.staleReplays - 1);
       return;
     }
     if (info.connected || this.connected) this.failed({ kind: 'reset' }, new UpstreamResetError({ cause: err }));
