@@ -181,22 +181,36 @@ export class ClusterPicker {
       this.builtFor = version;
     }
     const choice = this.inner.pick();
-    const stats = choice.stats;
-    stats.pending++;
+    choice.stats.pending++;
     const owner = this.owner;
-    const policy = this.policy;
-    const started = owner.now();
-    let open = true;
-    return {
-      endpoint: choice.endpoint,
-      upstream: owner.pool.endpointFor(choice.endpoint, this.maxRequestsPerConnection),
-      done(result: CallResult) {
-        if (!open) return;
-        open = false;
-        stats.pending--;
-        policy.onResult?.(choice, owner.now() - started, result);
-        owner.outlier?.record(stats.key, result);
-      },
-    };
+    // The clock is read only for a policy that learns latency (peak EWMA).
+    const started = this.policy.onResult ? owner.now() : 0;
+    return new Pick(choice, owner.pool.endpointFor(choice.endpoint, this.maxRequestsPerConnection), owner, this.policy, started);
+  }
+}
+
+/** The handle of one pick (a class, not an object with a closure: one per request). */
+class Pick implements UpstreamPick {
+  readonly endpoint: Endpoint;
+  private open = true;
+
+  constructor(
+    private readonly choice: Choice,
+    readonly upstream: Http1Endpoint,
+    private readonly owner: ClusterBalancer,
+    private readonly policy: LoadBalancer,
+    private readonly started: number,
+  ) {
+    this.endpoint = choice.endpoint;
+  }
+
+  done(result: CallResult): void {
+    if (!this.open) return;
+    this.open = false;
+    const stats = this.choice.stats;
+    stats.pending--;
+    const owner = this.owner;
+    if (this.policy.onResult) this.policy.onResult(this.choice, owner.now() - this.started, result);
+    owner.outlier?.record(stats.key, result);
   }
 }

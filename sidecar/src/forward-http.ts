@@ -9,7 +9,7 @@ import type { RetryPolicy } from './config';
 import { ReplayableBody, type BodySink } from './body-buffer';
 import { downstreamRawHeaders, requestHead, type UpstreamHead } from './headers-http';
 import type { DownstreamRequest, DownstreamResponse } from './http1-message';
-import type { Http1Endpoint, Http1Exchange } from './upstream-http1';
+import type { ExchangeHandler, Http1Endpoint, Http1Exchange } from './upstream-http1';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
 import { SHARED_RETRY_BUDGETS, type RetryBudgets } from './retry-budget';
 import { grpcStatusOf, type AttemptFailure } from './retry-policy';
@@ -86,172 +86,9 @@ const RETRYABLE_ON_REUSED = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_WRITE_AF
  * server has answered it meanwhile (a framing error in the bytes received with the headers).
  */
 export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, target: ForwardTarget, done: (outcome: ForwardOutcome) => void): void {
-  const policy = target.retry;
-  // Counts the request in its retry budget now (its first attempt).
-  const run = new RetryRun(policy, target.budgets ?? SHARED_RETRY_BUDGETS, req.method, target.timeoutMs);
-  let settled = false;
-  let upstream: Http1Exchange | undefined;
-  let routeTimer: NodeJS.Timeout | undefined;
-  let backoffTimer: NodeJS.Timeout | undefined;
-
-  // The head already read the framing from the raw headers: no second look (nor a headers object).
-  const bodyless = target.head.framing === 'none';
-  const keep = Math.max(policy ? policy.bufferLimitBytes : 0, target.onBody ? target.keepBodyBytes ?? 0 : 0);
-  const body = bodyless ? undefined : new ReplayableBody(req, keep);
-  if (target.onBody) {
-    if (body) body.whenComplete(target.onBody);
-    else target.onBody([]);
-  }
-
-  const settle = (outcome: ForwardOutcome): void => {
-    if (settled) return;
-    settled = true;
-    if (routeTimer) clearTimeout(routeTimer);
-    if (backoffTimer) clearTimeout(backoffTimer);
-    if (outcome.kind !== 'response') upstream?.abort();
-    body?.release();
-    done(run.retries ? { ...outcome, retries: run.retries } : outcome);
-  };
-
-  if (target.timeoutMs > 0) routeTimer = setTimeout(() => settle({ kind: 'error', error: new UpstreamTimeoutError() }), target.timeoutMs);
-
-  // The response is over and this request has not settled: the client went away, or the server
-  // answered it itself (a refusal of its body). Either way the upstream attempt is abandoned.
-  res.on('close', () => settle({ kind: 'downstream-closed' }));
-
-  if (bodyless) req.resume();
-
-  /** After a failed attempt: schedules the retry and returns true, or returns false. */
-  const retried = (failure: AttemptFailure): boolean => {
-    if (settled) return false;
-    const delayMs = run.next(failure, body?.replayable ?? true);
-    if (delayMs === undefined) return false;
-    target.onRetry?.(failure);
-    body?.detach();
-    upstream = undefined;
-    backoffTimer = setTimeout(() => {
-      backoffTimer = undefined;
-      if (settled) return;
-      const next = target.repick ? target.repick() : target;
-      if (next instanceof HttpProxyError) settle({ kind: 'error', error: next });
-      else attempt(next, 1);
-    }, delayMs);
-    return true;
-  };
-
-  const method = req.method ?? 'GET';
-  const skipBody = method === 'HEAD';
-
-  const attempt = (endpoint: ForwardEndpoint, staleReplays: number): void => {
-    let connected = false;
-    let responded = false;
-    let discarding = false; // a response being retried: its body is dropped, its connection kept
-    let over = false; // this attempt failed or was replaced: ignore its late events
-    let tryTimer: NodeJS.Timeout | undefined;
-    let exchange: Http1Exchange | undefined;
-
-    const endAttempt = (): void => {
-      over = true;
-      if (tryTimer) clearTimeout(tryTimer);
-    };
-    /** A failure before response headers: retry, or settle with `error`. */
-    const failed = (failure: AttemptFailure, error: HttpProxyError): void => {
-      if (over || settled) return;
-      endAttempt();
-      exchange?.abort();
-      if (!retried(failure)) settle({ kind: 'error', error });
-    };
-    const resume = (): void => {
-      exchange?.socket?.resume();
-    };
-
-    exchange = endpoint.upstream.request(
-      requestHead(method, target.path, target.head, endpoint.targetPort),
-      {
-        onConnect: () => {
-          connected = true;
-        },
-        onError: (err, info) => {
-          if (settled || over) return;
-          if (responded) {
-            // A body cut short by the upstream cannot be reported with a status any more.
-            endAttempt();
-            settle({ kind: 'error', error: new UpstreamResetError({ cause: err }) });
-            return;
-          }
-          if (staleReplays > 0 && bodyless && info.reused && RETRYABLE_ON_REUSED.has(err.code ?? '')) {
-            endAttempt();
-            attempt(endpoint, staleReplays - 1);
-            return;
-          }
-          if (info.connected || connected) failed({ kind: 'reset' }, new UpstreamResetError({ cause: err }));
-          else failed({ kind: 'connect-failure' }, new UpstreamConnectError({ cause: err }));
-        },
-        onResponse: (status, message, raw) => {
-          responded = true;
-          if (settled || over || res.headersSent) {
-            // Already answered on this side (the server refused the rest of the request, e.g. a
-            // framing error or a timeout mid-body): nothing of this response can be sent.
-            discarding = true;
-            if (!over) {
-              endAttempt();
-              settle({ kind: 'downstream-closed' });
-            }
-            return;
-          }
-          if (policy) {
-            const grpc = rawHeader(raw, 'grpc-status');
-            if (status >= 500 || policy.retriableStatusCodes.has(status) || grpc !== undefined) {
-              const grpcStatus = grpcStatusOf(grpc);
-              if (retried({ kind: 'status', status, ...(grpcStatus !== undefined ? { grpcStatus } : {}) })) {
-                endAttempt();
-                // A request still being sent cannot leave its connection reusable; a complete one can.
-                if (exchange!.requestFinished) discarding = true;
-                else exchange!.abort();
-                return;
-              }
-            }
-          }
-          const headers = downstreamRawHeaders(raw);
-          if (message) res.writeHead(status, message, headers);
-          else res.writeHead(status, headers);
-          res.once('finish', () => {
-            endAttempt();
-            settle({ kind: 'response', status });
-          });
-        },
-        onData: (chunk) => {
-          if (discarding || over) return;
-          if (!res.write(chunk)) {
-            exchange!.socket?.pause();
-            res.once('drain', resume);
-          }
-        },
-        onEnd: () => {
-          if (discarding || over) return;
-          res.end();
-        },
-      },
-      target.head.framing,
-      skipBody,
-      target.connectTimeoutMs,
-    );
-    upstream = exchange;
-
-    if (policy && policy.perTryTimeoutMs > 0) {
-      tryTimer = setTimeout(() => {
-        // Before headers: a failed attempt. After: the response is cut short (the client sees a reset).
-        if (!responded) failed({ kind: 'per-try-timeout' }, new UpstreamTimeoutError());
-        else if (!over) settle({ kind: 'error', error: new UpstreamTimeoutError() });
-      }, policy.perTryTimeoutMs);
-    }
-
-    if (body) body.attach(sinkOf(exchange));
-    else exchange.end();
-  };
-
-  if (bodyless) {
-    attempt(target, 1);
+  const f = new HttpForward(req, res, target, done);
+  if (f.bodyless) {
+    f.attempt(target, 1);
     return;
   }
   // A body follows: start from the next turn of the event loop. llhttp parses everything already
@@ -260,10 +97,216 @@ export function forwardHttp(req: DownstreamRequest, res: DownstreamResponse, tar
   // later error aborts the upstream request mid-body, as with any streaming proxy; the upstream
   // never sees a complete request (docs/http-safety.md).
   setImmediate(() => {
-    if (settled) return;
-    if (req.socket.destroyed || req.socket.writableEnded || res.writableEnded) settle({ kind: 'downstream-closed' });
-    else attempt(target, 0);
+    if (f.settled) return;
+    if (req.socket.destroyed || req.socket.writableEnded || res.writableEnded) f.settle(DOWNSTREAM_CLOSED);
+    else f.attempt(target, 0);
   });
+}
+
+const DOWNSTREAM_CLOSED: ForwardOutcome = { kind: 'downstream-closed' };
+
+/**
+ * One request's forwarding: its state lives in fields, its steps are methods (not a closure per
+ * step: this runs once per proxied request; docs/performance.md, "per-request diet").
+ */
+class HttpForward {
+  settled = false;
+  /** The current attempt's exchange (undefined during a backoff). */
+  upstream: Http1Exchange | undefined;
+  private routeTimer: NodeJS.Timeout | undefined;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  /** Retry state; only with a policy (without one, nothing is counted or retried). */
+  private readonly run: RetryRun | undefined;
+  // The head already read the framing from the raw headers: no second look (nor a headers object).
+  readonly bodyless: boolean;
+  readonly body: ReplayableBody | undefined;
+  readonly policy: RetryPolicy | undefined;
+  readonly method: string;
+  readonly skipBody: boolean;
+
+  constructor(
+    readonly req: DownstreamRequest,
+    readonly res: DownstreamResponse,
+    readonly target: ForwardTarget,
+    private readonly done: (outcome: ForwardOutcome) => void,
+  ) {
+    const policy = (this.policy = target.retry);
+    const method = (this.method = req.method ?? 'GET');
+    this.skipBody = method === 'HEAD';
+    // Counts the request in its retry budget now (its first attempt).
+    this.run = policy ? new RetryRun(policy, target.budgets ?? SHARED_RETRY_BUDGETS, req.method, target.timeoutMs) : undefined;
+    const bodyless = (this.bodyless = target.head.framing === 'none');
+    const keep = Math.max(policy ? policy.bufferLimitBytes : 0, target.onBody ? target.keepBodyBytes ?? 0 : 0);
+    const body = (this.body = bodyless ? undefined : new ReplayableBody(req, keep));
+    if (target.onBody) {
+      if (body) body.whenComplete(target.onBody);
+      else target.onBody([]);
+    }
+    if (target.timeoutMs > 0) this.routeTimer = setTimeout(() => this.settle({ kind: 'error', error: new UpstreamTimeoutError() }), target.timeoutMs);
+    // The response is over and this request has not settled: the client went away, or the server
+    // answered it itself (a refusal of its body). Either way the upstream attempt is abandoned.
+    res.on('close', () => this.settle(DOWNSTREAM_CLOSED));
+    if (bodyless) req.resume();
+  }
+
+  settle(outcome: ForwardOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    if (outcome.kind !== 'response') this.upstream?.abort();
+    this.body?.release();
+    const retries = this.run ? this.run.retries : 0;
+    this.done(retries ? { ...outcome, retries } : outcome);
+  }
+
+  /** After a failed attempt: schedules the retry and returns true, or returns false. */
+  retried(failure: AttemptFailure): boolean {
+    if (this.settled || !this.run) return false;
+    const delayMs = this.run.next(failure, this.body?.replayable ?? true);
+    if (delayMs === undefined) return false;
+    this.target.onRetry?.(failure);
+    this.body?.detach();
+    this.upstream = undefined;
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined;
+      if (this.settled) return;
+      const next = this.target.repick ? this.target.repick() : this.target;
+      if (next instanceof HttpProxyError) this.settle({ kind: 'error', error: next });
+      else this.attempt(next, 1);
+    }, delayMs);
+    return true;
+  }
+
+  /** Sends one attempt to `endpoint`; `staleReplays`: replays left for a stale pooled connection. */
+  attempt(endpoint: ForwardEndpoint, staleReplays: number): void {
+    const a = new Attempt(this, endpoint, staleReplays);
+    const target = this.target;
+    const exchange = (a.exchange = endpoint.upstream.request(
+      requestHead(this.method, target.path, target.head, endpoint.targetPort),
+      a,
+      target.head.framing,
+      this.skipBody,
+      target.connectTimeoutMs,
+    ));
+    this.upstream = exchange;
+    const policy = this.policy;
+    if (policy && policy.perTryTimeoutMs > 0) a.startTryTimer(policy.perTryTimeoutMs);
+    if (this.body) this.body.attach(sinkOf(exchange));
+    else exchange.end();
+  }
+}
+
+/** One attempt: the exchange's handler. Events of an attempt that is over (failed, replaced) are ignored. */
+class Attempt implements ExchangeHandler {
+  connected = false;
+  responded = false;
+  /** A response being retried: its body is dropped, its connection kept. */
+  discarding = false;
+  /** This attempt failed or was replaced: ignore its late events. */
+  over = false;
+  tryTimer: NodeJS.Timeout | undefined;
+  exchange: Http1Exchange | undefined;
+  private resumer: (() => void) | undefined;
+
+  constructor(
+    private readonly f: HttpForward,
+    private readonly endpoint: ForwardEndpoint,
+    private readonly staleReplays: number,
+  ) {}
+
+  startTryTimer(ms: number): void {
+    this.tryTimer = setTimeout(() => {
+      // Before headers: a failed attempt. After: the response is cut short (the client sees a reset).
+      if (!this.responded) this.failed({ kind: 'per-try-timeout' }, new UpstreamTimeoutError());
+      else if (!this.over) this.f.settle({ kind: 'error', error: new UpstreamTimeoutError() });
+    }, ms);
+  }
+
+  private endAttempt(): void {
+    this.over = true;
+    if (this.tryTimer) clearTimeout(this.tryTimer);
+  }
+
+  /** A failure before response headers: retry, or settle with `error`. */
+  private failed(failure: AttemptFailure, error: HttpProxyError): void {
+    if (this.over || this.f.settled) return;
+    this.endAttempt();
+    this.exchange?.abort();
+    if (!this.f.retried(failure)) this.f.settle({ kind: 'error', error });
+  }
+
+  onConnect(): void {
+    this.connected = true;
+  }
+
+  onError(err: NodeJS.ErrnoException, info: { readonly connected: boolean; readonly reused: boolean }): void {
+    const f = this.f;
+    if (f.settled || this.over) return;
+    if (this.responded) {
+      // A body cut short by the upstream cannot be reported with a status any more.
+      this.endAttempt();
+      f.settle({ kind: 'error', error: new UpstreamResetError({ cause: err }) });
+      return;
+    }
+    if (this.staleReplays > 0 && f.bodyless && info.reused && RETRYABLE_ON_REUSED.has(err.code ?? '')) {
+      this.endAttempt();
+      f.attempt(this.endpoint, this.staleReplays - 1);
+      return;
+    }
+    if (info.connected || this.connected) this.failed({ kind: 'reset' }, new UpstreamResetError({ cause: err }));
+    else this.failed({ kind: 'connect-failure' }, new UpstreamConnectError({ cause: err }));
+  }
+
+  onResponse(status: number, message: string, raw: readonly string[]): void {
+    this.responded = true;
+    const f = this.f;
+    const res = f.res;
+    if (f.settled || this.over || res.headersSent) {
+      // Already answered on this side (the server refused the rest of the request, e.g. a
+      // framing error or a timeout mid-body): nothing of this response can be sent.
+      this.discarding = true;
+      if (!this.over) {
+        this.endAttempt();
+        f.settle(DOWNSTREAM_CLOSED);
+      }
+      return;
+    }
+    const policy = f.policy;
+    if (policy) {
+      const grpc = rawHeader(raw, 'grpc-status');
+      if (status >= 500 || policy.retriableStatusCodes.has(status) || grpc !== undefined) {
+        const grpcStatus = grpcStatusOf(grpc);
+        if (f.retried({ kind: 'status', status, ...(grpcStatus !== undefined ? { grpcStatus } : {}) })) {
+          this.endAttempt();
+          // A request still being sent cannot leave its connection reusable; a complete one can.
+          if (this.exchange!.requestFinished) this.discarding = true;
+          else this.exchange!.abort();
+          return;
+        }
+      }
+    }
+    const headers = downstreamRawHeaders(raw);
+    if (message) res.writeHead(status, message, headers);
+    else res.writeHead(status, headers);
+    res.once('finish', () => {
+      this.endAttempt();
+      f.settle({ kind: 'response', status });
+    });
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.discarding || this.over) return;
+    if (!this.f.res.write(chunk)) {
+      this.exchange!.socket?.pause();
+      this.f.res.once('drain', (this.resumer ??= () => this.exchange?.socket?.resume()));
+    }
+  }
+
+  onEnd(): void {
+    if (this.discarding || this.over) return;
+    this.f.res.end();
+  }
 }
 
 /** The first value of header `name` (lower case) in raw `[name, value, ...]`. */

@@ -3,9 +3,9 @@
  * upstream sees of a request and what the client sees of a response. Pure functions; the inputs
  * are never mutated.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { TARGET_PORT_HEADER, type ListenerDirection } from './config';
+import { requestId } from './request-id';
 
 /** Headers meaningful for one connection only; never forwarded. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -48,7 +48,7 @@ export interface UpstreamHeaderContext {
  * The headers sent upstream for a request received with `headers`:
  * - hop-by-hop headers dropped, and `expect` (this hop already answered `100-continue`);
  * - `x-forwarded-for` gets the client address appended; `x-forwarded-proto` set to `http` if absent;
- * - `x-request-id` set to a fresh UUID if absent;
+ * - `x-request-id` set to a fresh id if absent (request-id.ts: UUID-shaped, unique, not secret);
  * - `x-weft-target-port`: never passed through from the client. Outbound, it is set when the chosen
  *   endpoint has a `targetPort`; inbound, it has served route matching and is not shown to the app.
  */
@@ -91,7 +91,7 @@ function withForwarding(out: OutgoingHttpHeaders, headers: IncomingHttpHeaders, 
     out['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
   }
   if (!headers['x-forwarded-proto']) out['x-forwarded-proto'] = 'http';
-  if (!headers['x-request-id']) out['x-request-id'] = randomUUID();
+  if (!headers['x-request-id']) out['x-request-id'] = requestId();
   return out;
 }
 
@@ -148,7 +148,7 @@ export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderCon
   let host: string | undefined;
   let forwardedFor: string | undefined;
   let proto = false;
-  let requestId = false;
+  let hasRequestId = false;
   let framing: BodyFraming = 'none';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -172,7 +172,7 @@ export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderCon
         proto = true;
         break;
       case 'x-request-id':
-        requestId = true;
+        hasRequestId = true;
         break;
       case 'expect':
       case TARGET_PORT_HEADER:
@@ -187,7 +187,7 @@ export function upstreamHead(raw: readonly string[], ctx: Omit<UpstreamHeaderCon
   if (client) lines += `x-forwarded-for: ${forwardedFor === undefined ? client : `${forwardedFor}, ${client}`}\r\n`;
   else if (forwardedFor !== undefined) lines += `x-forwarded-for: ${forwardedFor}\r\n`;
   if (!proto) lines += 'x-forwarded-proto: http\r\n';
-  if (!requestId) lines += `x-request-id: ${randomUUID()}\r\n`;
+  if (!hasRequestId) lines += `x-request-id: ${requestId()}\r\n`;
   // An absolute-form target's authority replaces the Host field (RFC 9112 §3.2.2).
   return { host: ctx.authority ?? host, lines, framing };
 }
@@ -208,12 +208,19 @@ export function downstreamRawHeaders(raw: readonly string[]): string[] {
   const named = connectionNamed(raw);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
+    const name = raw[i]!;
+    // Without Connection-named headers, only names as long as a hop-by-hop one need lower-casing.
+    if (named || HOP_BY_HOP_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    }
+    out.push(name, raw[i + 1]!);
   }
   return out;
 }
+
+/** The lengths of the `HOP_BY_HOP` names. */
+const HOP_BY_HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((n) => n.length));
 
 /** Header names listed in the `Connection` headers of `raw`: hop-by-hop too (RFC 9110 §7.6.1). */
 function connectionNamed(raw: readonly string[]): Set<string> | undefined {

@@ -70,6 +70,9 @@ export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
   return out;
 }
 
+/** The shared empty queue of a request that has queued nothing (never pushed to). */
+const NOTHING_QUEUED: Buffer[] = [];
+
 /**
  * A request received by the lean server. Its body is delivered in order through `'data'` events,
  * then `'end'`, only while flowing (`resume()`, or a `'data'` listener without `pause()`); chunks
@@ -77,12 +80,12 @@ export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
  * `BODY_HIGH_WATER` bytes wait.
  */
 export class Http1Request implements DownstreamRequest {
-  readonly httpVersion: string;
   complete = false;
   private cachedHeaders: IncomingHttpHeaders | undefined;
-  private dataListeners: ((chunk: Buffer) => void)[] = [];
-  private endListeners: Listener[] = [];
-  private queued: Buffer[] = [];
+  // Allocated on first use: most proxied requests have no body and no listener.
+  private dataListeners: ((chunk: Buffer) => void)[] | undefined;
+  private endListeners: Listener[] | undefined;
+  private queued: Buffer[] = NOTHING_QUEUED;
   private queuedBytes = 0;
   private flowing = false;
   private explicitlyPaused = false;
@@ -97,10 +100,12 @@ export class Http1Request implements DownstreamRequest {
     readonly httpVersionMajor: number,
     readonly httpVersionMinor: number,
     readonly rawHeaders: string[],
-    /** Asks the connection to stop (false) or resume (true) reading while the body waits. */
-    private readonly readable: (reading: boolean) => void,
-  ) {
-    this.httpVersion = `${httpVersionMajor}.${httpVersionMinor}`;
+    /** The connection: asked to stop or resume reading while the body waits. */
+    private readonly source: RequestSource,
+  ) {}
+
+  get httpVersion(): string {
+    return this.httpVersionMajor === 1 && this.httpVersionMinor === 1 ? '1.1' : `${this.httpVersionMajor}.${this.httpVersionMinor}`;
   }
 
   get headers(): IncomingHttpHeaders {
@@ -108,13 +113,13 @@ export class Http1Request implements DownstreamRequest {
   }
 
   on(event: 'data', fn: (chunk: Buffer) => void): this {
-    this.dataListeners.push(fn);
+    (this.dataListeners ??= []).push(fn);
     if (!this.explicitlyPaused) this.setFlowing(true);
     return this;
   }
 
   once(event: 'end', fn: Listener): this {
-    this.endListeners.push(fn);
+    (this.endListeners ??= []).push(fn);
     return this;
   }
 
@@ -137,22 +142,24 @@ export class Http1Request implements DownstreamRequest {
   dump(): void {
     if (this.complete && this.queued.length === 0) return;
     this.dumped = true;
-    this.dataListeners = [];
-    this.queued = [];
+    this.dataListeners = undefined;
+    this.queued = NOTHING_QUEUED;
     this.queuedBytes = 0;
-    this.readable(true);
+    this.source.setReading(this, true);
   }
 
   /** @internal a body chunk from the parser. */
   push(chunk: Buffer): void {
     if (this.dumped) return;
     if (this.flowing && this.queued.length === 0) {
-      for (const fn of this.dataListeners) fn(chunk);
+      const fns = this.dataListeners;
+      if (fns) for (const fn of fns) fn(chunk);
       return;
     }
+    if (this.queued === NOTHING_QUEUED) this.queued = [];
     this.queued.push(chunk);
     this.queuedBytes += chunk.length;
-    if (this.queuedBytes > BODY_HIGH_WATER) this.readable(false);
+    if (this.queuedBytes > BODY_HIGH_WATER) this.source.setReading(this, false);
   }
 
   /** @internal the parser saw the end of the message. */
@@ -176,10 +183,11 @@ export class Http1Request implements DownstreamRequest {
     while (this.flowing && this.queued.length > 0) {
       const chunk = this.queued.shift()!;
       this.queuedBytes -= chunk.length;
-      for (const fn of this.dataListeners) fn(chunk);
+      const fns = this.dataListeners;
+      if (fns) for (const fn of fns) fn(chunk);
     }
     if (this.queued.length === 0) {
-      this.readable(true);
+      this.source.setReading(this, true);
       if (this.flowing && this.complete) this.emitEnd();
     }
   }
@@ -188,9 +196,20 @@ export class Http1Request implements DownstreamRequest {
     if (this.ended) return;
     this.ended = true;
     const fns = this.endListeners;
-    this.endListeners = [];
-    for (const fn of fns) fn();
+    this.endListeners = undefined;
+    if (fns) for (const fn of fns) fn();
   }
+}
+
+/** Where a request's body comes from: its connection, asked to stop (false) or resume (true) reading. */
+export interface RequestSource {
+  setReading(req: Http1Request, reading: boolean): void;
+}
+
+/** Removes the first `fn` from `list`. */
+function remove(list: Listener[] | undefined, fn: Listener): void {
+  const i = list ? list.indexOf(fn) : -1;
+  if (i >= 0) list!.splice(i, 1);
 }
 
 /** Body bytes kept for a paused request before its connection stops reading. */
@@ -236,9 +255,12 @@ export class Http1Response implements DownstreamResponse {
   private head: OutgoingHttpHeaders | string[] | undefined;
   private chunked = false;
   private noBody = false;
-  private closeListeners: Listener[] = [];
-  private finishListeners: Listener[] = [];
-  private drainListeners: Listener[] = [];
+  // 'close' and 'finish' fire at most once, so `once` is `on` for them; 'drain' keeps its `once`
+  // listeners apart. Allocated on first use.
+  private closeListeners: Listener[] | undefined;
+  private finishListeners: Listener[] | undefined;
+  private drainListeners: Listener[] | undefined;
+  private drainOnce: Listener[] | undefined;
 
   constructor(
     readonly req: Http1Request,
@@ -280,70 +302,74 @@ export class Http1Response implements DownstreamResponse {
   }
 
   on(event: 'close' | 'finish' | 'drain', fn: Listener): this {
-    this.listeners(event).push(fn);
+    if (event === 'close') (this.closeListeners ??= []).push(fn);
+    else if (event === 'finish') (this.finishListeners ??= []).push(fn);
+    else (this.drainListeners ??= []).push(fn);
     return this;
   }
 
   once(event: 'close' | 'finish' | 'drain', fn: Listener): this {
-    const list = this.listeners(event);
-    const wrapped = (): void => {
-      const i = list.indexOf(wrapped);
-      if (i >= 0) list.splice(i, 1);
-      fn();
-    };
-    (wrapped as { original?: Listener }).original = fn;
-    list.push(wrapped);
+    if (event === 'drain') (this.drainOnce ??= []).push(fn);
+    else this.on(event, fn);
     return this;
   }
 
   off(event: 'close' | 'finish' | 'drain', fn: Listener): this {
-    const list = this.listeners(event);
-    const i = list.findIndex((l) => l === fn || (l as { original?: Listener }).original === fn);
-    if (i >= 0) list.splice(i, 1);
+    if (event === 'drain') {
+      remove(this.drainListeners, fn);
+      remove(this.drainOnce, fn);
+    } else {
+      remove(event === 'close' ? this.closeListeners : this.finishListeners, fn);
+    }
     return this;
   }
 
   /** @internal the connection's buffer drained. */
   emitDrain(): void {
-    for (const fn of this.drainListeners.slice()) fn();
+    if (this.drainListeners) for (const fn of this.drainListeners.slice()) fn();
+    const once = this.drainOnce;
+    if (once) {
+      this.drainOnce = undefined;
+      for (const fn of once) fn();
+    }
   }
 
   /** @internal everything of this response was handed to the socket and flushed. */
   emitFinish(): void {
     if (this.writableFinished) return;
     this.writableFinished = true;
-    for (const fn of this.finishListeners.slice()) fn();
+    const fns = this.finishListeners;
+    if (fns) {
+      this.finishListeners = undefined;
+      for (const fn of fns) fn();
+    }
     this.emitClose();
   }
 
   /** @internal the response is over: finished, or its connection closed first. */
   emitClose(): void {
     const fns = this.closeListeners;
-    if (!fns.length) return;
-    this.closeListeners = [];
+    if (!fns) return;
+    this.closeListeners = undefined;
     for (const fn of fns) fn();
   }
 
-  private listeners(event: 'close' | 'finish' | 'drain'): Listener[] {
-    return event === 'close' ? this.closeListeners : event === 'finish' ? this.finishListeners : this.drainListeners;
-  }
-
   private send(chunk: Buffer | string, last: boolean): boolean {
-    const parts: (string | Buffer)[] = [];
-    if (!this.headersSent) {
-      parts.push(this.serializeHead(last ? chunk : undefined));
-      this.headersSent = true;
-    }
+    const head = this.headersSent ? undefined : this.serializeHead(last ? chunk : undefined);
+    this.headersSent = true;
     const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-    if (this.noBody) {
-      // No body on the wire (HEAD, 204, 304), whatever the caller writes.
+    let parts: (string | Buffer)[];
+    if (this.noBody || (size === 0 && !(last && this.chunked))) {
+      // No body on the wire (HEAD, 204, 304) whatever the caller writes, or nothing to write.
+      parts = head === undefined ? [] : [head];
     } else if (this.chunked) {
-      if (size > 0) parts.push(`${size.toString(16)}\r\n`, chunk, last ? '\r\n0\r\n\r\n' : '\r\n');
-      else if (last) parts.push('0\r\n\r\n');
-    } else if (size > 0) {
-      parts.push(chunk);
+      const open = size > 0 ? `${size.toString(16)}\r\n` : '';
+      const close = size > 0 ? (last ? '\r\n0\r\n\r\n' : '\r\n') : '0\r\n\r\n';
+      parts = size > 0 ? [head === undefined ? open : head + open, chunk, close] : [head === undefined ? close : head + close];
+    } else {
+      parts = head === undefined ? [chunk] : [head, chunk];
     }
-    return this.sink.write(this, parts, last);
+    return this.sink.write(this, parts.length > 1 ? joined(parts) : parts, last);
   }
 
   /** The status line and headers; decides the body's framing. `whole`: the entire body, when known. */
@@ -352,32 +378,36 @@ export class Http1Response implements DownstreamResponse {
     const req = this.req;
     this.noBody = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
     let out = `HTTP/1.1 ${status} ${this.statusMessage || STATUS_CODES[status] || 'unknown'}\r\n`;
-    let length = false;
-    let date = false;
+    let seen = 0; // SEEN_* bits
     let connection: string | undefined;
-    const add = (name: string, value: string | number | readonly string[]): void => {
-      const lower = name.length === 14 || name.length === 4 || name.length === 10 || name.length === 17 ? name.toLowerCase() : '';
-      if (lower === 'content-length') length = true;
-      else if (lower === 'date') date = true;
-      else if (lower === 'connection') {
-        connection = String(value).toLowerCase();
-        return;
-      } else if (lower === 'transfer-encoding') return; // framing is ours to decide
-      if (Array.isArray(value)) for (const v of value) out += `${name}: ${v}\r\n`;
-      else out += `${name}: ${value as string | number}\r\n`;
-    };
     const h = this.head;
     if (Array.isArray(h)) {
-      for (let i = 0; i < h.length; i += 2) add(h[i]!, h[i + 1]!);
+      for (let i = 0; i < h.length; i += 2) {
+        const name = h[i]!;
+        const kind = headerKind(name);
+        if (kind === CONNECTION) connection = String(h[i + 1]).toLowerCase();
+        else if (kind !== TRANSFER_ENCODING) {
+          seen |= kind;
+          out += `${name}: ${h[i + 1]!}\r\n`;
+        }
+      }
     } else if (h) {
       for (const name in h) {
         const v = (h as OutgoingHttpHeaders)[name];
-        if (v !== undefined) add(name, v);
+        if (v === undefined) continue;
+        const kind = headerKind(name);
+        if (kind === CONNECTION) connection = String(v).toLowerCase();
+        else if (kind !== TRANSFER_ENCODING) {
+          // Transfer-Encoding is dropped: framing is ours to decide.
+          seen |= kind;
+          if (Array.isArray(v)) for (const one of v) out += `${name}: ${one}\r\n`;
+          else out += `${name}: ${v}\r\n`;
+        }
       }
     }
-    if (!date) out += `Date: ${httpDate()}\r\n`;
+    if (!(seen & SEEN_DATE)) out += `Date: ${httpDate()}\r\n`;
     if (connection === 'close') this.shouldKeepAlive = false;
-    if (!this.noBody && !length) {
+    if (!this.noBody && !(seen & SEEN_LENGTH)) {
       if (whole !== undefined) {
         out += `Content-Length: ${Buffer.byteLength(whole)}\r\n`;
       } else if (req.httpVersionMinor >= 1) {
@@ -391,6 +421,42 @@ export class Http1Response implements DownstreamResponse {
     else if (req.httpVersionMinor === 0) out += 'Connection: keep-alive\r\n';
     return `${out}\r\n`;
   }
+}
+
+// What a response header name means to the framing (`headerKind`); the SEEN_* values are bits.
+const PLAIN = 0;
+const SEEN_LENGTH = 1;
+const SEEN_DATE = 2;
+const CONNECTION = 4;
+const TRANSFER_ENCODING = 8;
+
+/** Compares case-insensitively, lower-casing only names of the four lengths that can match. */
+function headerKind(name: string): number {
+  const n = name.length;
+  if (n !== 14 && n !== 4 && n !== 10 && n !== 17) return PLAIN;
+  const lower = name.toLowerCase();
+  if (lower === 'content-length') return SEEN_LENGTH;
+  if (lower === 'date') return SEEN_DATE;
+  if (lower === 'connection') return CONNECTION;
+  return lower === 'transfer-encoding' ? TRANSFER_ENCODING : PLAIN;
+}
+
+/** Up to this many bytes, a response's parts are copied into one buffer: one `write`, not a `writev`. */
+const JOIN_MAX_BYTES = 16 * 1024;
+
+/**
+ * `parts` as one buffer when small (strings as latin1, as the sinks write them), else as they are.
+ * The head and the first body bytes then leave in one plain `write` (no cork, no `writev` and its
+ * per-call arrays).
+ */
+function joined(parts: (string | Buffer)[]): (string | Buffer)[] {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  if (total > JOIN_MAX_BYTES) return parts;
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of parts) at += typeof p === 'string' ? buf.write(p, at, 'latin1') : p.copy(buf, at);
+  return [buf];
 }
 
 /**

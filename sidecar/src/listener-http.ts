@@ -24,7 +24,7 @@
  */
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
+import { TARGET_PORT_HEADER, type HttpListener, type MirrorPolicy, type ProxyConfig, type Route } from './config';
 import { forwardHttp, type ForwardEndpoint, type ForwardTarget } from './forward-http';
 import { upstreamHead } from './headers-http';
 import { Http1Response, socketSink, type DownstreamRequest, type DownstreamResponse, type Http1Request } from './http1-message';
@@ -95,6 +95,8 @@ export class HttpProxyListener {
   private readonly mirrors: RequestMirrors;
   private readonly denials: AuthzDenials;
   private readonly metrics: RequestMetrics | undefined;
+  private lastConfig: ProxyConfig | undefined;
+  private lastSnap: ProxySnapshot | undefined;
 
   constructor(
     spec: HttpListener,
@@ -189,6 +191,15 @@ export class HttpProxyListener {
     this.server.destroy();
   }
 
+  /** `snapshotOf(config)`, remembered for the config seen last (the same one for every request between swaps). */
+  private snapshot(config: ProxyConfig): ProxySnapshot {
+    if (config !== this.lastConfig || !this.lastSnap) {
+      this.lastSnap = snapshotOf(config, this.pool);
+      this.lastConfig = config;
+    }
+    return this.lastSnap;
+  }
+
   /** Capture mode: the app port is the redirected connection's original port. */
   private takeTargetPort(req: DownstreamRequest): void {
     let port = redirectedPort.get(req.socket);
@@ -233,7 +244,7 @@ export class HttpProxyListener {
     // that route matching sees and the upstream is sent (docs/http-safety.md).
     const refused = checkRequest(req, this.server.limits);
     if (refused) return this.fail(res, refused, finish);
-    const target = requestTarget(req.url ?? '/', req.headers.host, req.method ?? 'GET', spec.direction);
+    const target = requestTarget(req.url ?? '/', hostHeader(req), req.method ?? 'GET', spec.direction);
     if (target instanceof HttpProxyError) return this.fail(res, target, finish);
     // Tracing (trace-span.ts): this hop's span, ended with the request's life.
     if (spec.tracing) finish = traceHttp1(spec, req, target, finish);
@@ -244,7 +255,7 @@ export class HttpProxyListener {
     }
 
     if (spec.direction === 'inbound' && this.originalDestination) this.takeTargetPort(req);
-    const snap = snapshotOf(this.current(), this.pool);
+    const snap = this.snapshot(this.current());
 
     const route = routeStage(spec, snap, target, req);
     if (route instanceof HttpProxyError) return this.fail(res, route, finish);
@@ -295,27 +306,27 @@ export class HttpProxyListener {
     if (logged) logged.cluster = backend.cluster.name;
 
     // Pool-limits stage (pool-limits.ts): forward now, wait for a free slot, or overflow (503).
+    const limits = backend.limits;
+    if (limits.tryEnter()) {
+      // A slot is free: taken at once, released when the request ends (no queue entry).
+      let held = true;
+      const done: Finish = (status, error) => {
+        if (held) {
+          held = false;
+          limits.leave();
+        }
+        finish(status, error);
+      };
+      return this.pickStage(req, res, spec, snap, route, backend, target, timeoutMs, logged, done, upgrade, rec);
+    }
     let release: (() => void) | undefined;
     const done = (status: number, error?: HttpProxyError): void => {
       release?.();
       finish(status, error);
     };
-    const withdraw = backend.limits.enter((r) => {
+    const withdraw = limits.enter((r) => {
       release = r;
-      const pick = endpointStage(backend);
-      if (pick instanceof HttpProxyError) return this.fail(res, pick, done);
-      rec?.to(backend.cluster, pick.endpoint);
-      // Upstream addresses go to debug logs only, never into responses.
-      if (logged) logged.upstream = endpointKey(pick.endpoint);
-      if (upgrade) {
-        const ctx = { direction: spec.direction, connectTimeoutMs: backend.cluster.connectTimeoutMs, timeoutMs, idleTimeoutMs: this.server.limits.idleTimeoutMs, authority: absoluteAuthority(req.url) };
-        upgradeStage(req, res, upgrade.socket, upgrade.head, pick, target.path, ctx, (outcome) => {
-          if (outcome.kind === 'response') done(outcome.status);
-          else if (outcome.kind === 'error') this.fail(res, outcome.error, done);
-          else done(499);
-        });
-      }
-      else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done, rec);
+      this.pickStage(req, res, spec, snap, route, backend, target, timeoutMs, logged, done, upgrade, rec);
     });
     if (!withdraw) return this.fail(res, new UpstreamOverflowError(backend.cluster.name), finish);
     if (!release) {
@@ -325,6 +336,36 @@ export class HttpProxyListener {
         finish(499);
       });
     }
+  }
+
+  /** Endpoint → connect (or the upgrade's connect), once the request holds a pool slot; `done` releases it. */
+  private pickStage(
+    req: DownstreamRequest,
+    res: DownstreamResponse,
+    spec: HttpListener,
+    snap: ProxySnapshot,
+    route: Route,
+    backend: ClusterSnapshot,
+    target: RequestTarget,
+    timeoutMs: number,
+    logged: Record<string, unknown> | undefined,
+    done: Finish,
+    upgrade: UpgradeContext | undefined,
+    rec: RequestRecord | undefined,
+  ): void {
+    const pick = endpointStage(backend);
+    if (pick instanceof HttpProxyError) return this.fail(res, pick, done);
+    rec?.to(backend.cluster, pick.endpoint);
+    // Upstream addresses go to debug logs only, never into responses.
+    if (logged) logged.upstream = endpointKey(pick.endpoint);
+    if (upgrade) {
+      const ctx = { direction: spec.direction, connectTimeoutMs: backend.cluster.connectTimeoutMs, timeoutMs, idleTimeoutMs: this.server.limits.idleTimeoutMs, authority: absoluteAuthority(req.url) };
+      upgradeStage(req, res, upgrade.socket, upgrade.head, pick, target.path, ctx, (outcome) => {
+        if (outcome.kind === 'response') done(outcome.status);
+        else if (outcome.kind === 'error') this.fail(res, outcome.error, done);
+        else done(499);
+      });
+    } else this.connectStage(req, res, spec, snap, route, backend, pick, target, timeoutMs, done, rec);
   }
 
   private connectStage(
@@ -342,36 +383,34 @@ export class HttpProxyListener {
   ): void {
     // Each attempt's pick is completed with its outcome, so balancers and outlier detection learn.
     let attempt = pick;
-    const to = ({ endpoint: e, upstream }: UpstreamPick): ForwardEndpoint => ({
-      upstream,
-      targetPort: spec.direction === 'outbound' ? e.targetPort : undefined,
-    });
-    const repick = (): ForwardEndpoint | HttpProxyError => {
-      const next = endpointStage(backend);
-      if (next instanceof HttpProxyError) return next;
-      attempt.done(RETRIED_ATTEMPT);
-      attempt = next;
-      return to(next);
-    };
-    const first = to(pick);
+    const outbound = spec.direction === 'outbound';
     const span = spec.tracing && traceOf(req);
     const head = upstreamHead(span ? span.rawHeaders(req.rawHeaders) : req.rawHeaders, { direction: spec.direction, clientAddress: req.socket.remoteAddress, authority: absoluteAuthority(req.url) });
-    const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
+    const mirrors = route.mirrors;
+    const copies = mirrors?.length ? mirrors.filter((m) => Math.random() < m.fraction) : NO_COPIES;
+    const retry = route.retry;
+    // One object of one shape per request (no spreads): fields that do not apply are undefined.
     const forward: ForwardTarget = {
-      ...first,
+      upstream: pick.upstream,
+      targetPort: outbound ? pick.endpoint.targetPort : undefined,
       path: target.path,
       head,
       connectTimeoutMs: backend.cluster.connectTimeoutMs,
       timeoutMs,
-      ...(copies.length
-        ? {
-            onBody: (body: readonly Buffer[] | undefined) => mirrorStage(this.mirrors, { method: req.method ?? 'GET', direction: spec.direction, snap, route, copies, primary: head, target }, body),
-            keepBodyBytes: route.retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,
-          }
-        : {}),
+      retry,
       // Retries (forward-http.ts) pick their endpoint again, through the same balancer.
-      ...(route.retry ? { retry: route.retry, repick } : {}),
-      ...(this.retryBudgets ? { budgets: this.retryBudgets } : {}),
+      repick: retry
+        ? (): ForwardEndpoint | HttpProxyError => {
+            const next = endpointStage(backend);
+            if (next instanceof HttpProxyError) return next;
+            attempt.done(RETRIED_ATTEMPT);
+            attempt = next;
+            return { upstream: next.upstream, targetPort: outbound ? next.endpoint.targetPort : undefined };
+          }
+        : undefined,
+      budgets: this.retryBudgets,
+      onBody: copies.length ? (body: readonly Buffer[] | undefined) => mirrorStage(this.mirrors, { method: req.method ?? 'GET', direction: spec.direction, snap, route, copies, primary: head, target }, body) : undefined,
+      keepBodyBytes: copies.length ? retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES : undefined,
     };
     forwardHttp(req, res, forward, (outcome) => {
       attempt.done(callResult(outcome));
@@ -405,6 +444,18 @@ export class HttpProxyListener {
   }
 }
 
+/**
+ * The request's Host value, as `headers.host` gives it (the first), read from the raw headers: the
+ * lean request's headers object is then built only if a later stage needs it.
+ */
+function hostHeader(req: DownstreamRequest): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') return raw[i + 1];
+  }
+  return undefined;
+}
+
 const ABSOLUTE_AUTHORITY = /^https?:\/\/([^/?#]*)/i;
 
 /**
@@ -418,4 +469,5 @@ function absoluteAuthority(url: string | undefined): string | undefined {
 /** Called once when a request's life ends, with the status the client got. */
 type Finish = (status: number, error?: HttpProxyError) => void;
 const NO_FINISH: Finish = () => undefined;
+const NO_COPIES: readonly MirrorPolicy[] = [];
 

@@ -98,6 +98,17 @@ function removeDotSegments(path: string): string | InvalidPathError {
  * name, fully qualified). Refuses characters no authority may hold (RFC 3986 §3.2.2).
  */
 export function normalizeHost(raw: string): string | MalformedRequestError {
+  // Most requests on a listener carry the Host of the one before: the same answer, and the same
+  // string (its hash already computed for the route table's lookup).
+  if (raw === lastHost.raw) return lastHost.normalized;
+  const h = normalizeHostOnce(raw);
+  if (typeof h === 'string') lastHost = { raw, normalized: h };
+  return h;
+}
+
+let lastHost = { raw: '', normalized: '' };
+
+function normalizeHostOnce(raw: string): string | MalformedRequestError {
   if (!HOST_CHARS.test(raw)) return new MalformedRequestError('host-invalid', 'invalid character in host');
   const host = raw.toLowerCase();
   if (host.endsWith('.')) return host.slice(0, -1);

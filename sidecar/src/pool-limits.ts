@@ -73,14 +73,32 @@ export class PoolLimits {
     };
   }
 
+  /**
+   * The fast path of `enter`: takes a slot now when one is free and nobody waits (true), without
+   * a callback or a release function; the caller must call `leave()` exactly once when the request
+   * ends. False: use `enter`.
+   */
+  tryEnter(): boolean {
+    if (this.active < this.limits.maxConnections && this.pending === 0) {
+      this.active++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Gives back a slot taken by `tryEnter` (the next waiter, if any, starts). */
+  leave(): void {
+    this.active--;
+    this.drain();
+  }
+
   private run(start: (release: Release) => void): void {
     this.active++;
     let released = false;
     start(() => {
       if (released) return;
       released = true;
-      this.active--;
-      this.drain();
+      this.leave();
     });
   }
 

@@ -13,15 +13,38 @@ import { DEFAULT_MIRROR_TIMEOUT_MS, pickShadow, shadowHost, type RequestMirrors 
 import type { RequestTarget } from './path-normalize';
 import { ClusterNotFoundError, HttpProxyError, NoHealthyUpstreamError, NoRouteError } from './proxy-errors';
 import { compiledRouteTable, type ClusterSnapshot, type ProxySnapshot, type UpstreamPick } from './proxy-snapshot';
-import type { CompiledRouteTable } from './route-table';
+import type { CompiledRouteTable, RouteRequest } from './route-table';
 import { pickWeightedCluster } from './route-weighted';
 
 /** Route stage: the listener's table (RDS by name, or inline), then vhost and route. */
 export function routeStage(spec: HttpListener, snap: ProxySnapshot, target: RequestTarget, req: { readonly method?: string | undefined; readonly headers: IncomingMessage['headers'] }): Route | HttpProxyError {
   const table: CompiledRouteTable | undefined =
     spec.routes.kind === 'rds' ? snap.routeTables.get(spec.routes.name) : compiledRouteTable(spec.routes.table);
-  const selected = table?.select({ host: target.host, method: req.method ?? 'GET', path: target.path, headers: req.headers });
+  const selected = table?.select(new RouteQuery(target, req.method ?? 'GET', req));
   return selected ? selected.route : new NoRouteError(target.host);
+}
+
+/**
+ * What route matching sees of one request. `headers` is read only by a route with header
+ * matchers: the lean HTTP/1.1 request builds its headers object on first read, so a request whose
+ * routes match on host and path alone never builds one.
+ */
+class RouteQuery implements RouteRequest {
+  readonly host: string;
+  readonly path: string;
+
+  constructor(
+    target: RequestTarget,
+    readonly method: string,
+    private readonly req: { readonly headers: IncomingMessage['headers'] },
+  ) {
+    this.host = target.host;
+    this.path = target.path;
+  }
+
+  get headers(): IncomingMessage['headers'] {
+    return this.req.headers;
+  }
 }
 
 /** Backend stage: the route's cluster (a weighted route picks one by weight). */

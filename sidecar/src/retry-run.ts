@@ -14,7 +14,8 @@ export class RetryRun {
   /** Retries made so far. */
   retries = 0;
   private readonly budget: RetryBudget | undefined;
-  private readonly started = performance.now();
+  /** When the route timeout started (read only when there is one). */
+  private readonly started: number;
 
   /**
    * Counts the request in its budget (its first attempt). `timeoutMs` is the route timeout from
@@ -26,6 +27,7 @@ export class RetryRun {
     private readonly method: string | undefined,
     private readonly timeoutMs: number,
   ) {
+    this.started = timeoutMs > 0 ? performance.now() : 0;
     if (policy) {
       this.budget = budgets.get(policy.budget);
       this.budget.deposit();

@@ -34,7 +34,8 @@ type Matcher = (req: RouteRequest, path: string) => boolean;
 
 interface CompiledVirtualHost {
   readonly vhost: VirtualHost;
-  readonly routes: readonly { readonly route: Route; readonly matches: Matcher }[];
+  /** Each route with its matcher and the selection `select()` returns for it (built once). */
+  readonly routes: readonly { readonly selection: RouteSelection; readonly matches: Matcher }[];
 }
 
 interface Wildcard {
@@ -68,7 +69,7 @@ export function compileRouteTable(table: RouteTable): CompiledRouteTable {
   for (const vhost of table.virtualHosts) {
     const compiled: CompiledVirtualHost = {
       vhost,
-      routes: vhost.routes.map((route) => ({ route, matches: compileMatch(route) })),
+      routes: vhost.routes.map((route) => ({ selection: { virtualHost: vhost, route }, matches: compileMatch(route) })),
     };
     for (const raw of vhost.domains) {
       const domain = raw.toLowerCase();
@@ -111,7 +112,7 @@ export function compileRouteTable(table: RouteTable): CompiledRouteTable {
       const vh = find(req.host);
       if (!vh) return undefined;
       const path = pathOnly(req.path);
-      for (const r of vh.routes) if (r.matches(req, path)) return { virtualHost: vh.vhost, route: r.route };
+      for (const r of vh.routes) if (r.matches(req, path)) return r.selection;
       return undefined;
     },
   };

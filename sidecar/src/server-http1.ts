@@ -22,7 +22,7 @@ import type { Logger } from '@weft/api';
 import type { HttpLimits } from './http-limits';
 import { clientErrorToProxyError, recordRejection, respondAndClose } from './http-strict';
 import { answerRefusal } from './http-refusal';
-import { Http1Request, Http1Response, type ResponseSink } from './http1-message';
+import { Http1Request, Http1Response, type RequestSource, type ResponseSink } from './http1-message';
 import { MethodNotAllowedError, RequestTimeoutError } from './proxy-errors';
 import { HTTPParser, type LlhttpParser } from './upstream-http1';
 import { createRequire } from 'node:module';
@@ -47,7 +47,7 @@ function timeoutError(): Error & { code: string } {
 }
 
 /** One downstream connection. */
-class Connection implements ResponseSink {
+class Connection implements ResponseSink, RequestSource {
   private readonly parser: LlhttpParser = new HTTPParser();
   /** Responses in request order; the first is the one writing to the socket. */
   private readonly responses: Http1Response[] = [];
@@ -119,6 +119,13 @@ class Connection implements ResponseSink {
     return this.responses.length === 0 && this.startedAt === 0;
   }
 
+  /** A request's body waits (`reading` false) or may flow again. */
+  setReading(_req: Http1Request, reading: boolean): void {
+    if (this.dead) return;
+    if (reading) this.socket.resume();
+    else this.socket.pause();
+  }
+
   write(res: Http1Response, parts: readonly (string | Buffer)[], last: boolean): boolean {
     if (this.responses[0] !== res) {
       const h = this.held.get(res);
@@ -175,14 +182,14 @@ class Connection implements ResponseSink {
     if (last && n === 0) {
       // Nothing left to write (the body went out with earlier writes): finished once those are
       // flushed. An empty write would cost a syscall per response just for its callback.
-      if (socket.writableLength === 0) process.nextTick(() => this.finished(res));
+      if (socket.writableLength === 0) process.nextTick(finishedLater, this, res);
       else socket.write('', () => this.finished(res));
     }
     return ok;
   }
 
-  /** `res` is flushed: the next response's turn, or the end of the connection. */
-  private finished(res: Http1Response): void {
+  /** `res` is flushed: the next response's turn, or the end of the connection. @internal */
+  finished(res: Http1Response): void {
     if (this.responses[0] !== res) return;
     this.responses.shift();
     this.lastFinished = res;
@@ -252,11 +259,7 @@ class Connection implements ResponseSink {
     this.partial = undefined;
     this.partialUrl = '';
     this.headersDone = true;
-    const req = new Http1Request(this.socket, method, url, maj, min, raw, (reading) => {
-      if (this.dead) return;
-      if (reading) this.socket.resume();
-      else this.socket.pause();
-    });
+    const req = new Http1Request(this.socket, method, url, maj, min, raw, this);
     this.current = req;
     if (method === 'CONNECT') {
       // A TCP tunnel to any host is not proxied: refused, counted, never left hanging. What follows
@@ -372,6 +375,11 @@ class Connection implements ResponseSink {
       r.emitClose();
     }
   }
+}
+
+/** `nextTick`'s callback for a response already flushed (arguments, not a closure per response). */
+function finishedLater(c: Connection, res: Http1Response): void {
+  c.finished(res);
 }
 
 /** The value of `Expect`, if any. */

@@ -28,11 +28,13 @@ export function connectUpstream(
   endpoint: UpstreamConnect,
   contexts: TlsContexts | undefined,
   protocol: 'h2' | 'http/1.1' | 'tcp',
-  options: { readonly noDelay?: boolean; readonly allowHalfOpen?: boolean } = {},
+  options: { readonly noDelay?: boolean; readonly allowHalfOpen?: boolean; readonly onread?: net.OnReadOpts } = {},
 ): { readonly socket: Socket; readonly secure: boolean } {
   const t = endpoint.tls;
   const context = t && contexts?.hasIdentity() ? contexts.context(t.validation) : undefined;
+  // `onread` (a caller's read buffer) applies to plaintext sockets only (`secure` false).
   if (!t || !context) return { socket: net.connect({ host: endpoint.address, port: endpoint.port, ...options }), secure: false };
+  const { onread: _plaintextOnly, ...tlsOptions } = options;
   if (context instanceof Error) {
     // Identity but no trust bundle: fail as a connect failure rather than fall back to plaintext.
     const s = new net.Socket();
@@ -47,7 +49,7 @@ export function connectUpstream(
   const socket = tls.connect({
     host: endpoint.address,
     port: endpoint.port,
-    ...options,
+    ...tlsOptions,
     secureContext: context,
     ...(t.sni ? { servername: t.sni } : {}),
     ALPNProtocols: [...new Set([...alpn, ...t.alpn])],

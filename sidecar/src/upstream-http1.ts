@@ -89,6 +89,14 @@ const kOnHeadersComplete = HTTPParser.kOnHeadersComplete;
 const kOnBody = HTTPParser.kOnBody;
 const kOnMessageComplete = HTTPParser.kOnMessageComplete;
 
+/**
+ * One read buffer for every plaintext upstream connection (`net.connect`'s `onread`): no buffer is
+ * allocated per read, and reads skip the `Readable` machinery. Safe because a read is consumed
+ * before the next one can arrive: the parser runs synchronously over it, and what it hands on
+ * (header strings, body chunks) are copies, never views of the buffer.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 /** One upstream connection and its parser; `exchange` is the request it currently carries. */
 class Conn {
   readonly parser: LlhttpParser = new HTTPParser();
@@ -98,10 +106,15 @@ class Conn {
   /** Header pairs delivered before the head was complete (more than 32 of them). */
   partial: string[] | undefined;
 
+  /**
+   * `sharedReads`: the socket reads into `READ_BUFFER` (it was made with `onread`, and calls
+   * `read`); otherwise its `'data'` events are read here.
+   */
   constructor(
     readonly socket: Socket,
     readonly endpoint: Http1Endpoint,
     maxHeaderSize: number,
+    sharedReads: boolean,
   ) {
     const parser = this.parser;
     parser.initialize(RESPONSE, {}, maxHeaderSize, 0);
@@ -113,18 +126,11 @@ class Conn {
       this.partial = undefined;
       return this.exchange ? this.exchange.headersComplete(status, message, raw, keepAlive) : 0;
     };
+    // Body chunks are llhttp's copies (Node's parser copies them out of the buffer it parses), so a
+    // handler may keep one (a write the socket buffers) whatever buffer the read went into.
     parser[kOnBody] = (chunk: Buffer) => this.exchange?.body(chunk);
     parser[kOnMessageComplete] = () => this.exchange?.messageComplete();
-    socket.on('data', (data: Buffer) => {
-      const ex = this.exchange;
-      if (!ex) {
-        // Bytes on an idle connection: nothing asked for them; the connection is out of step.
-        socket.destroy();
-        return;
-      }
-      const r = parser.execute(data);
-      if (typeof r !== 'number') ex.fail(r as NodeJS.ErrnoException);
-    });
+    if (!sharedReads) socket.on('data', (data: Buffer) => this.read(data));
     socket.on('end', () => {
       const ex = this.exchange;
       if (!ex) {
@@ -143,6 +149,18 @@ class Conn {
       this.endpoint.forget(this);
       this.exchange?.fail(socketHangUp());
     });
+  }
+
+  /** Bytes from the upstream. */
+  read(data: Buffer): void {
+    const ex = this.exchange;
+    if (!ex) {
+      // Bytes on an idle connection: nothing asked for them; the connection is out of step.
+      this.socket.destroy();
+      return;
+    }
+    const r = this.parser.execute(data);
+    if (typeof r !== 'number') ex.fail(r as NodeJS.ErrnoException);
   }
 }
 
@@ -306,6 +324,11 @@ export class Http1Endpoint {
     return connectUpstream(this, this.contexts, 'http/1.1', { noDelay: true });
   }
 
+  /** No longer pooling (`retire`/`destroy`): its pool is gone from the `UpstreamPool`. */
+  get retired(): boolean {
+    return !this.pooling;
+  }
+
   /** Connections open now (idle and busy). */
   get connections(): number {
     return this.idle.length + this.busy.size;
@@ -326,8 +349,7 @@ export class Http1Endpoint {
       pooled = this.idle.pop();
     }
     if (pooled) {
-      clearTimeout(pooled.idleTimer);
-      pooled.idleTimer = undefined;
+      // The idle timer stays armed: when it fires on a busy connection it does nothing (below).
       pooled.served++;
       this.busy.add(pooled);
       const ex = new Http1Exchange(this, pooled, true, head, handler, skipBody, framing);
@@ -335,8 +357,17 @@ export class Http1Endpoint {
       return ex;
     }
     // Mesh mTLS when the cluster resolved it for this endpoint (tls-originate.ts), else plaintext.
-    const { socket, secure } = connectUpstream(this, this.contexts, 'http/1.1', { noDelay: true });
-    const conn = new Conn(socket, this, this.maxHeaderSize);
+    // Plaintext connections read into the shared buffer (`onread`; TLS ones ignore it).
+    let conn: Conn | undefined;
+    const onread = {
+      buffer: READ_BUFFER,
+      callback: (n: number): boolean => {
+        conn?.read(READ_BUFFER.subarray(0, n));
+        return true; // keep reading (backpressure pauses the socket itself)
+      },
+    };
+    const { socket, secure } = connectUpstream(this, this.contexts, 'http/1.1', { noDelay: true, onread });
+    conn = new Conn(socket, this, this.maxHeaderSize, !secure);
     conn.served = 1;
     this.busy.add(conn);
     const ex = new Http1Exchange(this, conn, false, head, handler, skipBody, framing);
@@ -365,8 +396,16 @@ export class Http1Endpoint {
       return;
     }
     socket.resume(); // a paused response leaves the socket paused
-    conn.idleTimer = setTimeout(() => socket.destroy(), this.idleTimeoutMs);
-    conn.idleTimer.unref();
+    // One timer per connection, re-armed from now at each release (no timer made or cleared per
+    // request): it fires idleTimeoutMs after the last release, and closes the connection only if
+    // it is still idle then.
+    if (conn.idleTimer) conn.idleTimer.refresh();
+    else {
+      conn.idleTimer = setTimeout(() => {
+        if (!conn.exchange) socket.destroy();
+      }, this.idleTimeoutMs);
+      conn.idleTimer.unref();
+    }
     this.idle.push(conn);
   }
 

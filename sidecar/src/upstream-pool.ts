@@ -32,6 +32,11 @@ export function endpointKey(endpoint: { readonly address: string; readonly port:
  */
 export class UpstreamPool {
   private readonly endpoints = new Map<string, Http1Endpoint>();
+  /**
+   * The last answer of `endpointFor` per endpoint object (config endpoints are immutable), so the
+   * request path does not build and hash a key string per pick. Stale once that pool is retired.
+   */
+  private readonly recent = new WeakMap<object, { readonly max: number; readonly e: Http1Endpoint }>();
   private readonly closeHooks: ((how: 'close' | 'destroy') => void)[] = [];
   private closed = false;
 
@@ -48,6 +53,8 @@ export class UpstreamPool {
    * after that many requests (pool key `address:port#N`).
    */
   endpointFor(endpoint: { readonly address: string; readonly port: number; readonly tls?: UpstreamTls }, maxRequestsPerConnection = 0): Http1Endpoint {
+    const r = this.recent.get(endpoint);
+    if (r && r.max === maxRequestsPerConnection && !r.e.retired) return r.e;
     // mTLS and plaintext connections to one endpoint never share a pool (`#mtls`); nor do TLS
     // settings that differ (a changed SAN list gets fresh connections).
     const tls = endpoint.tls;
@@ -67,6 +74,7 @@ export class UpstreamPool {
       }
       this.endpoints.set(key, e);
     }
+    this.recent.set(endpoint, { max: maxRequestsPerConnection, e });
     return e;
   }
 

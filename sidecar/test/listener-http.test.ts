@@ -134,6 +134,57 @@ test('request and response bodies stream through with method and status intact',
   assert.equal(up.received[0]!.method, 'PUT');
 });
 
+test('large responses reach clients that stop reading for a while, byte for byte (backpressure through the proxy)', async (t) => {
+  // Two concurrent 24 MiB responses of distinct bytes, in 64 KiB writes: far more than socket
+  // buffers hold, so the proxy must pause each upstream while its client does not read, and no
+  // chunk may change while it waits (nor be mixed up with the other response's).
+  const BLOCKS = 384;
+  const SIZE = 64 * 1024;
+  const word = (seed: number, off: number): number => (seed * 0x9e3779b1 + off) >>> 0;
+  const up = await startUpstream('app', (req, res) => {
+    const seed = Number(req.url.slice(1));
+    res.writeHead(200, { 'content-length': String(BLOCKS * SIZE) });
+    let i = 0;
+    const more = (): void => {
+      while (i < BLOCKS) {
+        const block = Buffer.alloc(SIZE);
+        for (let k = 0; k < SIZE; k += 4) block.writeUInt32BE(word(seed, i * SIZE + k), k);
+        i++;
+        if (!res.write(block)) {
+          res.once('drain', more);
+          return;
+        }
+      }
+      res.end();
+    };
+    more();
+  });
+  const proxy = await startProxy(simpleConfig('app', [up.endpoint()]));
+  t.after(() => Promise.all([proxy.close(), up.close()]));
+  const fetchSlowly = (seed: number, waitMs: number): Promise<Buffer> =>
+    new Promise<Buffer>((resolve, reject) => {
+      const req = http.get({ port: proxy.port, host: '127.0.0.1', path: `/${seed}`, headers: { host: 'app' }, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.pause();
+        setTimeout(() => {
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.resume();
+        }, waitMs);
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+  const bodies = await Promise.all([fetchSlowly(1, 300), fetchSlowly(2, 150)]);
+  for (const [i, body] of bodies.entries()) {
+    const seed = i + 1;
+    assert.equal(body.length, BLOCKS * SIZE);
+    for (let off = 0; off < body.length; off += 4) {
+      if (body.readUInt32BE(off) !== word(seed, off)) assert.fail(`response ${seed}, byte ${off} differs`);
+    }
+  }
+});
+
 test('x-weft-target-port is added for an endpoint with targetPort, and a client-sent one is dropped otherwise', async (t) => {
   const peer = await startUpstream('peer-sidecar');
   const plain = await startUpstream('plain');
