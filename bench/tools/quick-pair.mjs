@@ -6,7 +6,11 @@
 // Tracing cost (docs/performance.md "Tracing: cost"): with WEFT_BENCH_TRACING="URL PERCENT" the
 // control plane sends mesh tracing; a URL on 127.0.0.1 gets a local OTLP sink here that reads each
 // export and answers 200 (it counts exports and bytes, and does not decode them).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// `--traced "URL PERCENT"`: a second Weft pair (its own control plane with that tracing, sidecars
+// and nginx on 127.30.4.x) beside the untraced one, and each round runs both back to back (their
+// order alternating), so the tracing cost is read on the same machine state: CPU µs/request and
+// req/s of each, and traced/untraced.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,13 +28,16 @@ const arg = (name, d) => { const i = process.argv.indexOf(name); return i > 0 ? 
 const seconds = arg('--seconds', 4);
 const rounds = arg('--rounds', 2);
 const profile = process.argv.includes('--profile');
+const tracedAt = process.argv.includes('--traced') ? process.argv[process.argv.indexOf('--traced') + 1] : undefined;
+const IP2 = { cp: '127.30.4.1', client: '127.30.4.11', server: '127.30.4.21' };
 /** utime+stime of a process, in µs (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */
 const cpuUs = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) * 10_000;
 };
 const sink = { posts: 0, bytes: 0 };
-const tracingUrl = process.env.WEFT_BENCH_TRACING ? new URL(process.env.WEFT_BENCH_TRACING.split(' ')[0]) : undefined;
+const tracingSpec = tracedAt ?? process.env.WEFT_BENCH_TRACING;
+const tracingUrl = tracingSpec ? new URL(tracingSpec.split(' ')[0]) : undefined;
 if (tracingUrl?.hostname === '127.0.0.1') {
   const server = createServer((req, res) => {
     req.on('data', (c) => (sink.bytes += c.length));
@@ -41,9 +48,9 @@ if (tracingUrl?.hostname === '127.0.0.1') {
   });
   await new Promise((resolve) => server.listen(Number(tracingUrl.port), '127.0.0.1', resolve));
   server.unref();
-  console.log(`tracing ${process.env.WEFT_BENCH_TRACING}: OTLP sink on ${tracingUrl.host}`);
+  console.log(`tracing ${tracingSpec}: OTLP sink on ${tracingUrl.host}`);
 }
-installCleanup((30 + rounds * 2 * (seconds + 2)) * 1000 + 60_000);
+installCleanup((60 + rounds * 3 * (seconds + 2)) * 1000 + 60_000);
 const dir = mkdtempSync(join(tmpdir(), 'weft-quick-'));
 await startNginx(dir, IP.server, 8080);
 await startHaproxyPair(dir, [
@@ -51,20 +58,48 @@ await startHaproxyPair(dir, [
   { listen: `${IP.ha2}:8000`, next: `${IP.server}:8080` },
 ]);
 const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: 8080, grpcPort: 9090, cpuProf: profile });
+let traced;
+if (tracedAt) {
+  const dir2 = join(dir, 'traced');
+  mkdirSync(dir2);
+  await startNginx(dir2, IP2.server, 8080);
+  process.env.WEFT_BENCH_TRACING = tracedAt;
+  traced = await startWeftPair(dir2, { root: ROOT, cpIp: IP2.cp, clientIp: IP2.client, serverIp: IP2.server, appPort: 8080, grpcPort: 9090, cpuProf: profile });
+  delete process.env.WEFT_BENCH_TRACING;
+}
 await sleep(1500);
 console.log(`rss idle: server ${rssMb(weft.server.child.pid).toFixed(1)} MB, client ${rssMb(weft.client.child.pid).toFixed(1)} MB`);
 const w = { url: `http://${IP.client}:15001/`, host: SERVICE_HOST };
 const h = { url: `http://${IP.ha1}:8000/` };
-await runWrk(w.url, { host: w.host, seconds: 2 });
-for (let r = 0; r < rounds; r++) {
-  const pids = [weft.client.child.pid, weft.server.child.pid];
+/** One wrk run through a Weft pair: req/s, p99 and each sidecar's CPU µs per request. */
+async function weftRun(pair, url) {
+  const pids = [pair.client.child.pid, pair.server.child.pid];
   const before = pids.map(cpuUs);
-  const a = await runWrk(w.url, { host: w.host, seconds });
+  const a = await runWrk(url, { host: w.host, seconds });
   const cpu = pids.map((pid, i) => cpuUs(pid) - before[i]);
   const requests = Number(/(\d+) requests in/.exec(a.raw)?.[1]);
+  return { ...a, cpu: cpu.map((us) => us / requests) };
+}
+const show = (r) => `${r.rps.toFixed(0)} req/s (errors ${r.errors}), p99 ${r.latencyMs.p99} ms, CPU/request client ${r.cpu[0].toFixed(1)} µs + server ${r.cpu[1].toFixed(1)} µs`;
+const tracedUrl = `http://${IP2.client}:15001/`;
+await runWrk(w.url, { host: w.host, seconds: 2 });
+if (traced) await runWrk(tracedUrl, { host: w.host, seconds: 2 });
+for (let r = 0; r < rounds; r++) {
+  if (traced) {
+    const first = r % 2 === 0 ? 'off' : 'traced';
+    const x = first === 'off' ? await weftRun(weft, w.url) : undefined;
+    const t = await weftRun(traced, tracedUrl);
+    const a = x ?? (await weftRun(weft, w.url));
+    const b = await runWrk(h.url, { seconds });
+    const cpuOff = a.cpu[0] + a.cpu[1];
+    const cpuOn = t.cpu[0] + t.cpu[1];
+    console.log(`round ${r + 1} (${first} first): weft ${show(a)}; traced ${show(t)}; haproxy ${b.rps.toFixed(0)} req/s`);
+    console.log(`  traced/untraced: req/s ${(100 * t.rps / a.rps).toFixed(1)} %, CPU/request ${(100 * cpuOn / cpuOff).toFixed(1)} % (${cpuOff.toFixed(1)} -> ${cpuOn.toFixed(1)} µs for both sidecars)`);
+    continue;
+  }
+  const a = await weftRun(weft, w.url);
   const b = await runWrk(h.url, { seconds });
-  const per = cpu.map((us) => (us / requests).toFixed(1));
-  console.log(`round ${r + 1}: weft ${a.rps.toFixed(0)} req/s (errors ${a.errors}), haproxy ${b.rps.toFixed(0)} req/s, ratio ${(100 * a.rps / b.rps).toFixed(1)} %, p99 weft ${a.latencyMs.p99} ms, CPU/request client ${per[0]} µs + server ${per[1]} µs`);
+  console.log(`round ${r + 1}: weft ${a.rps.toFixed(0)} req/s (errors ${a.errors}), haproxy ${b.rps.toFixed(0)} req/s, ratio ${(100 * a.rps / b.rps).toFixed(1)} %, p99 weft ${a.latencyMs.p99} ms, CPU/request client ${a.cpu[0].toFixed(1)} µs + server ${a.cpu[1].toFixed(1)} µs`);
 }
 console.log(`rss after: server ${rssMb(weft.server.child.pid).toFixed(1)} MB, client ${rssMb(weft.client.child.pid).toFixed(1)} MB`);
 if (tracingUrl) console.log(`OTLP sink: ${sink.posts} exports, ${(sink.bytes / 1e6).toFixed(1)} MB`);

@@ -75,13 +75,46 @@ export class ProtoWriter {
     this.pos += this.buf.write(hex, this.pos, hex.length >> 1, 'hex');
   }
 
-  /** A time in ms since the epoch (fractional) as `fixed64` nanoseconds. */
+  /** A time in ms since the epoch (fractional) as `fixed64` nanoseconds (µs precision, no BigInt). */
   timeNanos(field: number, ms: number): void {
     this.tag(field, I64);
     this.ensure(8);
-    const whole = Math.floor(ms);
-    this.buf.writeBigUInt64LE(BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1e6)), this.pos);
+    const us = Math.round(ms * 1000); // < 2^53: exact
+    const high = Math.floor(us / 0x100000000);
+    const low = (us - high * 0x100000000) * 1000; // < 2^42: exact
+    const carry = Math.floor(low / 0x100000000);
+    this.buf.writeUInt32LE(low - carry * 0x100000000, this.pos);
+    this.buf.writeUInt32LE(high * 1000 + carry, this.pos + 4);
     this.pos += 8;
+  }
+
+  /**
+   * Starts a length-delimited field whose length is not known yet: 2 bytes are reserved for it
+   * (most spans are 128 bytes to 16 KiB); `endLength` fills them in, moving the content if the
+   * length needs 1 or 3+ bytes.
+   */
+  beginLength(field: number): number {
+    this.tag(field, LEN);
+    this.ensure(2);
+    this.pos += 2;
+    return this.pos;
+  }
+
+  endLength(start: number): void {
+    const len = this.pos - start;
+    const size = varintSize(len);
+    if (size !== 2) {
+      this.ensure(size - 2);
+      this.buf.copyWithin(start + size - 2, start, this.pos);
+      this.pos += size - 2;
+    }
+    let at = start - 2;
+    let v = len;
+    while (v >= 0x80) {
+      this.buf[at++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[at] = v;
   }
 
   fixed32(field: number, v: number): void {
@@ -148,19 +181,19 @@ export const FLAGS_HAS_IS_REMOTE = 0x100;
 export const FLAGS_IS_REMOTE = 0x200;
 
 /**
- * `ResourceSpans` around `spanCount` encoded spans (`spans`, each a `ScopeSpans.spans` field),
- * as one `ExportTraceServiceRequest`: the resource's attributes and the scope name pre-encoded.
+ * The start of one `ExportTraceServiceRequest`: `ResourceSpans` with the pre-encoded resource and
+ * scope, up to its `ScopeSpans.spans` — the `spansLength` bytes of encoded spans that follow it
+ * on the wire complete the message.
  */
-export function exportRequest(resource: Buffer, scope: Buffer, spans: Buffer, spansLength: number): Buffer {
+export function exportRequestHead(resource: Buffer, scope: Buffer, spansLength: number): Buffer {
   const scopeSpans = scope.length + spansLength; // ScopeSpans: scope (1), spans (2)…
   const resourceSpans = 1 + varintSize(resource.length) + resource.length + 1 + varintSize(scopeSpans) + scopeSpans;
-  const w = new ProtoWriter(1 + varintSize(resourceSpans) + resourceSpans);
+  const w = new ProtoWriter(16 + resource.length + scope.length);
   w.header(1, resourceSpans); // ExportTraceServiceRequest.resource_spans
   w.header(1, resource.length); // ResourceSpans.resource
   w.raw(resource);
   w.header(2, scopeSpans); // ResourceSpans.scope_spans
   w.raw(scope);
-  w.raw(spans.subarray(0, spansLength));
   return w.buf.subarray(0, w.pos);
 }
 

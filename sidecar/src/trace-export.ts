@@ -10,7 +10,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { exportRequest, ProtoWriter } from './trace-encode';
+import { exportRequestHead, ProtoWriter } from './trace-encode';
 import { TRACE_STATS } from './trace-stats';
 
 /** At most this many finished spans wait for export; beyond, spans are dropped (and counted). */
@@ -25,9 +25,14 @@ interface Batch {
   spans: number;
 }
 
+/** A batch's buffer to start with (a proxy span encodes to 0.7–1 KB; the buffer grows if needed). */
+const BATCH_BYTES = MAX_EXPORT_BATCH * 1024;
+
 /** One OTLP/HTTP endpoint's queue and sender. */
 export class SpanExporter {
   private current: Batch | undefined;
+  /** Writers of sent batches, reused (at most one per batch the queue can hold). */
+  private readonly spare: ProtoWriter[] = [];
   private readonly full: Batch[] = [];
   private queued = 0;
   private inFlight: Promise<void> | undefined;
@@ -53,7 +58,9 @@ export class SpanExporter {
       return undefined;
     }
     if (!this.current) {
-      this.current = { w: new ProtoWriter(64 * 1024), spans: 0 };
+      const w = this.spare.pop() ?? new ProtoWriter(BATCH_BYTES);
+      w.pos = 0;
+      this.current = { w, spans: 0 };
       this.timer ??= setTimeout(() => this.seal(), EXPORT_DELAY_MS).unref();
     }
     return this.current.w;
@@ -77,41 +84,44 @@ export class SpanExporter {
   private async sendAll(): Promise<void> {
     for (let b = this.full.shift(); b; b = this.full.shift()) {
       this.queued -= b.spans;
-      const body = exportRequest(this.resource, this.scope, b.w.buf, b.w.pos);
       try {
-        await this.post(body);
+        await this.post(exportRequestHead(this.resource, this.scope, b.w.pos), b.w.buf.subarray(0, b.w.pos));
         TRACE_STATS.exported(b.spans);
       } catch (e) {
         TRACE_STATS.exportFailed(b.spans, e);
       }
+      if (this.spare.length <= MAX_QUEUE_SIZE / MAX_EXPORT_BATCH) this.spare.push(b.w);
     }
     this.inFlight = undefined;
     if (this.current && !this.timer && !this.stopped) this.timer = setTimeout(() => this.seal(), EXPORT_DELAY_MS).unref();
   }
 
-  private post(body: Buffer): Promise<void> {
+  /** One POST of `head` + `spans` (the request is settled, and `spans` no longer read, when this resolves or rejects). */
+  private post(head: Buffer, spans: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       const mod = this.url.protocol === 'https:' ? https : http;
       const req = mod.request(this.url, {
         method: 'POST',
         agent: this.agent,
-        headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
+        headers: { 'content-type': 'application/x-protobuf', 'content-length': head.length + spans.length },
         timeout: this.timeoutMs,
       });
       this.requests.add(req);
-      const done = (e?: Error): void => {
-        this.requests.delete(req);
-        if (e) reject(e);
-        else resolve();
-      };
+      // Settled on 'close' (after the answer or the error), when the request no longer reads `spans`.
+      let error: Error | undefined = new Error(`${this.url.href}: connection closed before an answer`);
       req.on('timeout', () => req.destroy(new Error(`no answer from ${this.url.href} within ${this.timeoutMs} ms`)));
-      req.on('error', done);
+      req.on('error', (e) => (error = e));
       req.on('response', (res) => {
         res.resume();
-        res.on('error', done);
-        res.on('end', () => (res.statusCode! >= 200 && res.statusCode! < 300 ? done() : done(new Error(`${this.url.href} answered ${res.statusCode}`))));
+        res.on('end', () => (error = res.statusCode! >= 200 && res.statusCode! < 300 ? undefined : new Error(`${this.url.href} answered ${res.statusCode}`)));
       });
-      req.end(body);
+      req.on('close', () => {
+        this.requests.delete(req);
+        if (error) reject(error);
+        else resolve();
+      });
+      req.write(head);
+      req.end(spans);
     });
   }
 

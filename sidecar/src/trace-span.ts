@@ -21,7 +21,7 @@ import { peerSpiffeId } from './identity';
 import type { RequestTarget } from './path-normalize';
 import type { HttpProxyError } from './proxy-errors';
 import { extractParent, newSpanId, newTraceId, propagationHeaders, PROPAGATION_HEADERS, sampleRoot } from './trace-context';
-import { encodeAttributes, FLAGS_HAS_IS_REMOTE, FLAGS_IS_REMOTE, keyBytes, ProtoWriter, SPAN, type AttrValue } from './trace-encode';
+import { encodeAttributes, FLAGS_HAS_IS_REMOTE, FLAGS_IS_REMOTE, keyBytes, type ProtoWriter, SPAN, type AttrValue } from './trace-encode';
 import { TRACE_STATS, type TraceLocal } from './trace-stats';
 import type * as TracerModule from './trace-tracer';
 
@@ -38,7 +38,7 @@ const load = (): typeof TracerModule => (tracerModule ??= require('./trace-trace
 export function prepareTracing(spec: HttpListener): void {
   if (!spec.tracing) return;
   load().meshTracer(spec.tracing, TRACE_STATS.local);
-  listenerAttributes(spec);
+  listenerConstants(spec);
 }
 
 /** What a listener knows of a request when it starts the span. */
@@ -145,11 +145,9 @@ export class ProxySpan {
     const tracer = load().meshTracer(this.spec.tracing!, TRACE_STATS.local);
     const w = tracer.exporter.writer();
     if (!w) return; // queue full (counted) or tracer stopped
-    const body = SCRATCH;
-    body.pos = 0;
-    this.encode(body, status, error, grpcStatus);
-    w.header(2, body.pos); // ScopeSpans.spans
-    w.raw(body.buf.subarray(0, body.pos));
+    const at = w.beginLength(2); // ScopeSpans.spans
+    this.encode(w, status, error, grpcStatus);
+    w.endLength(at);
     tracer.exporter.added();
   }
 
@@ -172,9 +170,10 @@ export class ProxySpan {
     w.timeNanos(SPAN.start, this.start);
     w.timeNanos(SPAN.end, now());
 
-    // Attributes: the listener's and the route/cluster's constant ones pre-encoded, then this request's.
+    // Attributes: the listener's, route's, cluster's and endpoint's (constant) pre-encoded, then this request's.
     const A = SPAN.attributes;
-    w.raw(listenerAttributes(spec));
+    const fixed = constantAttributes(spec, this.route, this.cluster, this.endpoint);
+    w.raw(fixed.bytes);
     const q = facts.target.path.indexOf('?');
     w.attr(A, K.method, facts.method);
     w.attr(A, K.path, q < 0 ? facts.target.path : facts.target.path.slice(0, q));
@@ -190,12 +189,7 @@ export class ProxySpan {
       w.attr(A, K.rpcService, rpc[1]!);
       w.attr(A, K.rpcMethod, rpc[2]!);
     }
-    const routed = this.route ? routeAttributes(this.route, this.cluster, client) : undefined;
-    if (routed) {
-      w.raw(routed.bytes);
-      w.raw(endpointAttributes(this.endpoint));
-    }
-    if (client && !routed?.destination) {
+    if (client && !fixed.destination) {
       w.attr(A, K.destService, hostname);
       w.attr(A, K.destNamespace, hostNamespace(hostname));
     }
@@ -233,9 +227,6 @@ export class ProxySpan {
 
 const varintLen = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : 4);
 
-/** Where a span is encoded before it is copied, length-prefixed, into its batch. */
-const SCRATCH = new ProtoWriter(4096);
-
 /** Attribute keys, encoded once. */
 const K = {
   method: keyBytes('http.request.method'),
@@ -260,79 +251,67 @@ const K = {
   errorType: keyBytes('error.type'),
 };
 
-const byListener = new WeakMap<HttpListener, { readonly local: TraceLocal; readonly bytes: Buffer }>();
-
-/** A listener's constant span attributes, encoded once per listener config (and this sidecar's identity). */
-function listenerAttributes(spec: HttpListener): Buffer {
-  const local = TRACE_STATS.local;
-  const known = byListener.get(spec);
-  if (known && known.local === local) return known.bytes;
-  const attrs: Record<string, AttrValue | undefined> = {
-    'url.scheme': 'http',
-    'network.protocol.name': 'http',
-    'weft.direction': spec.direction,
-    'weft.listener': spec.name,
-  };
-  if (spec.direction === 'outbound') {
-    attrs['weft.source.workload'] = spec.tracing!.serviceName;
-    attrs['weft.source.namespace'] = local.namespace;
-    attrs['weft.source.identity'] = local.spiffeId;
-  } else {
-    attrs['weft.destination.workload'] = spec.tracing!.serviceName;
-    attrs['weft.destination.namespace'] = local.namespace;
-    attrs['weft.destination.identity'] = local.spiffeId;
-  }
-  const bytes = encodeAttributes(attrs);
-  byListener.set(spec, { local, bytes });
-  return bytes;
-}
-
-interface RouteBytes {
+interface Constant {
   readonly bytes: Buffer;
   /** Whether they carry the destination service (a client span to an `outbound|…|host` cluster). */
   readonly destination: boolean;
 }
-const byRoute = new WeakMap<Route, Map<string, RouteBytes>>();
+interface ListenerConstants {
+  readonly local: TraceLocal;
+  readonly unrouted: Constant;
+  /** By route object, then `cluster endpoint`. */
+  readonly routes: WeakMap<Route, Map<string, Constant>>;
+}
+const byListener = new WeakMap<HttpListener, ListenerConstants>();
+/** (cluster, endpoint) pairs kept per route; beyond, the route's are encoded again from scratch. */
+const MAX_PER_ROUTE = 1024;
 
-/** A route's and cluster's span attributes, encoded on first use per (immutable) route object and cluster. */
-function routeAttributes(route: Route, cluster: string, client: boolean): RouteBytes {
-  let clusters = byRoute.get(route);
-  if (!clusters) byRoute.set(route, (clusters = new Map()));
-  const key = client ? `c${cluster}` : `s${cluster}`;
-  let r = clusters.get(key);
-  if (!r) {
-    const service = client ? clusterHost(cluster) : undefined;
-    r = {
-      bytes: encodeAttributes({
-        'weft.route.name': route.name,
-        'weft.cluster': cluster,
-        'weft.destination.service': service,
-        'weft.destination.namespace': service && hostNamespace(service),
-      }),
-      destination: service !== undefined,
-    };
-    clusters.set(key, r);
-  }
-  return r;
+/** A listener's constant span attributes, encoded once per listener config (and this sidecar's identity). */
+function listenerConstants(spec: HttpListener): ListenerConstants {
+  const local = TRACE_STATS.local;
+  const known = byListener.get(spec);
+  if (known && known.local === local) return known;
+  const client = spec.direction === 'outbound';
+  const own: Record<string, AttrValue | undefined> = {
+    'url.scheme': 'http',
+    'network.protocol.name': 'http',
+    'weft.direction': spec.direction,
+    'weft.listener': spec.name,
+    [client ? 'weft.source.workload' : 'weft.destination.workload']: spec.tracing!.serviceName,
+    [client ? 'weft.source.namespace' : 'weft.destination.namespace']: local.namespace,
+    [client ? 'weft.source.identity' : 'weft.destination.identity']: local.spiffeId,
+  };
+  const c: ListenerConstants = { local, unrouted: { bytes: encodeAttributes(own), destination: false }, routes: new WeakMap() };
+  byListener.set(spec, c);
+  return c;
 }
 
-const byEndpoint = new Map<string, Buffer>();
-const MAX_ENDPOINTS = 4096;
-
-/** An upstream endpoint's span attributes (`ip:port`), encoded once per endpoint. */
-function endpointAttributes(endpoint: string): Buffer {
-  let b = byEndpoint.get(endpoint);
-  if (!b) {
-    if (byEndpoint.size >= MAX_ENDPOINTS) byEndpoint.clear();
+/**
+ * The constant attributes of a span: the listener's, and once routed the route's, cluster's and
+ * endpoint's, encoded together once per (listener, route object, cluster, endpoint).
+ */
+function constantAttributes(spec: HttpListener, route: Route | undefined, cluster: string, endpoint: string): Constant {
+  const c = listenerConstants(spec);
+  if (!route) return c.unrouted;
+  let byKey = c.routes.get(route);
+  if (!byKey || byKey.size >= MAX_PER_ROUTE) c.routes.set(route, (byKey = new Map()));
+  const key = `${cluster} ${endpoint}`;
+  let k = byKey.get(key);
+  if (!k) {
+    const service = spec.direction === 'outbound' ? clusterHost(cluster) : undefined;
     const colon = endpoint.lastIndexOf(':');
-    b = encodeAttributes({
+    const routed = encodeAttributes({
+      'weft.route.name': route.name,
+      'weft.cluster': cluster,
+      'weft.destination.service': service,
+      'weft.destination.namespace': service && hostNamespace(service),
       'weft.upstream.address': endpoint,
       'network.peer.address': endpoint.slice(0, colon),
       'network.peer.port': Number(endpoint.slice(colon + 1)),
     });
-    byEndpoint.set(endpoint, b);
+    byKey.set(key, (k = { bytes: Buffer.concat([c.unrouted.bytes, routed]), destination: service !== undefined }));
   }
-  return b;
+  return k;
 }
 
 /** `outbound|80|v1|reviews.shop.svc.cluster.local` → the Service host; `undefined` for other names. */
