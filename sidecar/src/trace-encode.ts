@@ -18,6 +18,23 @@ const I32 = 5; // wire type: fixed 32-bit
 
 const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : v < 2 ** 35 ? 5 : v < 2 ** 42 ? 6 : v < 2 ** 49 ? 7 : 8);
 
+/** Strings up to this long are checked and copied in JS when they are ASCII. */
+const SHORT = 64;
+
+/** The UTF-8 length of `s` (a short ASCII string is its length, found without a native call). */
+function utf8Length(s: string): number {
+  if (s.length > SHORT) return Buffer.byteLength(s);
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return s.length;
+}
+
+/** Hex digit values by character code (lowercase and uppercase). */
+const HEX = new Uint8Array(128);
+for (let i = 0; i < 16; i++) {
+  HEX['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
+
 /** A protobuf writer over a buffer that grows as needed. */
 export class ProtoWriter {
   buf: Buffer;
@@ -62,17 +79,30 @@ export class ProtoWriter {
   }
 
   string(field: number, s: string): void {
-    const n = Buffer.byteLength(s);
+    const n = utf8Length(s);
     this.header(field, n);
+    this.utf8(s, n);
+  }
+
+  /** `s`, of `n` UTF-8 bytes (`utf8Length`), without a length. */
+  private utf8(s: string, n: number): void {
     this.ensure(n);
-    this.pos += this.buf.write(s, this.pos, n, 'utf8');
+    if (n === s.length && n <= SHORT) {
+      // ASCII and short: byte by byte beats a call into the native encoder.
+      const b = this.buf;
+      for (let i = 0, at = this.pos; i < n; i++) b[at + i] = s.charCodeAt(i);
+      this.pos += n;
+    } else this.pos += this.buf.write(s, this.pos, n, 'utf8');
   }
 
   /** `hex` (lowercase, even length) as bytes. */
   hex(field: number, hex: string): void {
-    this.header(field, hex.length >> 1);
-    this.ensure(hex.length >> 1);
-    this.pos += this.buf.write(hex, this.pos, hex.length >> 1, 'hex');
+    const n = hex.length >> 1;
+    this.header(field, n);
+    this.ensure(n);
+    const b = this.buf;
+    for (let i = 0, at = this.pos; i < n; i++) b[at + i] = (HEX[hex.charCodeAt(2 * i)]! << 4) | HEX[hex.charCodeAt(2 * i + 1)]!;
+    this.pos += n;
   }
 
   /** A time in ms since the epoch (fractional) as `fixed64` nanoseconds (µs precision, no BigInt). */
@@ -134,14 +164,13 @@ export class ProtoWriter {
       this.tag(3, 0);
       this.varint(value);
     } else {
-      const n = Buffer.byteLength(value);
+      const n = utf8Length(value);
       const any = 1 + varintSize(n) + n; // AnyValue.string_value (1)
       this.header(field, key.length + 1 + varintSize(any) + any);
       this.raw(key);
       this.header(2, any);
       this.header(1, n);
-      this.ensure(n);
-      this.pos += this.buf.write(value, this.pos, n, 'utf8');
+      this.utf8(value, n);
     }
   }
 
