@@ -11,7 +11,6 @@
 // order alternating), so the tracing cost is read on the same machine state: CPU µs/request and
 // req/s of each, and traced/untraced.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import { startHaproxyPair } from '../lib/proxy-haproxy.mjs';
 import { SERVICE_HOST, startWeftPair } from '../lib/proxy-weft.mjs';
 import { rssMb } from '../lib/rss.mjs';
 import { startNginx } from '../lib/upstream-nginx.mjs';
+import { startOtlpSink } from './otlp-sink.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const IP = { cp: '127.30.2.1', client: '127.30.2.11', server: '127.30.2.21', ha1: '127.30.3.11', ha2: '127.30.3.21' };
@@ -35,19 +35,12 @@ const cpuUs = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) * 10_000;
 };
-const sink = { posts: 0, bytes: 0 };
 const tracingSpec = tracedAt ?? process.env.WEFT_BENCH_TRACING;
 const tracingUrl = tracingSpec ? new URL(tracingSpec.split(' ')[0]) : undefined;
+let sink;
 if (tracingUrl?.hostname === '127.0.0.1') {
-  const server = createServer((req, res) => {
-    req.on('data', (c) => (sink.bytes += c.length));
-    req.on('end', () => {
-      sink.posts++;
-      res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 }).end();
-    });
-  });
-  await new Promise((resolve) => server.listen(Number(tracingUrl.port), '127.0.0.1', resolve));
-  server.unref();
+  sink = await startOtlpSink('127.0.0.1', Number(tracingUrl.port));
+  sink.server.unref();
   console.log(`tracing ${tracingSpec}: OTLP sink on ${tracingUrl.host}`);
 }
 installCleanup((60 + rounds * 3 * (seconds + 2)) * 1000 + 60_000);
@@ -102,7 +95,7 @@ for (let r = 0; r < rounds; r++) {
   console.log(`round ${r + 1}: weft ${a.rps.toFixed(0)} req/s (errors ${a.errors}), haproxy ${b.rps.toFixed(0)} req/s, ratio ${(100 * a.rps / b.rps).toFixed(1)} %, p99 weft ${a.latencyMs.p99} ms, CPU/request client ${a.cpu[0].toFixed(1)} µs + server ${a.cpu[1].toFixed(1)} µs`);
 }
 console.log(`rss after: server ${rssMb(weft.server.child.pid).toFixed(1)} MB, client ${rssMb(weft.client.child.pid).toFixed(1)} MB`);
-if (tracingUrl) console.log(`OTLP sink: ${sink.posts} exports, ${(sink.bytes / 1e6).toFixed(1)} MB`);
+if (sink) console.log(`OTLP sink: ${sink.counts.posts} exports, ${(sink.counts.bytes / 1e6).toFixed(1)} MB`);
 await stopAll();
 if (profile) console.log(`profiles in ${join(dir, 'cpu-prof')}`);
 else rmSync(dir, { recursive: true, force: true });
