@@ -35,7 +35,8 @@ const cpuUs = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) * 10_000;
 };
-const tracingSpec = tracedAt ?? process.env.WEFT_BENCH_TRACING;
+// `--traced none`: the second pair without tracing (an A/A check of the two pairs).
+const tracingSpec = tracedAt === 'none' ? undefined : tracedAt ?? process.env.WEFT_BENCH_TRACING;
 const tracingUrl = tracingSpec ? new URL(tracingSpec.split(' ')[0]) : undefined;
 let sink;
 if (tracingUrl?.hostname === '127.0.0.1') {
@@ -56,7 +57,7 @@ if (tracedAt) {
   const dir2 = join(dir, 'traced');
   mkdirSync(dir2);
   await startNginx(dir2, IP2.server, 8080);
-  process.env.WEFT_BENCH_TRACING = tracedAt;
+  if (tracingSpec) process.env.WEFT_BENCH_TRACING = tracingSpec;
   traced = await startWeftPair(dir2, { root: ROOT, cpIp: IP2.cp, clientIp: IP2.client, serverIp: IP2.server, appPort: 8080, grpcPort: 9090, cpuProf: profile });
   delete process.env.WEFT_BENCH_TRACING;
 }
@@ -68,12 +69,14 @@ const h = { url: `http://${IP.ha1}:8000/` };
 async function weftRun(pair, url) {
   const pids = [pair.client.child.pid, pair.server.child.pid];
   const before = pids.map(cpuUs);
+  const own = process.cpuUsage(); // this process: the OTLP sink, when there is one
   const a = await runWrk(url, { host: w.host, seconds });
   const cpu = pids.map((pid, i) => cpuUs(pid) - before[i]);
+  const ownUs = process.cpuUsage(own);
   const requests = Number(/(\d+) requests in/.exec(a.raw)?.[1]);
-  return { ...a, cpu: cpu.map((us) => us / requests) };
+  return { ...a, cpu: cpu.map((us) => us / requests), sinkCpu: (ownUs.user + ownUs.system) / requests };
 }
-const show = (r) => `${r.rps.toFixed(0)} req/s (errors ${r.errors}), p99 ${r.latencyMs.p99} ms, CPU/request client ${r.cpu[0].toFixed(1)} µs + server ${r.cpu[1].toFixed(1)} µs`;
+const show = (r) => `${r.rps.toFixed(0)} req/s (errors ${r.errors}), p99 ${r.latencyMs.p99} ms, CPU/request client ${r.cpu[0].toFixed(1)} µs + server ${r.cpu[1].toFixed(1)} µs${sink ? ` (sink ${r.sinkCpu.toFixed(1)} µs)` : ''}`;
 const tracedUrl = `http://${IP2.client}:15001/`;
 await runWrk(w.url, { host: w.host, seconds: 2 });
 if (traced) await runWrk(tracedUrl, { host: w.host, seconds: 2 });
@@ -92,7 +95,7 @@ for (let r = 0; r < rounds; r++) {
   }
   const a = await weftRun(weft, w.url);
   const b = await runWrk(h.url, { seconds });
-  console.log(`round ${r + 1}: weft ${a.rps.toFixed(0)} req/s (errors ${a.errors}), haproxy ${b.rps.toFixed(0)} req/s, ratio ${(100 * a.rps / b.rps).toFixed(1)} %, p99 weft ${a.latencyMs.p99} ms, CPU/request client ${a.cpu[0].toFixed(1)} µs + server ${a.cpu[1].toFixed(1)} µs`);
+  console.log(`round ${r + 1}: weft ${a.rps.toFixed(0)} req/s (errors ${a.errors}), haproxy ${b.rps.toFixed(0)} req/s, ratio ${(100 * a.rps / b.rps).toFixed(1)} %, p99 weft ${a.latencyMs.p99} ms, CPU/request client ${a.cpu[0].toFixed(1)} µs + server ${a.cpu[1].toFixed(1)} µs${sink ? `, sink ${a.sinkCpu.toFixed(1)} µs` : ''}`);
 }
 console.log(`rss after: server ${rssMb(weft.server.child.pid).toFixed(1)} MB, client ${rssMb(weft.client.child.pid).toFixed(1)} MB`);
 if (sink) console.log(`OTLP sink: ${sink.counts.posts} exports, ${(sink.counts.bytes / 1e6).toFixed(1)} MB`);

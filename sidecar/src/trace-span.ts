@@ -259,12 +259,12 @@ interface Constant {
 interface ListenerConstants {
   readonly local: TraceLocal;
   readonly unrouted: Constant;
-  /** By route object, then `cluster endpoint`. */
-  readonly routes: WeakMap<Route, Map<string, Constant>>;
+  /** By route object, then cluster, then endpoint. */
+  readonly routes: WeakMap<Route, Map<string, Map<string, Constant>>>;
 }
 const byListener = new WeakMap<HttpListener, ListenerConstants>();
-/** (cluster, endpoint) pairs kept per route; beyond, the route's are encoded again from scratch. */
-const MAX_PER_ROUTE = 1024;
+/** Endpoints kept per (route, cluster); beyond, that cluster's are encoded again from scratch. */
+const MAX_ENDPOINTS_PER_CLUSTER = 1024;
 
 /** A listener's constant span attributes, encoded once per listener config (and this sidecar's identity). */
 function listenerConstants(spec: HttpListener): ListenerConstants {
@@ -293,10 +293,11 @@ function listenerConstants(spec: HttpListener): ListenerConstants {
 function constantAttributes(spec: HttpListener, route: Route | undefined, cluster: string, endpoint: string): Constant {
   const c = listenerConstants(spec);
   if (!route) return c.unrouted;
-  let byKey = c.routes.get(route);
-  if (!byKey || byKey.size >= MAX_PER_ROUTE) c.routes.set(route, (byKey = new Map()));
-  const key = `${cluster} ${endpoint}`;
-  let k = byKey.get(key);
+  let byCluster = c.routes.get(route);
+  if (!byCluster) c.routes.set(route, (byCluster = new Map()));
+  let byEndpoint = byCluster.get(cluster);
+  if (!byEndpoint || byEndpoint.size >= MAX_ENDPOINTS_PER_CLUSTER) byCluster.set(cluster, (byEndpoint = new Map()));
+  let k = byEndpoint.get(endpoint);
   if (!k) {
     const service = spec.direction === 'outbound' ? clusterHost(cluster) : undefined;
     const colon = endpoint.lastIndexOf(':');
@@ -309,7 +310,7 @@ function constantAttributes(spec: HttpListener, route: Route | undefined, cluste
       'network.peer.address': endpoint.slice(0, colon),
       'network.peer.port': Number(endpoint.slice(colon + 1)),
     });
-    byKey.set(key, (k = { bytes: Buffer.concat([c.unrouted.bytes, routed]), destination: service !== undefined }));
+    byEndpoint.set(endpoint, (k = { bytes: Buffer.concat([c.unrouted.bytes, routed]), destination: service !== undefined }));
   }
   return k;
 }
