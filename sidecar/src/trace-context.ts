@@ -20,8 +20,43 @@ export interface ParentContext {
   readonly traceState: string | undefined;
 }
 
-// W3C Trace Context (the SDK's W3CTraceContextPropagator): version 00 has exactly four parts.
-const TRACEPARENT = /^\s?((?!ff)[\da-f]{2})-((?![0]{32})[\da-f]{32})-((?![0]{16})[\da-f]{16})-([\da-f]{2})(-.*)?\s?$/;
+/** The value (0–15) of the lowercase hex digit at `i`, else -1. */
+function hexAt(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+}
+
+/** Whether `s[from, from + n)` is lowercase hex, not all zeros. */
+function hexId(s: string, from: number, n: number): boolean {
+  let nonZero = false;
+  for (let i = from; i < from + n; i++) {
+    const v = hexAt(s, i);
+    if (v < 0) return false;
+    if (v) nonZero = true;
+  }
+  return nonZero;
+}
+
+/**
+ * Where a valid `traceparent` starts in `tp` (0, or 1 after one leading whitespace), else
+ * `undefined`: the SDK's W3CTraceContextPropagator rule (`^\s?VV-TRACEID-SPANID-FF(-.*)?\s?$`,
+ * version not `ff`, ids not all zeros, version 00 with exactly four parts), without a RegExp
+ * and its match strings.
+ */
+function parseTraceparent(tp: string): number | undefined {
+  const p = tp.length > 0 && /\s/.test(tp[0]!) ? 1 : 0;
+  let end = tp.length;
+  if (end - p > 55 && /\s/.test(tp[end - 1]!)) end--;
+  if (end - p < 55) return undefined;
+  const v0 = hexAt(tp, p);
+  const v1 = hexAt(tp, p + 1);
+  if (v0 < 0 || v1 < 0 || (v0 === 15 && v1 === 15)) return undefined;
+  if (tp[p + 2] !== '-' || tp[p + 35] !== '-' || tp[p + 52] !== '-') return undefined;
+  if (!hexId(tp, p + 3, 32) || !hexId(tp, p + 36, 16) || hexAt(tp, p + 53) < 0 || hexAt(tp, p + 54) < 0) return undefined;
+  if (end - p === 55) return p;
+  // More parts: only for a version other than 00, and only after a '-'.
+  return tp[p + 55] === '-' && !(v0 === 0 && v1 === 0) ? p : undefined;
+}
 // B3 single header (the SDK's B3SinglePropagator).
 const B3_SINGLE = /((?:[0-9a-f]{16}){1,2})-([0-9a-f]{16})(?:-([01d](?![0-9a-f])))?(?:-([0-9a-f]{16}))?/;
 const TRACE_ID = /^(?![0]{32})[\da-f]{32}$/;
@@ -35,11 +70,11 @@ const first = (v: string | string[] | undefined): string | undefined => (Array.i
 export function extractParent(headers: IncomingHttpHeaders): ParentContext | undefined {
   const tp = first(headers.traceparent);
   if (typeof tp === 'string') {
-    const m = TRACEPARENT.exec(tp);
-    if (m && !(m[1] === '00' && m[5])) {
+    const p = parseTraceparent(tp);
+    if (p !== undefined) {
       const ts = headers.tracestate;
       const traceState = ts === undefined || ts === '' ? undefined : Array.isArray(ts) ? ts.join(',') : ts;
-      return { traceId: m[2]!, spanId: m[3]!, sampled: (parseInt(m[4]!, 16) & 1) === 1, traceState };
+      return { traceId: tp.slice(p + 3, p + 35), spanId: tp.slice(p + 36, p + 52), sampled: (hexAt(tp, p + 54) & 1) === 1, traceState };
     }
   }
   const single = first(headers.b3);
@@ -71,7 +106,11 @@ export function sampleRoot(traceId: string, ratio: number): boolean {
   if (ratio >= 1) return true;
   if (!(ratio > 0)) return false;
   let acc = 0;
-  for (let i = 0; i < 32; i += 8) acc = (acc ^ parseInt(traceId.slice(i, i + 8), 16)) >>> 0;
+  for (let i = 0; i < 32; i += 8) {
+    let word = 0;
+    for (let j = i; j < i + 8; j++) word = (word << 4) | hexAt(traceId, j);
+    acc = (acc ^ word) >>> 0;
+  }
   return acc < Math.floor(ratio * 0xffffffff);
 }
 
@@ -101,12 +140,12 @@ export const PROPAGATION_HEADERS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The headers for the next hop, with this hop's span as parent (name, value, name, value…): W3C
+ * The headers for the next hop, with this hop's span as parent, pushed onto `out` (name, value…): W3C
  * `traceparent` (and `tracestate` as received) and B3 multi-header always, the B3 single header
  * too when the request came with one — what the SDK's propagators wrote.
  */
-export function propagationHeaders(traceId: string, spanId: string, sampled: boolean, traceState: string | undefined, b3Single: boolean): string[] {
-  const out = ['traceparent', `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`];
+export function propagationHeaders(out: string[], traceId: string, spanId: string, sampled: boolean, traceState: string | undefined, b3Single: boolean): string[] {
+  out.push('traceparent', `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`);
   if (traceState !== undefined) out.push('tracestate', traceState);
   out.push('x-b3-traceid', traceId, 'x-b3-spanid', spanId, 'x-b3-sampled', sampled ? '1' : '0');
   if (b3Single) out.push('b3', `${traceId}-${spanId}-${sampled ? '1' : '0'}`);

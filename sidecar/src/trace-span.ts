@@ -69,7 +69,6 @@ export class ProxySpan {
   private route: Route | undefined = undefined;
   private cluster = '';
   private endpoint = '';
-  private nextHop: string[] | undefined = undefined;
 
   constructor(
     private readonly spec: HttpListener,
@@ -83,8 +82,9 @@ export class ProxySpan {
     this.start = sampled ? now() : 0;
   }
 
-  private propagate(): string[] {
-    return (this.nextHop ??= propagationHeaders(this.traceId, this.spanId, this.sampled, this.traceState, this.facts.headers.b3 !== undefined));
+  /** The trace-context headers for the next hop, pushed onto `out`. */
+  private propagate(out: string[]): string[] {
+    return propagationHeaders(out, this.traceId, this.spanId, this.sampled, this.traceState, this.facts.headers.b3 !== undefined);
   }
 
   /**
@@ -104,8 +104,7 @@ export class ProxySpan {
       }
       out.push(name, raw[i + 1]!);
     }
-    const next = this.propagate();
-    for (let i = 0; i < next.length; i++) out.push(next[i]!);
+    this.propagate(out);
     if (requestId === undefined) out.push('x-request-id', (requestId = randomUUID()));
     this.requestId = requestId;
     return out;
@@ -114,7 +113,7 @@ export class ProxySpan {
   /** HTTP/2: the upstream headers (`upstreamH2Headers`) with the trace context replaced, in place. */
   h2Headers(out: OutgoingHttpHeaders): OutgoingHttpHeaders {
     for (const name of PROPAGATION_HEADERS) delete out[name];
-    const next = this.propagate();
+    const next = this.propagate([]);
     for (let i = 0; i < next.length; i += 2) out[next[i]!] = next[i + 1]!;
     if (typeof out['x-request-id'] === 'string') this.requestId = out['x-request-id'];
     return out;
