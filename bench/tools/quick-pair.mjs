@@ -35,6 +35,8 @@ const cpuUs = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) * 10_000;
 };
+/** stime alone (the kernel's share: socket calls), in µs. */
+const sysUs = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[12]) * 10_000;
 // `--traced none`: the second pair without tracing (an A/A check of the two pairs).
 const tracingSpec = tracedAt === 'none' ? undefined : tracedAt ?? process.env.WEFT_BENCH_TRACING;
 const tracingUrl = tracingSpec ? new URL(tracingSpec.split(' ')[0]) : undefined;
@@ -69,14 +71,16 @@ const h = { url: `http://${IP.ha1}:8000/` };
 async function weftRun(pair, url) {
   const pids = [pair.client.child.pid, pair.server.child.pid];
   const before = pids.map(cpuUs);
+  const sysBefore = pids.map(sysUs);
   const own = process.cpuUsage(); // this process: the OTLP sink, when there is one
   const a = await runWrk(url, { host: w.host, seconds });
   const cpu = pids.map((pid, i) => cpuUs(pid) - before[i]);
+  const sys = pids.map((pid, i) => sysUs(pid) - sysBefore[i]);
   const ownUs = process.cpuUsage(own);
   const requests = Number(/(\d+) requests in/.exec(a.raw)?.[1]);
-  return { ...a, cpu: cpu.map((us) => us / requests), sinkCpu: (ownUs.user + ownUs.system) / requests };
+  return { ...a, cpu: cpu.map((us) => us / requests), sys: sys.map((us) => us / requests), sinkCpu: (ownUs.user + ownUs.system) / requests };
 }
-const show = (r) => `${r.rps.toFixed(0)} req/s (errors ${r.errors}), p99 ${r.latencyMs.p99} ms, CPU/request client ${r.cpu[0].toFixed(1)} µs + server ${r.cpu[1].toFixed(1)} µs${sink ? ` (sink ${r.sinkCpu.toFixed(1)} µs)` : ''}`;
+const show = (r) => `${r.rps.toFixed(0)} req/s (errors ${r.errors}), p99 ${r.latencyMs.p99} ms, CPU/request client ${r.cpu[0].toFixed(1)} µs (sys ${r.sys[0].toFixed(1)}) + server ${r.cpu[1].toFixed(1)} µs (sys ${r.sys[1].toFixed(1)})${sink ? `, sink ${r.sinkCpu.toFixed(1)} µs` : ''}`;
 const tracedUrl = `http://${IP2.client}:15001/`;
 await runWrk(w.url, { host: w.host, seconds: 2 });
 if (traced) await runWrk(tracedUrl, { host: w.host, seconds: 2 });
