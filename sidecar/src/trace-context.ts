@@ -115,16 +115,17 @@ export function sampleRoot(traceId: string, ratio: number): boolean {
 }
 
 // Ids: random bytes drawn from the CSPRNG a pool at a time (one call per 512 span ids).
-const POOL = Buffer.allocUnsafe(4096);
-let poolAt = POOL.length;
+const POOL_BYTES = 4096;
+let pool: Buffer | undefined; // allocated on first use: an untraced sidecar never makes an id
+let poolAt = POOL_BYTES;
 
 function randomHex(bytes: number): string {
   for (;;) {
-    if (poolAt + bytes > POOL.length) {
-      randomFillSync(POOL);
+    if (poolAt + bytes > POOL_BYTES) {
+      randomFillSync((pool ??= Buffer.allocUnsafe(POOL_BYTES)));
       poolAt = 0;
     }
-    const hex = POOL.toString('hex', poolAt, (poolAt += bytes));
+    const hex = pool!.toString('hex', poolAt, (poolAt += bytes));
     if (bytes === 8 ? hex !== '0000000000000000' : hex !== '00000000000000000000000000000000') return hex; // W3C: all-zero is invalid
   }
 }
