@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { renderWaterfall, spanTree, type ShownSpan } from '../src/trace-waterfall';
-import { meshTracer, shutdownTracers, SpanKind } from '@weft/sidecar/dist/src/trace-tracer';
+import { meshTracer, shutdownTracers } from '@weft/sidecar/dist/src/trace-tracer';
+import { startProxySpan } from '@weft/sidecar/dist/src/trace-span';
+import type { HttpListener } from '@weft/sidecar/dist/src/config';
 import { configureTracing } from '@weft/sidecar/dist/src/trace-stats';
 
 const MAIN = join(__dirname, '..', 'src', 'main.js');
@@ -50,16 +52,21 @@ test('weft trace TRACE_ID receives the sidecars\' OTLP export and prints that tr
     assert.ok(url, `no receiving line:\n${stdout}\n${stderr}`);
 
     configureTracing({ local: { namespace: 'demo', podName: 'frontend-1' } });
-    const frontend = meshTracer({ endpoint: url, samplingRatio: 1, serviceName: 'frontend', timeoutMs: 2000 }, { namespace: 'demo', podName: 'frontend-1' });
-    const backend = meshTracer({ endpoint: url, samplingRatio: 1, serviceName: 'backend', timeoutMs: 2000 }, { namespace: 'demo', podName: 'backend-1' });
-    const parent = frontend.extract({ traceparent: `00-${TRACE}-00f067aa0ba902b7-01` });
-    const client = frontend.start('GET backend.demo.svc.cluster.local', SpanKind.CLIENT, parent, () => ({ 'http.response.status_code': 200 }));
-    const server = backend.start('GET backend.demo.svc.cluster.local', SpanKind.SERVER, backend.extract(frontend.inject(client, false)), () => ({ 'http.response.status_code': 503, 'error.type': '503' }));
-    server.setStatus({ code: 2 });
-    server.end();
-    client.end();
+    const frontendTracing = { endpoint: url, samplingRatio: 1, serviceName: 'frontend', timeoutMs: 2000 };
+    const backendTracing = { endpoint: url, samplingRatio: 1, serviceName: 'backend', timeoutMs: 2000 };
+    const frontend = meshTracer(frontendTracing, { namespace: 'demo', podName: 'frontend-1' });
+    const backend = meshTracer(backendTracing, { namespace: 'demo', podName: 'backend-1' });
+    // The sidecar's listeners' calls (trace-span.ts): the frontend's outbound hop, then the backend's inbound one.
+    const out = { name: 'frontend-out', direction: 'outbound', tracing: frontendTracing } as unknown as HttpListener;
+    const inb = { name: 'backend-in', direction: 'inbound', tracing: backendTracing } as unknown as HttpListener;
+    const facts = (headers: Record<string, string>, host = 'backend.demo.svc.cluster.local') => ({ method: 'GET', target: { host, path: '/' }, headers, socket: undefined, protocol: '1.1' as const, grpc: false });
+    const client = startProxySpan(out, facts({ traceparent: `00-${TRACE}-00f067aa0ba902b7-01` }));
+    const sent = client.rawHeaders([]);
+    const server = startProxySpan(inb, facts(Object.fromEntries(sent.flatMap((v, i) => (i % 2 ? [] : [[v, sent[i + 1]!]])))));
+    server.end(503);
+    client.end(200);
     // Another trace, which `weft trace TRACE_ID` must not show.
-    frontend.start('GET other', SpanKind.CLIENT, frontend.extract({}), () => ({})).end();
+    startProxySpan(out, facts({}, 'other')).end(200);
     await Promise.all([frontend.flush(), backend.flush()]);
 
     const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
