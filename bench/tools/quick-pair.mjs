@@ -1,9 +1,9 @@
 // Developer loop, not part of `npm run bench` (which runs bench/*.mjs only): nginx, the Weft pair
 // and the HAProxy pair, then alternating `wrk` runs against (b) and (c) so both see the same
 // machine. `node bench/tools/quick-pair.mjs [--seconds N] [--rounds N] [--profile]` after
-// (--profile: both sidecars under --cpu-prof, their top self time printed at the end)
 // `npm run build`. Prints req/s per round, the (b)/(c) ratio and the two Weft sidecars' CPU time
-// per request (utime+stime from /proc over each Weft run); HTTP/1.1 only.
+// per request (utime+stime from /proc over each Weft run); HTTP/1.1 only. --profile: both
+// sidecars under --cpu-prof, their top self time printed at the end.
 // Tracing cost (docs/performance.md "Tracing: cost"): with WEFT_BENCH_TRACING="URL PERCENT" the
 // control plane sends mesh tracing; a URL on 127.0.0.1 gets a local OTLP sink here that reads each
 // export and answers 200 (it counts exports and bytes, and does not decode them).
