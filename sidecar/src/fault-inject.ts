@@ -5,7 +5,7 @@
  * The delay counts against the route timeout: a delay that would outlast it ends at the timeout
  * with `504 upstream request timeout`, and what is left of the timeout bounds the forwarding.
  */
-import type { ServerHttp2Stream } from 'node:http2';
+import type { H2ServerStream } from './h2-streams';
 import type { DownstreamResponse } from './http1-message';
 import type { FaultPolicy } from './config';
 import { HttpProxyError, UpstreamTimeoutError } from './proxy-errors';
@@ -45,7 +45,7 @@ export type FaultOutcome =
   | { readonly kind: 'downstream-closed' };
 
 /** What the fault stage watches for the client leaving: an HTTP/1 response or an HTTP/2 stream (both emit `close`). */
-export type ClosingExchange = Pick<DownstreamResponse, 'once' | 'off'> | Pick<ServerHttp2Stream, 'once' | 'off'>;
+export type ClosingExchange = Pick<DownstreamResponse, 'once' | 'off'> | Pick<H2ServerStream, 'once' | 'off'>;
 
 /**
  * Applies `decision` to a request whose route timeout is `timeoutMs` (0: none) and calls `next`

@@ -16,20 +16,20 @@
  * like one in headers. Once a DATA frame arrived, the response is committed and streamed; nothing
  * after that is retried.
  */
-import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { OutgoingHttpHeaders } from 'node:http2';
 import type { CallResult } from './balancer';
 import type { RetryPolicy } from './config';
 import { ReplayableBody } from './body-buffer';
 import { downstreamH2Headers } from './headers-http';
 import { resetStream } from './h2-limits';
+import { H2_FLAG_END_STREAM, type H2ClientStream, type H2ServerStream } from './h2-streams';
+import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM } from './h2wire-errors';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
 import type { UpstreamPick } from './proxy-snapshot';
 import type { RetryBudgets } from './retry-budget';
 import { grpcStatusOf, type AttemptFailure } from './retry-policy';
 import { RetryRun } from './retry-run';
 import type { UpstreamH2Sessions } from './upstream-h2';
-
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** gRPC DEADLINE_EXCEEDED, as the sidecar answers an expired `grpc-timeout`. */
 const DEADLINE_EXCEEDED = 4;
@@ -70,7 +70,7 @@ export type H2Done = (status: number, error?: HttpProxyError, retries?: number) 
  * Forwards `stream` to `target`. Returns at once; calls `done` exactly once. Balancer picks are
  * completed here, one per attempt, with that attempt's outcome.
  */
-export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, done: H2Done): void {
+export function forwardH2(stream: H2ServerStream, target: H2ForwardTarget, done: H2Done): void {
   const run = new RetryRun(target.retry, target.budgets, target.method, target.timeoutMs);
   const keep = Math.max(target.retry?.bufferLimitBytes ?? 0, target.onBody ? target.keepBodyBytes ?? 0 : 0);
   // A reset stream's readable side ends too: never pass that on as the end of the request.
@@ -113,7 +113,7 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
       trailers = deadlineTrailers();
       stream.end(); // 'wantTrailers' sends them
     } else {
-      resetStream(stream, NGHTTP2_CANCEL);
+      resetStream(stream, H2_CANCEL);
     }
   };
 
@@ -175,14 +175,13 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
     };
     cancelAttempt = cancel;
 
-    let up: http2.ClientHttp2Stream;
+    let up: H2ClientStream;
     try {
       up = upstream.session.request(target.headersFor(pick), { endStream: false });
     } catch (err) {
       // A session already closing (GOAWAY) or destroyed: nothing was sent.
       return failed({ kind: 'connect-failure' }, new UpstreamConnectError({ cause: err }));
     }
-    up.on('error', () => undefined); // seen as 'close' with an rstCode
 
     if (target.retry && target.retry.perTryTimeoutMs > 0) {
       tryTimer = setTimeout(() => {
@@ -221,7 +220,7 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
       const grpcStatus = grpcStatusOf(responseHeaders['grpc-status']);
       const retriable = status >= 500 || run.policy?.retriableStatusCodes.has(status) === true || grpcStatus !== undefined;
       if (retriable && retriedStatus(grpcStatus)) return;
-      if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+      if ((flags & H2_FLAG_END_STREAM) !== 0) {
         // Trailers-only (a gRPC error without a message): forwarded as it came, one HEADERS frame.
         endAttempt({ kind: 'response', status });
         committed = true;
@@ -257,13 +256,13 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
       if (!committed) {
         // No response reached the client yet (none came, or it was held): a failed attempt.
         if (!upstream.connected()) return failed({ kind: 'connect-failure' }, new UpstreamConnectError());
-        if (up.rstCode === NGHTTP2_REFUSED_STREAM) return failed({ kind: 'refused-stream' }, new UpstreamResetError());
+        if (up.rstCode === H2_REFUSED_STREAM) return failed({ kind: 'refused-stream' }, new UpstreamResetError());
         return failed({ kind: 'reset' }, new UpstreamResetError());
       }
       over = true;
       clearTimeout(tryTimer);
       // Reset after the response began: pass the reset on rather than end the response cleanly.
-      if (up.rstCode !== undefined && up.rstCode !== NGHTTP2_NO_ERROR) resetStream(stream, up.rstCode);
+      if (up.rstCode !== undefined && up.rstCode !== H2_NO_ERROR) resetStream(stream, up.rstCode);
     });
     body.attach(up);
   };
@@ -272,15 +271,11 @@ export function forwardH2(stream: ServerHttp2Stream, target: H2ForwardTarget, do
 }
 
 /**
- * Resets an upstream stream. A request still being sent is destroyed (RST_STREAM with NO_ERROR):
- * Node's `close(CANCEL)` would first end the request (an empty DATA frame with END_STREAM), so the
- * upstream would see a truncated request as complete before the reset. A complete request gets
- * RST_STREAM(CANCEL).
+ * Resets an upstream stream with RST_STREAM(CANCEL). A request still being sent is not ended first:
+ * the upstream never sees a truncated request as complete.
  */
-export function cancelUpstream(up: http2.ClientHttp2Stream): void {
-  if (up.closed || up.destroyed) return;
-  if (up.writableEnded) up.close(NGHTTP2_CANCEL);
-  else up.destroy();
+export function cancelUpstream(up: H2ClientStream): void {
+  up.close(H2_CANCEL);
 }
 
 /** A failed attempt as balancers and outlier detection read it. */

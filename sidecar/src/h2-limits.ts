@@ -1,31 +1,38 @@
 /**
- * The downstream HTTP/2 (h2c) server of a proxy listener, with its abuse limits
- * (docs/http-safety.md, "HTTP/2"): CVE-2023-44487 Rapid Reset and the floods nghttp2 and Node can
- * bound, the HTTP/1 header limits applied to HTTP/2 header lists, and the listener's idle timeout.
+ * The downstream HTTP/2 (h2c, or h2 inside mesh mTLS) server of a proxy listener, on the lean layer
+ * (h2wire-connection.ts in the server role, h2-streams.ts), with its abuse limits
+ * (docs/http-safety.md, "HTTP/2"): CVE-2023-44487 Rapid Reset and the floods the layer bounds, the
+ * HTTP/1 header limits applied to HTTP/2 header lists, and the listener's idle timeout.
  *
- *   - `maxConcurrentStreams` (SETTINGS_MAX_CONCURRENT_STREAMS): streams beyond it are refused by
- *     nghttp2 with RST_STREAM(REFUSED_STREAM) before any handler runs; a client that keeps
- *     opening them past `maxSessionRejectedStreams` has its connection closed (Node).
- *   - Rapid Reset: streams the client resets before their response completed are counted per
+ *   - `maxConcurrentStreams` (SETTINGS_MAX_CONCURRENT_STREAMS): streams beyond it are refused with
+ *     RST_STREAM(REFUSED_STREAM) before any handler runs; a client that keeps opening them past
+ *     `maxSessionRejectedStreams` refusals gets GOAWAY(ENHANCE_YOUR_CALM).
+ *   - Rapid Reset: streams the client resets before our side ended them are counted per
  *     connection in a fixed window; past `maxPrematureResets` in one window, while they are at
- *     least half of the streams it opened then, the connection gets GOAWAY(ENHANCE_YOUR_CALM) and
- *     is closed. Streams this sidecar resets itself (`resetStream`) are not counted.
+ *     least half of the streams it opened then, the connection gets GOAWAY(ENHANCE_YOUR_CALM).
+ *     Streams this sidecar resets itself are not counted.
  *   - Header lists: more fields than `maxHeaderCount`, or more bytes than `maxHeaderBytes` (counted
  *     as the same fields would take in HTTP/1: `name: value\r\n`, pseudo-headers included) are
- *     answered 431 and counted like HTTP/1's; nghttp2 resets a stream past twice those (a hard cap).
- *   - Invalid frames, SETTINGS entries, outstanding PINGs: Node's `maxSessionInvalidFrames`,
- *     `maxSettings`, `maxOutstandingPings`; nghttp2 also closes a connection whose peer makes it
- *     queue too many control frames (PING/SETTINGS floods).
+ *     answered 431 and counted like HTTP/1's; past twice those (a hard cap, enforced while
+ *     decoding) the layer answers 431 itself.
+ *   - Invalid frames, SETTINGS entries, CONTINUATION and control-frame floods: the layer's
+ *     `maxInvalidFrames`, `maxSettings`, `maxContinuations`, `maxQueuedControlFrames`.
  *   - Idle: a connection with no frame either way for the listener's `idleTimeoutMs` gets GOAWAY
  *     and is closed (streams still open on it are reset), as an HTTP/1 connection is destroyed.
+ *
+ * Every connection the layer ends for the client's misbehaviour is counted (`recordRejection`):
+ * `h2-rapid-reset` for Rapid Reset, `h2-session-error` for the rest.
  */
-import http2 from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Logger } from '@weft/api';
+import { H2ServerStream, fieldsToHeaders, type H2SessionInfo } from './h2-streams';
+import { H2WireConnection, h2WireOptions, type H2WireOptions } from './h2wire-connection';
+import type { H2WireConnectionError } from './h2wire-errors';
+import type { H2Fields, H2Stream } from './h2wire-stream';
 import type { HttpLimits } from './http-limits';
 import { recordRejection } from './http-strict';
 import { DownstreamProtocolError, HeadersTooLargeError } from './proxy-errors';
-
-const { NGHTTP2_NO_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
 /** HTTP/2-only limits of the downstream server. */
 export interface H2Limits {
@@ -34,13 +41,13 @@ export interface H2Limits {
   /** Streams reset by the client before their response completed, per connection and window, before it is closed. */
   readonly maxPrematureResets: number;
   readonly resetWindowMs: number;
-  /** Node's: streams refused (over `maxConcurrentStreams`) before the connection is closed. */
+  /** Streams refused (over `maxConcurrentStreams`) before the connection is closed. */
   readonly maxSessionRejectedStreams: number;
-  /** Node's: invalid frames tolerated per connection. */
+  /** Invalid frames (stream errors the client caused) tolerated per connection. */
   readonly maxSessionInvalidFrames: number;
-  /** Node's: PINGs we sent and not yet acknowledged. */
+  /** PINGs we sent and not yet acknowledged (this side sends none on the downstream server). */
   readonly maxOutstandingPings: number;
-  /** Node's: entries per SETTINGS frame. */
+  /** Entries per SETTINGS frame. */
   readonly maxSettings: number;
 }
 
@@ -54,7 +61,7 @@ export const DEFAULT_H2_LIMITS: H2Limits = Object.freeze({
   maxSettings: 32,
 });
 
-/** A connection closed for abusing HTTP/2 (Rapid Reset, a protocol error nghttp2 or Node refused). */
+/** A connection closed for abusing HTTP/2 (Rapid Reset, a flood, a protocol error). */
 export class Http2AbuseError extends DownstreamProtocolError {
   readonly code = 'HTTP2_ABUSE';
   /** Never a response: the connection gets GOAWAY. */
@@ -64,13 +71,9 @@ export class Http2AbuseError extends DownstreamProtocolError {
   }
 }
 
-/** Streams this sidecar reset itself: not the client's doing, so not counted as premature resets. */
-const resetHere = new WeakSet<http2.Http2Stream>();
-
-/** Resets `stream` with `code` (an upstream reset passed on, a timeout) without counting it against the client. */
-export function resetStream(stream: http2.ServerHttp2Stream, code: number): void {
-  resetHere.add(stream);
-  if (!stream.closed) stream.close(code);
+/** Resets `stream` with `code` (an upstream reset passed on, a timeout); not counted against the client. */
+export function resetStream(stream: H2ServerStream, code: number): void {
+  stream.close(code);
 }
 
 export interface H2ServerContext {
@@ -80,32 +83,97 @@ export interface H2ServerContext {
   readonly h2?: Partial<H2Limits>;
 }
 
+/** One HTTP/2 stream, its headers as Node's header object. */
+export type H2StreamListener = (stream: H2ServerStream, headers: IncomingHttpHeaders) => void;
+
+/** Connection errors that are not the client's misbehaviour: not counted. */
+const NOT_ABUSE = new Set(['destroyed', 'idle', 'socket-error', 'socket-closed', 'goaway']);
+
 /**
- * The h2c server behind protocol detection: its streams go to `onStream` once their header list is
- * within `limits`; each session is guarded as the module comment says.
+ * The HTTP/2 server behind protocol detection: `accept` takes a connection whose first bytes were
+ * put back on the socket; its streams go to `onStream` once their header list is within `limits`.
  */
-export function createH2Server(limits: HttpLimits, onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void, ctx: H2ServerContext): http2.Http2Server {
-  const h2 = { ...DEFAULT_H2_LIMITS, ...ctx.h2 };
-  const server = http2.createServer({
-    // Hard caps, twice the limits answered 431 below: past them nghttp2 resets the stream.
-    maxHeaderListPairs: limits.maxHeaderCount * 2 + 8,
-    maxSendHeaderBlockLength: limits.maxHeaderBytes * 4,
-    maxSessionRejectedStreams: h2.maxSessionRejectedStreams,
-    maxSessionInvalidFrames: h2.maxSessionInvalidFrames,
-    maxOutstandingPings: h2.maxOutstandingPings,
-    maxSettings: h2.maxSettings,
-    settings: { maxConcurrentStreams: h2.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes * 2 },
-  });
-  server.on('session', (session: http2.ServerHttp2Session) => guardSession(session, limits, h2, ctx));
-  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) => {
-    const refused = checkHeaderList(raw, limits);
-    if (!refused) return onStream(stream, headers);
-    stream.on('error', () => undefined);
-    recordRejection(ctx.log, refused, { server: ctx.what, client: stream.session?.socket?.remoteAddress, protocol: 'h2' });
+export class H2Server {
+  private readonly connections = new Set<H2WireConnection>();
+  private readonly options: H2WireOptions;
+  private closing = false;
+
+  constructor(
+    private readonly limits: HttpLimits,
+    private readonly onStream: H2StreamListener,
+    private readonly ctx: H2ServerContext,
+  ) {
+    const h2 = { ...DEFAULT_H2_LIMITS, ...ctx.h2 };
+    this.options = h2WireOptions({
+      maxConcurrentStreams: h2.maxConcurrentStreams,
+      // Hard caps, twice the limits answered 431 in `stream` below.
+      maxHeaderListSize: limits.maxHeaderBytes * 2,
+      maxHeaderCount: limits.maxHeaderCount * 2 + 8,
+      maxPrematureResets: h2.maxPrematureResets,
+      resetWindowMs: h2.resetWindowMs,
+      maxRejectedStreams: h2.maxSessionRejectedStreams,
+      maxInvalidFrames: h2.maxSessionInvalidFrames,
+      maxSettings: h2.maxSettings,
+      idleTimeoutMs: limits.idleTimeoutMs,
+    });
+  }
+
+  /** Connections open now. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** Serves `socket` (paused by detection, its first bytes put back). */
+  accept(socket: Socket): void {
+    const session: H2SessionInfo = { socket };
+    const connection: H2WireConnection = new H2WireConnection(
+      socket,
+      'server',
+      {
+        onStream: (s, fields, endStream) => this.stream(session, s, fields, endStream),
+        onClose: (error) => {
+          this.connections.delete(connection);
+          if (error && !error.remote && !NOT_ABUSE.has(error.reason)) this.abused(error, socket);
+        },
+      },
+      this.options,
+    );
+    this.connections.add(connection);
+    if (this.closing) connection.close();
+    socket.resume();
+  }
+
+  /** GOAWAY on every connection: open streams finish, then each connection ends. */
+  close(): void {
+    this.closing = true;
+    for (const c of this.connections) c.close();
+  }
+
+  destroy(): void {
+    this.closing = true;
+    for (const c of [...this.connections]) c.destroy();
+    this.connections.clear();
+  }
+
+  private stream(session: H2SessionInfo, s: H2Stream, fields: H2Fields, endStream: boolean): void {
+    const stream = new H2ServerStream(s, session);
+    if (endStream) stream.pushEnd();
+    const refused = checkHeaderList(fields, this.limits);
+    if (!refused) return this.onStream(stream, fieldsToHeaders(fields));
+    recordRejection(this.ctx.log, refused, { server: this.ctx.what, client: session.socket.remoteAddress, protocol: 'h2' });
     stream.respond({ ':status': refused.status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(refused.message) });
     stream.end(refused.message);
-  });
-  return server;
+  }
+
+  private abused(error: H2WireConnectionError, socket: Socket): void {
+    const client = socket.remoteAddress;
+    if (error.reason === 'rapid-reset') {
+      recordRejection(this.ctx.log, new Http2AbuseError('h2-rapid-reset', error.message), { server: this.ctx.what, client });
+      this.ctx.log.warn('http/2 connection closed: rapid reset', { server: this.ctx.what, client, detail: error.message });
+      return;
+    }
+    recordRejection(this.ctx.log, new Http2AbuseError('h2-session-error', `${error.reason}: ${error.message}`), { server: this.ctx.what, client });
+  }
 }
 
 /** The HTTP/1 header limits on an HTTP/2 header list (`raw`: name, value, name, value, ...). */
@@ -122,51 +190,3 @@ export function checkHeaderList(raw: readonly string[], limits: HttpLimits): Hea
   return undefined;
 }
 
-const TRANSPORT_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE']);
-
-function guardSession(session: http2.ServerHttp2Session, limits: HttpLimits, h2: H2Limits, ctx: H2ServerContext): void {
-  const client = session.socket?.remoteAddress;
-  let windowStart = performance.now();
-  let streams = 0;
-  let resets = 0;
-  let calmed = false;
-  const roll = (): void => {
-    const now = performance.now();
-    if (now - windowStart < h2.resetWindowMs) return;
-    windowStart = now;
-    streams = 0;
-    resets = 0;
-  };
-  session.on('stream', (stream: http2.ServerHttp2Stream) => {
-    roll();
-    streams++;
-    stream.once('close', () => {
-      if (calmed || resetHere.has(stream) || stream.rstCode === undefined || stream.rstCode === NGHTTP2_NO_ERROR) return;
-      // Reset by the client (or the session) before our side finished: a premature reset.
-      if (stream.writableFinished && stream.headersSent) return;
-      roll();
-      resets++;
-      if (resets > h2.maxPrematureResets && resets * 2 >= streams) {
-        calmed = true;
-        const error = new Http2AbuseError('h2-rapid-reset', `${resets} streams reset by the client within ${h2.resetWindowMs} ms`);
-        recordRejection(ctx.log, error, { server: ctx.what, client });
-        ctx.log.warn('http/2 connection closed: rapid reset', { server: ctx.what, client, resets, streams });
-        // The error makes Node send GOAWAY with the code given (without one it would send NO_ERROR).
-        session.destroy(error, NGHTTP2_ENHANCE_YOUR_CALM);
-      }
-    });
-  });
-  // nghttp2's and Node's own limits end the session with an error (flood, too many invalid frames
-  // or refused streams); counted here, the server's `sessionError` listener keeps it from throwing.
-  session.on('error', (err: NodeJS.ErrnoException) => {
-    // The client went away (nothing to count), or this guard closed the session (counted already).
-    if (err instanceof Http2AbuseError || TRANSPORT_ERRORS.has(err.code ?? '')) return;
-    recordRejection(ctx.log, new Http2AbuseError('h2-session-error', err.code ?? err.message), { server: ctx.what, client });
-  });
-  if (limits.idleTimeoutMs > 0) {
-    session.setTimeout(limits.idleTimeoutMs, () => {
-      ctx.log.debug('http/2 connection idle: closing', { server: ctx.what, client });
-      session.destroy();
-    });
-  }
-}

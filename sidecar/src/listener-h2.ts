@@ -17,7 +17,9 @@
  *
  * Not on this path yet (docs/protocols.md): request trailers.
  */
-import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { H2ServerStream } from './h2-streams';
+import { H2_INTERNAL_ERROR } from './h2wire-errors';
 import type { Socket } from 'node:net';
 import type { Logger } from '@weft/api';
 import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
@@ -39,8 +41,6 @@ import { authorizeHttp, defaultDenials, inboundPort, routeClusterPort, type Auth
 import { h2SessionsOf } from './upstream-h2';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 import { RequestRecord, type RequestMetrics } from './metrics-requests';
-
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 /** What an HTTP/2 stream handler reads from its listener. */
 export interface H2ListenerContext {
@@ -81,7 +81,7 @@ const NO_FINISH: Finish = () => undefined;
 
 /** One stream's request, as the stages after the route see it. */
 interface H2Request {
-  readonly stream: ServerHttp2Stream;
+  readonly stream: H2ServerStream;
   readonly spec: HttpListener;
   readonly snap: ProxySnapshot;
   readonly route: Route;
@@ -100,8 +100,7 @@ interface H2Request {
   readonly span?: ProxySpan;
 }
 
-function serveStream(ctx: H2ListenerContext, stream: ServerHttp2Stream, received: IncomingHttpHeaders): void {
-  stream.on('error', () => undefined); // a reset from either side ends up in 'close'
+function serveStream(ctx: H2ListenerContext, stream: H2ServerStream, received: IncomingHttpHeaders): void {
   const spec = ctx.spec();
   const method = String(received[':method'] ?? 'GET');
   const grpc = isGrpc(received['content-type']);
@@ -250,10 +249,10 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
 }
 
 /** The one place an error becomes an HTTP/2 answer: a gRPC status for gRPC requests, else a status and text. */
-function failStream(stream: ServerHttp2Stream, error: HttpProxyError, grpc: boolean, finish: Finish): void {
+function failStream(stream: H2ServerStream, error: HttpProxyError, grpc: boolean, finish: Finish): void {
   if (stream.closed || stream.destroyed) return finish(499, error);
   if (stream.headersSent) {
-    resetStream(stream, NGHTTP2_INTERNAL_ERROR);
+    resetStream(stream, H2_INTERNAL_ERROR);
     return finish(0, error);
   }
   if (grpc) {

@@ -6,7 +6,9 @@
  * its response read and discarded, and counted in the same `RequestMirrors` (sent, dropped, failed,
  * bodyTooLarge, noUpstream; at most `maxInFlight` at once). Nothing of a copy reaches the primary.
  */
-import http2, { type OutgoingHttpHeaders } from 'node:http2';
+import type { OutgoingHttpHeaders } from 'node:http2';
+import type { H2ClientStream } from './h2-streams';
+import { H2_NO_ERROR } from './h2wire-errors';
 import { TARGET_PORT_HEADER, type ListenerDirection, type MirrorPolicy } from './config';
 import { cancelUpstream } from './forward-h2';
 import { pickShadow, shadowHost, type RequestMirrors } from './mirror-http';
@@ -40,7 +42,7 @@ export function mirrorH2(ctx: H2MirrorContext, copies: readonly MirrorPolicy[], 
     if (ctx.direction === 'outbound' && pick.endpoint.targetPort !== undefined) headers[TARGET_PORT_HEADER] = String(pick.endpoint.targetPort);
     const end = ctx.mirrors.begin((result) => pick.done(result));
     const upstream = ctx.sessions.sessionFor(pick.endpoint, ctx.snap.clusters.get(m.cluster)?.cluster.connectTimeoutMs ?? 0);
-    let up: http2.ClientHttp2Stream;
+    let up: H2ClientStream;
     try {
       up = upstream.session.request(headers, { endStream: false });
     } catch {
@@ -52,14 +54,13 @@ export function mirrorH2(ctx: H2MirrorContext, copies: readonly MirrorPolicy[], 
       end({ kind: 'timeout' });
       cancelUpstream(up);
     }, ctx.timeoutMs);
-    up.on('error', () => undefined);
     up.once('response', (h) => {
       status = Number(h[':status']);
     });
     up.resume();
     up.once('close', () => {
       clearTimeout(timer);
-      if (status && up.rstCode === http2.constants.NGHTTP2_NO_ERROR) end({ kind: 'response', status });
+      if (status && up.rstCode === H2_NO_ERROR) end({ kind: 'response', status });
       else end(upstream.connected() ? { kind: 'reset' } : { kind: 'connect-failure' });
     });
     for (const chunk of body) up.write(chunk);

@@ -4,10 +4,11 @@
  * idempotent (STYLE.md, "Lifecycle").
  */
 import http from 'node:http';
-import http2 from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { DEFAULT_DETECT_TIMEOUT_MS, detectProtocol, type DetectedProtocol } from './detect-protocol';
-import { createH2Server } from './h2-limits';
+import { H2Server } from './h2-limits';
+import type { H2ServerStream } from './h2-streams';
 import type { Logger } from '@weft/api';
 import { applyServerLimits, resolveHttpLimits, serverOptions, type HttpLimits } from './http-limits';
 import { clientErrorToProxyError, rawErrorResponse, recordRejection, respondAndClose } from './http-strict';
@@ -55,8 +56,8 @@ export interface ConnectionDispatch {
   destroy(): void;
 }
 
-/** One HTTP/2 stream (Node's core API `stream` event). */
-export type Http2StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+/** One HTTP/2 stream (h2-streams.ts) and its request headers. */
+export type Http2StreamHandler = (stream: H2ServerStream, headers: IncomingHttpHeaders) => void;
 
 /**
  * An `http.Server` with connection bookkeeping. Once closing, a response still being served gets
@@ -77,9 +78,9 @@ export class ManagedHttpServer {
   private readonly current = new Map<Socket, http.ServerResponse>();
   private closing = false;
   private closed: Promise<void> | undefined;
-  /** With HTTP/2: the listening socket (detection first), the h2c sessions and every accepted socket. */
+  /** With HTTP/2: the listening socket (detection first), the HTTP/2 server and every accepted socket. */
   private readonly front: net.Server | undefined;
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private h2: H2Server | undefined;
   private readonly accepted = new Set<Socket>();
   /** With `http1`: the lean HTTP/1.1 server behind detection. */
   private readonly lean: Http1Server | undefined;
@@ -126,13 +127,7 @@ export class ManagedHttpServer {
     const onStream = options.onHttp2Stream;
     if (onStream) {
       // Abuse limits, header limits and the idle timeout on HTTP/2: h2-limits.ts.
-      const h2 = createH2Server(this.limits, onStream, { log, what });
-      h2.on('session', (session: http2.ServerHttp2Session) => {
-        this.sessions.add(session);
-        session.once('close', () => this.sessions.delete(session));
-        if (this.closing) session.close();
-      });
-      h2.on('sessionError', () => undefined);
+      const h2 = (this.h2 = new H2Server(this.limits, onStream, { log, what }));
       const limits = [DEFAULT_DETECT_TIMEOUT_MS, this.limits.idleTimeoutMs, this.limits.headersTimeoutMs].filter((ms) => ms > 0);
       const detectMs = Math.min(...limits);
       const lean = options.http1 ? new Http1Server({ what, log, limits: this.limits, onRequest: options.http1.onRequest, onUpgrade: options.http1.onUpgrade }) : undefined;
@@ -140,8 +135,8 @@ export class ManagedHttpServer {
       const serveHttp = (socket: Socket, protocol: DetectedProtocol): void => {
         if (this.closing && protocol === 'http1') return void socket.destroy();
         if (protocol === 'http2') {
-          socket.allowHalfOpen = false; // as the h2 server's own sockets
-          return void h2.emit('connection', socket);
+          socket.allowHalfOpen = false; // the peer's FIN ends the connection
+          return void h2.accept(socket);
         }
         if (lean) return void lean.accept(socket);
         this.server.emit('connection', socket);
@@ -221,7 +216,7 @@ export class ManagedHttpServer {
         this.closed = new Promise((resolve) => front.close(() => resolve()));
         this.server.close(() => undefined);
         this.lean?.close();
-        for (const session of this.sessions) session.close();
+        this.h2?.close();
       } else {
         this.closed = new Promise((resolve) => this.server.close(() => resolve()));
       }
@@ -238,7 +233,7 @@ export class ManagedHttpServer {
     for (const socket of this.active.keys()) socket.destroy();
     this.server.closeAllConnections();
     this.lean?.destroy();
-    for (const session of this.sessions) session.destroy();
+    this.h2?.destroy();
     for (const socket of this.accepted) socket.destroy();
     this.dispatcher?.destroy();
   }

@@ -1,24 +1,29 @@
 /**
- * Upstream HTTP/2 (h2c, prior knowledge) sessions: one `http2.connect` session per endpoint
+ * Upstream HTTP/2 (h2c prior knowledge, or h2 over mesh mTLS) connections on the lean layer
+ * (h2wire-connection.ts in the client role, h2-streams.ts): one connection per endpoint
  * (`address:port`), shared by every stream sent there, as Envoy's HTTP/2 connection pool does with
- * its default of one connection per host. A session that closes, errors or receives GOAWAY is
- * forgotten, and the next stream opens a fresh one. Tied to an `UpstreamPool`'s lifetime: closing
- * the pool closes the sessions (in-flight streams finish), destroying it destroys them.
+ * its default of one connection per host. Past the peer's SETTINGS_MAX_CONCURRENT_STREAMS a stream
+ * waits on that connection for a slot. A connection that closes, fails or receives GOAWAY is
+ * forgotten, and the next stream opens a fresh one (streams past the GOAWAY's last stream id are
+ * refused, REFUSED_STREAM, and retried by forward-h2.ts like any refused stream). Tied to an
+ * `UpstreamPool`'s lifetime: closing the pool closes the connections (in-flight streams finish),
+ * destroying it destroys them.
  */
-import http2 from 'node:http2';
 import type { UpstreamTls } from './config';
+import { H2ClientSession } from './h2-streams';
+import { DEFAULT_H2WIRE_OPTIONS, H2WireConnection } from './h2wire-connection';
 import type { TlsContexts } from './tls-contexts';
 import { connectUpstream } from './tls-originate';
 import { endpointKey, type UpstreamPool } from './upstream-pool';
 
-/** A session and whether its connection is up yet (a stream failing before that is a connect failure). */
+/** A connection and whether it is up yet (a stream failing before that is a connect failure). */
 export interface UpstreamH2Session {
-  readonly session: http2.ClientHttp2Session;
-  /** True once the TCP connection and HTTP/2 handshake succeeded. */
+  readonly session: H2ClientSession;
+  /** True once the TCP connection (and TLS handshake, for mTLS) succeeded. */
   connected(): boolean;
 }
 
-/** Sessions by endpoint. All methods are synchronous. */
+/** Connections by endpoint. All methods are synchronous. */
 export class UpstreamH2Sessions {
   private readonly sessions = new Map<string, UpstreamH2Session>();
   private closed = false;
@@ -26,51 +31,45 @@ export class UpstreamH2Sessions {
   constructor(private readonly contexts?: TlsContexts) {}
 
   /**
-   * The session for `endpoint`, opened on first use. A session that has not connected within
+   * The connection for `endpoint`, opened on first use. One that has not connected within
    * `connectTimeoutMs` is destroyed, failing its streams.
    */
   sessionFor(endpoint: { readonly address: string; readonly port: number; readonly tls?: UpstreamTls }, connectTimeoutMs: number): UpstreamH2Session {
     const tls = endpoint.tls;
-    // An mTLS session and an h2c one to the same endpoint are different sessions.
+    // An mTLS connection and an h2c one to the same endpoint are different connections.
     const key = tls ? `${endpointKey(endpoint)}#mtls:${tls.sni ?? ''}:${tls.expectedSans.join(',')}` : endpointKey(endpoint);
     const known = this.sessions.get(key);
-    if (known && !known.session.closed && !known.session.destroyed) return known;
+    if (known && known.session.canRequest) return known;
     let up = false;
-    // TCP_NODELAY: Node's http2.connect leaves Nagle on, which holds a small frame (a unary call's
-    // DATA or trailers) until the previous one is acknowledged. Mesh mTLS (ALPN h2) where the
-    // cluster resolved it for this endpoint (tls-originate.ts).
-    const session = http2.connect(`http://${endpointKey(endpoint)}`, { createConnection: () => connectUpstream(endpoint, this.contexts, 'h2', { noDelay: true }).socket });
-    const entry: UpstreamH2Session = { session, connected: () => up };
+    // Mesh mTLS (ALPN h2) where the cluster resolved it for this endpoint (tls-originate.ts).
+    const { socket, secure } = connectUpstream(endpoint, this.contexts, 'h2', { noDelay: true });
     const forget = (): void => {
       if (this.sessions.get(key) === entry) this.sessions.delete(key);
     };
-    const timer = connectTimeoutMs > 0 ? setTimeout(() => session.destroy(new Error('connect timeout')), connectTimeoutMs) : undefined;
-    session.once('connect', () => {
+    const connection = new H2WireConnection(socket, 'client', { onGoaway: forget, onClose: forget }, DEFAULT_H2WIRE_OPTIONS);
+    const session = new H2ClientSession(connection);
+    const entry: UpstreamH2Session = { session, connected: () => up };
+    const timer = connectTimeoutMs > 0 ? setTimeout(() => connection.destroy(), connectTimeoutMs) : undefined;
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       up = true;
       clearTimeout(timer);
     });
-    session.once('close', () => {
-      clearTimeout(timer);
-      forget();
-    });
-    session.once('goaway', forget);
-    // Stream errors carry the failure to the request; the session-level event must not crash us.
-    session.on('error', forget);
-    // Only in-flight streams should keep the process alive, never an idle pooled session.
-    session.unref();
-    if (this.closed) session.close();
+    socket.once('close', () => clearTimeout(timer));
+    // Only in-flight streams (their downstream connections) should keep the process alive.
+    socket.unref();
+    if (this.closed) connection.close();
     else this.sessions.set(key, entry);
     return entry;
   }
 
-  /** Sends GOAWAY on every session; in-flight streams finish. Idempotent. */
+  /** Sends GOAWAY on every connection; in-flight streams finish. Idempotent. */
   close(): void {
     this.closed = true;
     for (const { session } of this.sessions.values()) session.close();
     this.sessions.clear();
   }
 
-  /** Destroys every session now. Idempotent. */
+  /** Destroys every connection now. Idempotent. */
   destroy(): void {
     this.closed = true;
     for (const { session } of this.sessions.values()) session.destroy();

@@ -85,15 +85,14 @@ test('a Rapid Reset flood gets GOAWAY(ENHANCE_YOUR_CALM) and its connection clos
   await ordinaryClientWorks(port);
 });
 
-test('streams beyond maxConcurrentStreams are refused (REFUSED_STREAM) or, once the limit is acknowledged, close the connection; others work', async (t) => {
+test('streams beyond maxConcurrentStreams are refused (REFUSED_STREAM); a client that keeps opening them past maxSessionRejectedStreams is closed; others work', async (t) => {
   const { port, hang } = await start(t);
   const extra = 10;
   const n = DEFAULT_H2_LIMITS.maxConcurrentStreams + extra;
   // Streams kept open (no END_STREAM), to an upstream that never answers.
-  const streams = (first: number): Buffer => Buffer.concat(Array.from({ length: n }, (_, i) => frame(FRAME.HEADERS, END_HEADERS, first + 2 * i, requestBlock('hang.test', '/', 'POST'))));
+  const streams = (first: number, count = n): Buffer => Buffer.concat(Array.from({ length: count }, (_, i) => frame(FRAME.HEADERS, END_HEADERS, first + 2 * i, requestBlock('hang.test', '/', 'POST'))));
 
-  // Sent with the preface, before the client acknowledged the server's SETTINGS: nghttp2 refuses
-  // the streams over the limit it announced, and the connection stays up.
+  // The streams over the limit the server announced are refused, and the connection stays up.
   const eager = new RawH2Client(port);
   t.after(() => eager.destroy());
   eager.write(streams(1));
@@ -111,13 +110,15 @@ test('streams beyond maxConcurrentStreams are refused (REFUSED_STREAM) or, once 
   }
   assert.equal(eager.frames.filter((f) => f.type === FRAME.GOAWAY).length, 0, 'the connection stays up');
 
-  // After acknowledging the limit, exceeding it is a connection error: closed, and counted.
+  // A client that keeps opening streams over the limit, past maxSessionRejectedStreams refusals:
+  // GOAWAY(ENHANCE_YOUR_CALM), closed, and counted.
   const sessionErrors = httpRejections.get('h2-session-error');
   const greedy = new RawH2Client(port);
   t.after(() => greedy.destroy());
   await greedy.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & 1) === 1);
-  await new Promise((r) => setTimeout(r, 50)); // our ACK of the server's SETTINGS has arrived
-  greedy.write(streams(1));
+  greedy.write(streams(1, DEFAULT_H2_LIMITS.maxConcurrentStreams + DEFAULT_H2_LIMITS.maxSessionRejectedStreams + 1));
+  const goaway = await greedy.waitFor((f) => f.type === FRAME.GOAWAY);
+  assert.equal(goaway.payload.readUInt32BE(4), NGHTTP2_ENHANCE_YOUR_CALM);
   await greedy.closed;
   assert.equal(httpRejections.get('h2-session-error') - sessionErrors, 1);
 
