@@ -11,15 +11,18 @@
 // and nginx on 127.30.4.x) beside the untraced one, and each round runs both back to back (their
 // order alternating), so the tracing cost is read on the same machine state: CPU µs/request and
 // req/s of each, and traced/untraced.
+// `--grpc`: gRPC unary instead (the bench's gRPC upstream, h2load -c4 -m8 as the bench runs it, the
+// HAProxy pair in HTTP/2 mode); prints calls/s, the (b)/(c) ratio and CPU µs per call.
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { printTop } from '../lib/cpu-profile-top.mjs';
 import { runWrk } from '../lib/load-wrk.mjs';
-import { installCleanup, sleep, stopAll } from '../lib/procs.mjs';
+import { runH2load } from '../lib/load-h2load.mjs';
+import { installCleanup, sleep, start, stopAll, waitFor } from '../lib/procs.mjs';
 import { startHaproxyPair } from '../lib/proxy-haproxy.mjs';
-import { SERVICE_HOST, startWeftPair } from '../lib/proxy-weft.mjs';
+import { grpcAuthority, SERVICE_HOST, startWeftPair } from '../lib/proxy-weft.mjs';
 import { rssMb } from '../lib/rss.mjs';
 import { startNginx } from '../lib/upstream-nginx.mjs';
 import { startOtlpSink } from './otlp-sink.mjs';
@@ -30,6 +33,7 @@ const arg = (name, d) => { const i = process.argv.indexOf(name); return i > 0 ? 
 const seconds = arg('--seconds', 4);
 const rounds = arg('--rounds', 2);
 const profile = process.argv.includes('--profile');
+const grpcMode = process.argv.includes('--grpc');
 const tracedAt = process.argv.includes('--traced') ? process.argv[process.argv.indexOf('--traced') + 1] : undefined;
 const IP2 = { cp: '127.30.4.1', client: '127.30.4.11', server: '127.30.4.21' };
 /** utime+stime of a process, in µs (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */
@@ -51,9 +55,13 @@ if (tracingUrl?.hostname === '127.0.0.1') {
 installCleanup((60 + rounds * 3 * (seconds + 2)) * 1000 + 60_000);
 const dir = mkdtempSync(join(tmpdir(), 'weft-quick-'));
 await startNginx(dir, IP.server, 8080);
+if (grpcMode) {
+  const g = start('grpc server', process.execPath, [join(ROOT, 'bench/lib/grpc-server.mjs'), `${IP.server}:9090`], { logPath: join(dir, 'grpc-server.log'), pdeathsig: false, stdinPipe: true });
+  await waitFor(g, async () => /listening/.test(readFileSync(join(dir, 'grpc-server.log'), 'utf8')), 'listening');
+}
 await startHaproxyPair(dir, [
-  { listen: `${IP.ha1}:8000`, next: `${IP.ha2}:8000` },
-  { listen: `${IP.ha2}:8000`, next: `${IP.server}:8080` },
+  { listen: `${IP.ha1}:8000`, next: `${IP.ha2}:8000`, grpc: grpcMode && { listen: `${IP.ha1}:9000`, next: `${IP.ha2}:9000` } },
+  { listen: `${IP.ha2}:8000`, next: `${IP.server}:8080`, grpc: grpcMode && { listen: `${IP.ha2}:9000`, next: `${IP.server}:9090` } },
 ]);
 const weft = await startWeftPair(dir, { root: ROOT, cpIp: IP.cp, clientIp: IP.client, serverIp: IP.server, appPort: 8080, grpcPort: 9090, cpuProf: profile });
 let traced;
@@ -84,6 +92,28 @@ async function weftRun(pair, url) {
 }
 const show = (r) => `${r.rps.toFixed(0)} req/s (errors ${r.errors}), p99 ${r.latencyMs.p99} ms, CPU/request client ${r.cpu[0].toFixed(1)} µs (sys ${r.sys[0].toFixed(1)}) + server ${r.cpu[1].toFixed(1)} µs (sys ${r.sys[1].toFixed(1)})${sink ? `, sink ${r.sinkCpu.toFixed(1)} µs` : ''}`;
 const tracedUrl = `http://${IP2.client}:15001/`;
+if (grpcMode) {
+  const weftUrl = `http://${IP.client}:15001`;
+  const haUrl = `http://${IP.ha1}:9000`;
+  const h2 = (url, authority, secs) => runH2load(url, { seconds: secs, warmupSeconds: 0, dir, ...(authority ? { authority } : {}) });
+  await h2(weftUrl, grpcAuthority(9090), 2);
+  for (let r = 0; r < rounds; r++) {
+    const pids = [weft.client.child.pid, weft.server.child.pid];
+    const before = pids.map(cpuUs);
+    const a = await h2(weftUrl, grpcAuthority(9090), seconds);
+    const cpu = pids.map((pid, i) => (cpuUs(pid) - before[i]) / a.succeeded);
+    const b = await h2(haUrl, undefined, seconds);
+    if (process.env.QP_DEBUG) console.log(a.raw, b.raw);
+    console.log(`round ${r + 1}: weft ${a.rps.toFixed(0)} calls/s (errors ${a.errors}), haproxy ${b.rps.toFixed(0)} calls/s, ratio ${(100 * a.rps / b.rps).toFixed(1)} %, CPU/call client ${cpu[0].toFixed(1)} µs + server ${cpu[1].toFixed(1)} µs`);
+  }
+  console.log(`rss after: server ${rssMb(weft.server.child.pid).toFixed(1)} MB, client ${rssMb(weft.client.child.pid).toFixed(1)} MB`);
+  await stopAll();
+  if (profile) {
+    for (const f of readdirSync(join(dir, 'cpu-prof')).sort()) printTop(join(dir, 'cpu-prof', f), 25);
+    console.log(`profiles in ${join(dir, 'cpu-prof')}`);
+  } else rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 await runWrk(w.url, { host: w.host, seconds: 2 });
 if (traced) await runWrk(tracedUrl, { host: w.host, seconds: 2 });
 for (let r = 0; r < rounds; r++) {

@@ -24,6 +24,7 @@ import { downstreamH2Headers } from './headers-http';
 import { resetStream } from './h2-limits';
 import { H2_FLAG_END_STREAM, type H2ClientStream, type H2ServerStream } from './h2-streams';
 import { H2_CANCEL, H2_NO_ERROR, H2_REFUSED_STREAM } from './h2wire-errors';
+import type { H2Fields } from './h2wire-stream';
 import { HttpProxyError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError } from './proxy-errors';
 import type { UpstreamPick } from './proxy-snapshot';
 import type { RetryBudgets } from './retry-budget';
@@ -42,8 +43,8 @@ export interface H2ForwardTarget {
   readonly pick: UpstreamPick;
   /** Picks the endpoint of a retry (the balancer again). */
   readonly repick: () => UpstreamPick | HttpProxyError;
-  /** The upstream request headers for an endpoint (pseudo-headers included). */
-  readonly headersFor: (pick: UpstreamPick) => OutgoingHttpHeaders;
+  /** The upstream request headers for an endpoint (pseudo-headers included), as an object or as fields. */
+  readonly headersFor: (pick: UpstreamPick) => OutgoingHttpHeaders | H2Fields;
   readonly method: string;
   /** The request lifetime, retries and backoff included; 0: none. */
   readonly timeoutMs: number;

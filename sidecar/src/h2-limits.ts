@@ -156,7 +156,7 @@ export class H2Server {
   }
 
   private stream(session: H2SessionInfo, s: H2Stream, fields: H2Fields, endStream: boolean): void {
-    const stream = new H2ServerStream(s, session);
+    const stream = new H2ServerStream(s, session, fields);
     if (endStream) stream.pushEnd();
     const refused = checkHeaderList(fields, this.limits);
     if (!refused) return this.onStream(stream, fieldsToHeaders(fields));

@@ -29,9 +29,12 @@ export const H2_FLAG_END_STREAM = 0x1;
 
 /** Received fields as Node's header object (see the module comment). */
 export function fieldsToHeaders(fields: H2Fields): IncomingHttpHeaders {
-  const out = Object.create(null) as Record<string, string | string[] | number>;
+  // A plain object (V8 keeps it fast; a null-prototype one is a slow dictionary), so a field named
+  // `__proto__` is dropped rather than stored.
+  const out: Record<string, string | string[] | number> = {};
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
+    if (name === '__proto__') continue;
     const value = fields[i + 1]!;
     const prior = out[name];
     if (prior === undefined) out[name] = name === 'set-cookie' ? [value] : name === ':status' ? Number(value) : value;
@@ -211,6 +214,8 @@ export class H2ServerStream extends H2StreamBase {
   constructor(
     h2: H2Stream,
     readonly session: H2SessionInfo,
+    /** The request's fields as received (name, value, ...). */
+    readonly fields: H2Fields = [],
   ) {
     super(h2);
     h2.handler = SERVER_HANDLER;
@@ -325,9 +330,10 @@ export class H2ClientSession {
   }
 
   /** A new stream; throws when the connection can take no more (closed, GOAWAY). */
-  request(headers: OutgoingHttpHeaders, options?: { readonly endStream?: boolean }): H2ClientStream {
+  request(headers: OutgoingHttpHeaders | H2Fields, options?: { readonly endStream?: boolean }): H2ClientStream {
     const endStream = options?.endStream === true;
-    const client = new H2ClientStream(this.connection.request(headersToFields(headers), endStream, H2ClientStream.HANDLER));
+    const fields = Array.isArray(headers) ? headers : headersToFields(headers);
+    const client = new H2ClientStream(this.connection.request(fields, endStream, H2ClientStream.HANDLER));
     if (endStream) client.end();
     return client;
   }

@@ -82,6 +82,36 @@ export function upstreamH2Headers(headers: IncomingHttpHeaders, ctx: UpstreamHea
   return withForwarding(out, headers, ctx);
 }
 
+/**
+ * `upstreamH2Headers` built straight from the received fields (name, value, ...) into fields: the
+ * same fields dropped and added, repeated fields kept as separate fields rather than joined.
+ * `headers` is the same request as an object (read for `connection`, `x-forwarded-*` and
+ * `x-request-id`).
+ */
+export function upstreamH2Fields(received: readonly string[], headers: IncomingHttpHeaders, ctx: UpstreamHeaderContext, method: string, authority: string, path: string): string[] {
+  const out = [':method', method, ':scheme', 'http', ':authority', authority, ':path', path];
+  const connection = headers.connection;
+  const named = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase())) : undefined;
+  for (let i = 0; i < received.length; i += 2) {
+    const name = received[i]!;
+    if (name.charCodeAt(0) === 58 /* ':' */) continue;
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'te' && received[i + 1] === 'trailers') out.push('te', 'trailers');
+      continue;
+    }
+    if (name === 'host' || name === 'expect' || name === TARGET_PORT_HEADER || name === 'x-forwarded-for' || named?.has(name)) continue;
+    out.push(name, received[i + 1]!);
+  }
+  if (ctx.direction === 'outbound' && ctx.targetPort !== undefined) out.push(TARGET_PORT_HEADER, String(ctx.targetPort));
+  const client = normalizeAddress(ctx.clientAddress);
+  const prior = headers['x-forwarded-for'];
+  if (client) out.push('x-forwarded-for', prior ? `${prior}, ${client}` : client);
+  else if (prior) out.push('x-forwarded-for', String(prior));
+  if (!headers['x-forwarded-proto']) out.push('x-forwarded-proto', 'http');
+  if (!headers['x-request-id']) out.push('x-request-id', requestId());
+  return out;
+}
+
 /** Adds to `out` what this hop says about the request: target port, X-Forwarded-*, x-request-id. */
 function withForwarding(out: OutgoingHttpHeaders, headers: IncomingHttpHeaders, ctx: UpstreamHeaderContext): OutgoingHttpHeaders {
   if (ctx.direction === 'outbound' && ctx.targetPort !== undefined) out[TARGET_PORT_HEADER] = String(ctx.targetPort);

@@ -22,10 +22,11 @@ import type { H2ServerStream } from './h2-streams';
 import { H2_INTERNAL_ERROR } from './h2wire-errors';
 import type { Socket } from 'node:net';
 import type { Logger } from '@weft/api';
-import { TARGET_PORT_HEADER, type HttpListener, type ProxyConfig, type Route } from './config';
+import { TARGET_PORT_HEADER, type HttpListener, type MirrorPolicy, type ProxyConfig, type Route } from './config';
 import { applyFault, decideFault, isNoFault } from './fault-inject';
 import { forwardH2 } from './forward-h2';
-import { upstreamH2Headers } from './headers-http';
+import { upstreamH2Fields, upstreamH2Headers } from './headers-http';
+import type { H2Fields } from './h2wire-stream';
 import { traceH2, type ProxySpan } from './trace-span';
 import { resetStream } from './h2-limits';
 import { DEFAULT_MIRROR_TIMEOUT_MS, SHARED_MIRRORS, type RequestMirrors } from './mirror-http';
@@ -67,6 +68,8 @@ function fallbackDenials(log: Logger): AuthzDenials {
   if (!d) FALLBACK_DENIALS.set(log, (d = defaultDenials(log)));
   return d;
 }
+
+const NO_COPIES: readonly MirrorPolicy[] = [];
 
 /** gRPC status codes used here. */
 const GRPC = { DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, UNKNOWN: 2 } as const;
@@ -124,9 +127,10 @@ function serveStream(ctx: H2ListenerContext, stream: H2ServerStream, received: I
     logged.path = target.path;
   }
 
-  // A copy: the inbound target port is set on it as on an HTTP/1 request's headers.
-  const headers: IncomingHttpHeaders = { ...received };
+  // Inbound, a copy: the target port is set on it as on an HTTP/1 request's headers.
+  let headers = received;
   if (spec.direction === 'inbound' && ctx.originalDestination) {
+    headers = { ...received };
     const d = ctx.originalDestination(stream.session!.socket as Socket);
     if (d) headers[TARGET_PORT_HEADER] = String(d.port);
     else delete headers[TARGET_PORT_HEADER];
@@ -188,6 +192,12 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
     if (pick instanceof HttpProxyError) return fail(pick, done);
     req.rec?.to(backend.cluster, pick.endpoint);
     if (logged) logged.upstream = endpointKey(pick.endpoint);
+    const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? NO_COPIES;
+    // Without tracing or mirroring (neither reads them as an object) the upstream fields are built
+    // straight from the received ones (headers-http.ts `upstreamH2Fields`).
+    const flat = req.span === undefined && copies.length === 0;
+    const fieldsFor = (p: UpstreamPick): H2Fields =>
+      upstreamH2Fields(stream.fields, headers, { direction: spec.direction, clientAddress: stream.session.socket.remoteAddress, targetPort: p.endpoint.targetPort }, method, String(req.authority ?? target.host), target.path);
     const headersFor = (p: UpstreamPick): OutgoingHttpHeaders => {
       const out = upstreamH2Headers(
         headers,
@@ -199,8 +209,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
       return req.span ? req.span.h2Headers(out) : out;
     };
     const sessions = h2SessionsOf(ctx.pool);
-    const copies = route.mirrors?.filter((m) => Math.random() < m.fraction) ?? [];
-    const first = headersFor(pick);
+    const first = flat ? fieldsFor(pick) : headersFor(pick);
     forwardH2(
       stream,
       {
@@ -209,7 +218,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
         pick,
         // Retries pick their endpoint again, through the same balancer.
         repick: () => endpointStage(backend),
-        headersFor: (p) => (p === pick ? first : headersFor(p)),
+        headersFor: (p) => (p === pick ? first : flat ? fieldsFor(p) : headersFor(p)),
         method,
         timeoutMs,
         deadline,
@@ -222,7 +231,7 @@ function forwardStage(ctx: H2ListenerContext, req: H2Request, timeoutMs: number,
                 mirrorH2(
                   { mirrors: ctx.mirrors ?? SHARED_MIRRORS, sessions, snap, direction: spec.direction, timeoutMs: route.timeoutMs || DEFAULT_MIRROR_TIMEOUT_MS },
                   copies,
-                  first,
+                  first as OutgoingHttpHeaders,
                   body,
                 ),
               keepBodyBytes: route.retry?.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES,

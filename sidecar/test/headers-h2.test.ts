@@ -1,7 +1,8 @@
 // HTTP/2 header rewriting at the proxy hop (headers-http.ts), one pass each way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { downstreamH2Headers, upstreamH2Headers, upstreamRequestHeaders } from '../src/headers-http';
+import { downstreamH2Headers, upstreamH2Fields, upstreamH2Headers, upstreamRequestHeaders } from '../src/headers-http';
+import { fieldsToHeaders } from '../src/h2-streams';
 
 const received = {
   ':method': 'POST',
@@ -53,4 +54,22 @@ test('upstream HTTP/2 headers follow the HTTP/1 rules: the same non-pseudo field
 test('downstream HTTP/2 headers and trailers: pseudo and hop-by-hop dropped, :status set', () => {
   assert.deepEqual(downstreamH2Headers({ ':status': '200', 'content-type': 'application/grpc', connection: 'close', 'transfer-encoding': 'chunked' }, 200), { ':status': 200, 'content-type': 'application/grpc' });
   assert.deepEqual(downstreamH2Headers({ 'grpc-status': '0', 'grpc-message': '' }), { 'grpc-status': '0', 'grpc-message': '' });
+});
+
+test('upstream HTTP/2 fields built from the received fields are the same request as upstreamH2Headers gives, both directions, with or without a client address', () => {
+  const fields = Object.entries(received).flatMap(([k, v]) => [k, v]);
+  const pseudo = { ':method': 'POST', ':scheme': 'http', ':authority': 'svc:50051', ':path': '/pkg.Svc/Call' };
+  for (const ctx of [
+    { direction: 'outbound' as const, clientAddress: '::ffff:10.0.0.1', targetPort: 8080 },
+    { direction: 'inbound' as const, clientAddress: '10.0.0.2', targetPort: 8080 },
+    { direction: 'outbound' as const, clientAddress: undefined, targetPort: undefined },
+  ]) {
+    const flat = upstreamH2Fields(fields, received, ctx, 'POST', 'svc:50051', '/pkg.Svc/Call');
+    assert.deepEqual(fieldsToHeaders(flat), upstreamH2Headers(received, ctx, pseudo), JSON.stringify(ctx));
+    assert.deepEqual(flat.slice(0, 8), [':method', 'POST', ':scheme', 'http', ':authority', 'svc:50051', ':path', '/pkg.Svc/Call'], 'pseudo-headers first');
+  }
+  // Without an x-request-id one is added, once.
+  const { 'x-request-id': _rid, ...noId } = received;
+  const flat = upstreamH2Fields(Object.entries(noId).flatMap(([k, v]) => [k, v]), noId, { direction: 'outbound', clientAddress: '10.0.0.1', targetPort: undefined }, 'GET', 'a', '/');
+  assert.equal(flat.filter((f, i) => i % 2 === 0 && f === 'x-request-id').length, 1);
 });
